@@ -1,0 +1,306 @@
+"""The default ledger: one SQLite file in WAL mode, events hash-chained, leases beside them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coimprove.errors import LedgerError, NotALedgerError
+from coimprove.ledger.chain import GENESIS, verify_chain
+from coimprove.model import EventType, LedgerEvent, canonical_json, event_hash
+from coimprove.protocols import ChainReport
+
+FORMAT = "coimprove-ledger"
+SCHEMA_VERSION = "1"
+
+# Generated columns expose the event fields that measures group and filter by, so metrics are
+# plain SQL aggregates over `events` (and a Postgres schema can define the same columns).
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,
+    type       TEXT NOT NULL,
+    run_id     TEXT,
+    gate_id    TEXT,
+    actor      TEXT,
+    at         REAL NOT NULL,
+    data       TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    recorded   REAL NOT NULL,
+    verdict       TEXT GENERATED ALWAYS AS (json_extract(data, '$.verdict')) VIRTUAL,
+    reviewer_kind TEXT GENERATED ALWAYS AS (json_extract(data, '$.reviewer_kind')) VIRTUAL,
+    proposal_kind TEXT GENERATED ALWAYS AS (json_extract(data, '$.proposal_kind')) VIRTUAL,
+    policy        TEXT GENERATED ALWAYS AS (json_extract(data, '$.policy')) VIRTUAL,
+    outcome       TEXT GENERATED ALWAYS AS (json_extract(data, '$.outcome')) VIRTUAL,
+    canary        INTEGER GENERATED ALWAYS AS (json_extract(data, '$.hidden.canary')) VIRTUAL,
+    truth         TEXT GENERATED ALWAYS AS (json_extract(data, '$.hidden.truth')) VIRTUAL,
+    has_detail    INTEGER GENERATED ALWAYS AS (json_extract(data, '$.has_detail')) VIRTUAL,
+    min_review_s  REAL GENERATED ALWAYS AS (json_extract(data, '$.min_review_s')) VIRTUAL,
+    category      TEXT GENERATED ALWAYS AS (json_extract(data, '$.category')) VIRTUAL,
+    reason        TEXT GENERATED ALWAYS AS (json_extract(data, '$.reason')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS events_gate ON events (gate_id, type);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, type);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+CREATE TABLE IF NOT EXISTS leases (
+    key     TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+_COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
+
+
+def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
+    return LedgerEvent(
+        seq=row[0],
+        type=row[1],
+        run_id=row[2],
+        gate_id=row[3],
+        actor=row[4],
+        at=row[5],
+        data=json.loads(row[6]),
+        prev_hash=row[7],
+        hash=row[8],
+    )
+
+
+class _Tx:
+    """The writer handed out by `SqliteLedger.transaction()`."""
+
+    def __init__(self, ledger: SqliteLedger) -> None:
+        self._ledger = ledger
+        self._head: tuple[int, str] | None = None
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        types: Sequence[EventType] | None = None,
+        after_seq: int = 0,
+    ) -> list[LedgerEvent]:
+        return self._ledger._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
+
+    def append(
+        self,
+        type: EventType,
+        *,
+        at: float,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        conn = self._ledger._conn
+        if self._head is None:
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = (row[0], row[1]) if row else (0, GENESIS)
+        prev_seq, prev_hash = self._head
+        seq = prev_seq + 1
+        data_json = canonical_json(data or {})
+        at = float(at)
+        digest = event_hash(prev_hash, seq, type, run_id, gate_id, actor, at, data_json)
+        conn.execute(
+            "INSERT INTO events (seq, type, run_id, gate_id, actor, at, data, prev_hash, hash, "
+            "recorded) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (seq, type, run_id, gate_id, actor, at, data_json, prev_hash, digest, time.time()),
+        )
+        self._head = (seq, digest)
+        return LedgerEvent(
+            seq=seq,
+            type=type,
+            run_id=run_id,
+            gate_id=gate_id,
+            actor=actor,
+            at=at,
+            data=json.loads(data_json),
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+
+
+class SqliteLedger:
+    """Append-only, hash-chained events in one SQLite file (WAL; safe across processes)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise NotALedgerError(f"{self.path} is a directory, not a coimprove ledger file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+            )
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            raise NotALedgerError(f"{self.path} is not a coimprove ledger ({exc})") from exc
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where LangGraph checkpoints for this ledger's runs live (a sibling file)."""
+        return self.path.with_name(self.path.stem + ".checkpoints.db")
+
+    def _init_schema(self) -> None:
+        conn = self._conn
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise NotALedgerError(
+                f"{self.path} is an SQLite database but not a coimprove ledger "
+                f"(it has tables {sorted(tables)[:5]} and no coimprove metadata)"
+            )
+        if "meta" in tables:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != FORMAT:
+                raise NotALedgerError(f"{self.path} is not a coimprove ledger (format missing)")
+            if meta.get("schema") != SCHEMA_VERSION:
+                raise NotALedgerError(
+                    f"{self.path} has ledger schema {meta.get('schema')!r}; this coimprove reads "
+                    f"schema {SCHEMA_VERSION!r}"
+                )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if not tables:
+            with self._immediate():
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema', ?), ('head', ?)",
+                    (FORMAT, SCHEMA_VERSION, GENESIS),
+                )
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        """Serialised read-then-append: `BEGIN IMMEDIATE` makes concurrent writers queue."""
+        with self._immediate():
+            tx = _Tx(self)
+            yield tx
+            if tx._head is not None:
+                self._conn.execute("UPDATE meta SET value=? WHERE key='head'", (tx._head[1],))
+
+    def append(
+        self,
+        type: EventType,
+        *,
+        at: float,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        """Append one event in its own transaction."""
+        with self.transaction() as tx:
+            return tx.append(type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data)
+
+    def _select(
+        self,
+        *,
+        run_id: str | None,
+        gate_id: str | None,
+        types: Sequence[EventType] | None,
+        after_seq: int,
+    ) -> list[LedgerEvent]:
+        where = ["seq > ?"]
+        params: list[Any] = [after_seq]
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if gate_id is not None:
+            where.append("gate_id = ?")
+            params.append(gate_id)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        types: Sequence[EventType] | None = None,
+        after_seq: int = 0,
+    ) -> list[LedgerEvent]:
+        """Events in append order, filtered by run, gate, type and sequence."""
+        return self._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only SQL query (the connection refuses writes while it runs)."""
+        with self._lock:
+            self._conn.execute("PRAGMA query_only=ON")
+            try:
+                return [tuple(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger query failed: {exc}") from exc
+            finally:
+                self._conn.execute("PRAGMA query_only=OFF")
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def verify(self) -> ChainReport:
+        """Walk the chain from the genesis hash; report the first event that does not fit."""
+        with self._lock:
+            head = self._conn.execute("SELECT value FROM meta WHERE key='head'").fetchone()
+            cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+            return verify_chain(
+                ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
+                recorded_head=head[0] if head else None,
+            )
+
+    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease on `key` if it is free, expired or already ours (wall-clock TTL)."""
+        now = time.time()
+        with self._immediate():
+            row = self._conn.execute("SELECT owner, expires FROM leases WHERE key=?", (key,))
+            held = row.fetchone()
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._conn.execute(
+                "INSERT INTO leases (key, owner, expires) VALUES (?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires=excluded.expires",
+                (key, owner, now + ttl_s),
+            )
+            return True
+
+    def release_lease(self, key: str, owner: str) -> None:
+        with self._immediate():
+            self._conn.execute("DELETE FROM leases WHERE key=? AND owner=?", (key, owner))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

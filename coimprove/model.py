@@ -1,0 +1,282 @@
+"""Data that crosses a boundary: proposals, gate requests, decisions, outcomes, ledger events.
+
+Everything here is a pydantic model validated on the way in. Verdicts, kinds and event types
+are `Literal`s, so a typo is an error, not a silently ignored value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+Verdict = Literal["approve", "edit", "reject", "request_changes", "escalate"]
+"""What a reviewer can decide."""
+
+Outcome = Literal["approve", "edit", "reject", "request_changes", "escalate", "canary"]
+"""How a gate resolves. ``canary`` closes a planted round; the real proposal is shown next."""
+
+ReviewerKind = Literal["human", "scripted", "model"]
+Risk = Literal["low", "medium", "high", "critical"]
+Truth = Literal["sound", "flawed", "dead_end"]
+"""Hidden ground truth of a headless proposal; never shown to a reviewer."""
+
+EventType = Literal[
+    "run.started",
+    "run.finished",
+    "run.failed",
+    "gate.opened",
+    "gate.viewed",
+    "detail.viewed",
+    "gate.decided",
+    "gate.resolved",
+    "gate.timed_out",
+    "gate.escalated",
+    "gate.resumed",
+    "canary.revealed",
+    "effect.started",
+    "effect.finished",
+    "effect.failed",
+    "effect.interrupted",
+    "effect.reapproved",
+]
+
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+RISKS: tuple[str, ...] = get_args(Risk)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form every digest is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_digest(data: bytes) -> str:
+    """``"sha256:<hex>"`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def new_id(prefix: str = "") -> str:
+    """A short random id (12 hex digits), optionally prefixed."""
+    return prefix + uuid.uuid4().hex[:12]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Artifact(_Frozen):
+    """A file a proposal or result carries, identified by the digest of its bytes."""
+
+    name: str
+    media_type: str = "application/octet-stream"
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    content: str | None = None
+    """Small text content inline (a diff, a metrics JSON); large files go by ``uri``."""
+    uri: str | None = None
+
+    @classmethod
+    def from_text(cls, name: str, text: str, media_type: str = "text/plain") -> Artifact:
+        """An inline text artifact with its digest computed."""
+        data = text.encode()
+        return cls(
+            name=name, media_type=media_type, digest=sha256_digest(data), size=len(data), content=text
+        )
+
+
+class Proposal(_Frozen):
+    """What an agent proposes and a gate shows. Its `digest` binds an approval to its content."""
+
+    id: str = Field(default_factory=lambda: new_id("p-"))
+    kind: str = Field(min_length=1, description="idea, code, experiment, benchmark_item, …")
+    title: str = Field(min_length=1)
+    body: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    artifacts: tuple[Artifact, ...] = ()
+    author: str = Field(min_length=1, description="who proposed it: an agent id or a person")
+    risk: Risk = "low"
+    tags: tuple[str, ...] = ()
+    commit: str | None = Field(default=None, description="git commit SHA the proposal is about")
+    revises: str | None = Field(default=None, description="id of the proposal this one revises")
+    truth: Truth | None = Field(
+        default=None,
+        description="hidden ground truth for headless studies; not in the digest, never shown",
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def digest(self) -> str:
+        """sha256 over the canonical JSON of everything a reviewer sees."""
+        shown = {
+            "kind": self.kind,
+            "title": self.title,
+            "body": self.body,
+            "payload": self.payload,
+            "artifacts": [(a.name, a.digest) for a in self.artifacts],
+            "author": self.author,
+            "risk": self.risk,
+            "tags": list(self.tags),
+            "commit": self.commit,
+        }
+        return sha256_digest(canonical_json(shown).encode())
+
+    @property
+    def has_detail(self) -> bool:
+        """Whether there is more to open than the summary (a diff, artifacts, a payload)."""
+        return bool(self.artifacts or self.commit or self.payload or len(self.body) > 280)
+
+    @property
+    def size(self) -> int:
+        """Bytes a reviewer would have to read: body, payload and inline artifacts."""
+        inline = sum(len(a.content or "") for a in self.artifacts)
+        return len(self.body) + len(canonical_json(self.payload)) + inline
+
+    def public(self) -> Proposal:
+        """The proposal as a reviewer may see it (hidden ground truth removed)."""
+        return self if self.truth is None else self.model_copy(update={"truth": None})
+
+    def edited(self, payload: dict[str, Any], *, editor: str) -> Proposal:
+        """A copy with a replaced payload (a new digest); the original stays on record."""
+        return self.model_copy(
+            update={
+                "payload": payload,
+                "id": new_id("p-"),
+                "revises": self.id,
+                "tags": (*self.tags, f"edited-by:{editor}"),
+            }
+        )
+
+    @classmethod
+    def from_state(cls, data: Any) -> Proposal:
+        """Rebuild from the dict form stored in graph state (the digest field is recomputed)."""
+        if isinstance(data, Proposal):
+            return data
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a proposal dict, got {type(data).__name__}")
+        return cls.model_validate({k: v for k, v in data.items() if k != "digest"})
+
+
+class Requirement(_Frozen):
+    """What the policy demands of one gate, resolved when the gate opens (a snapshot)."""
+
+    policy: str
+    rule: str
+    roles: tuple[str, ...]
+    quorum: int = Field(ge=1)
+    reviewer_kinds: tuple[ReviewerKind, ...]
+    allowed: tuple[Verdict, ...]
+    timeout_s: float | None
+    on_timeout: Literal["reject", "escalate"]
+    min_review_seconds: float
+    escalation: tuple[str, ...]
+    level: int = Field(default=0, ge=0, description="0 = first line; n = n-th escalation")
+
+    @property
+    def describe(self) -> str:
+        """E.g. ``quorum 2 · roles reviewer`` — what the queue shows."""
+        return f"quorum {self.quorum} · roles {','.join(self.roles)}"
+
+
+class GateRequest(_Frozen):
+    """What a reviewer is asked to decide. Contains nothing hidden (no truth, no canary flag)."""
+
+    gate_id: str
+    run_id: str
+    graph: str
+    gate: str = Field(description="gate node name")
+    round: int = Field(ge=1)
+    category: str | None = Field(default=None, description="collaboration category tag")
+    proposal: Proposal
+    requirement: Requirement
+    feedback: str | None = Field(default=None, description="note from the previous round")
+    opened_at: float = 0.0
+
+    @property
+    def digest(self) -> str:
+        return self.proposal.digest
+
+
+class ViewEvent(_Frozen):
+    """A reviewer looked at a gate (``gate``) or opened its detail/diff (``detail``)."""
+
+    what: Literal["gate", "detail"]
+    at: float
+
+
+class Decision(_Frozen):
+    """One reviewer's decision on one gate, bound to the digest that reviewer saw."""
+
+    verdict: Verdict
+    reviewer: str = Field(min_length=1)
+    reviewer_kind: ReviewerKind = "human"
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    note: str = ""
+    edited_payload: dict[str, Any] | None = None
+    role: str | None = Field(default=None, description="the role the reviewer acts in")
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def _dashes(cls, v: Any) -> Any:
+        return v.replace("-", "_") if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Decision:
+        if self.verdict == "edit" and self.edited_payload is None:
+            raise ValueError("an 'edit' decision needs edited_payload")
+        if self.verdict != "edit" and self.edited_payload is not None:
+            raise ValueError(f"edited_payload is only allowed with 'edit', not {self.verdict!r}")
+        if self.verdict == "request_changes" and not self.note.strip():
+            raise ValueError("'request_changes' needs a note telling the agent what to change")
+        return self
+
+
+class Review(_Frozen):
+    """What a reviewer produced for one gate: its views (timed) and its decision."""
+
+    views: tuple[ViewEvent, ...] = ()
+    decision: Decision
+    decided_at: float | None = None
+
+
+class GateOutcome(_Frozen):
+    """How a gate resolved: the value a paused gate is resumed with."""
+
+    gate_id: str
+    outcome: Outcome
+    digest: str = Field(description="digest the outcome applies to (the edited one after edit)")
+    proposal: Proposal | None = Field(default=None, description="the proposal to act on")
+    note: str = ""
+    reason: Literal["decision", "timeout", "canary"] = "decision"
+    reviewers: tuple[str, ...] = ()
+
+
+class LedgerEvent(_Frozen):
+    """One append-only, hash-chained event."""
+
+    seq: int
+    type: EventType
+    run_id: str | None = None
+    gate_id: str | None = None
+    actor: str | None = None
+    at: float = Field(description="time on the run's clock (simulated in headless runs)")
+    data: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+def event_hash(
+    prev_hash: str,
+    seq: int,
+    type_: str,
+    run_id: str | None,
+    gate_id: str | None,
+    actor: str | None,
+    at: float,
+    data_json: str,
+) -> str:
+    """The chain hash of one event: sha256 over the previous hash and the event's fields."""
+    body = canonical_json([prev_hash, seq, type_, run_id, gate_id, actor, repr(at), data_json])
+    return hashlib.sha256(body.encode()).hexdigest()

@@ -1,0 +1,208 @@
+"""Policies: who must approve what, how many, how fast, and what happens when nobody does.
+
+A policy is YAML validated into pydantic. Rules are tried in order; the first whose `match`
+fits the proposal (kind, risk, tags) sets the gate's requirement, falling back to `defaults`.
+
+```yaml
+name: strict
+reviewers: {"alice": [reviewer, lead], "*": [reviewer]}
+defaults: {roles: [reviewer], quorum: 1, min_review_seconds: 20, escalation: [lead]}
+rules:
+  - name: code-needs-two
+    match: {kind: [code, experiment]}
+    quorum: 2
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coimprove._resources import builtin_dir, builtin_names
+from coimprove._yaml import load_yaml_model
+from coimprove.errors import PolicyError
+from coimprove.model import Proposal, Requirement, ReviewerKind, Risk, Verdict
+
+_ALL_VERDICTS: tuple[Verdict, ...] = ("approve", "edit", "reject", "request_changes", "escalate")
+_ALL_KINDS: tuple[ReviewerKind, ...] = ("human", "scripted", "model")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which proposals a rule applies to. Empty lists match everything."""
+
+    kind: tuple[str, ...] = ()
+    risk: tuple[Risk, ...] = ()
+    tags_any: tuple[str, ...] = ()
+    graph: tuple[str, ...] = ()
+    gate: tuple[str, ...] = ()
+
+    def fits(self, proposal: Proposal, *, graph: str, gate: str) -> bool:
+        return (
+            (not self.kind or proposal.kind in self.kind)
+            and (not self.risk or proposal.risk in self.risk)
+            and (not self.tags_any or bool(set(self.tags_any) & set(proposal.tags)))
+            and (not self.graph or graph in self.graph)
+            and (not self.gate or gate in self.gate)
+        )
+
+
+class Settings(_Strict):
+    """Everything a rule can set. In `rules`, unset fields inherit from `defaults`."""
+
+    roles: tuple[str, ...] | None = Field(default=None, min_length=1)
+    quorum: int | None = Field(default=None, ge=1, le=20)
+    reviewer_kinds: tuple[ReviewerKind, ...] | None = Field(default=None, min_length=1)
+    allow: tuple[Verdict, ...] | None = Field(default=None, min_length=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    on_timeout: Literal["reject", "escalate"] | None = Field(
+        default=None, description="fail closed: a timed-out gate is never approved"
+    )
+    min_review_seconds: float | None = Field(default=None, ge=0)
+    review_seconds_per_kb: float | None = Field(default=None, ge=0)
+    escalation: tuple[str, ...] | None = None
+    canary_rate: float | None = Field(default=None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _must_decide(self) -> Settings:
+        if self.allow is not None and not {"approve", "reject"} <= set(self.allow):
+            raise ValueError("allow must include at least approve and reject")
+        return self
+
+
+_BASE = Settings(
+    roles=("reviewer",),
+    quorum=1,
+    reviewer_kinds=_ALL_KINDS,
+    allow=_ALL_VERDICTS,
+    timeout_s=None,
+    on_timeout="reject",
+    min_review_seconds=10.0,
+    review_seconds_per_kb=0.0,
+    escalation=(),
+    canary_rate=0.0,
+)
+
+
+class Rule(Settings):
+    """A named override for the proposals its `match` selects."""
+
+    name: str = Field(min_length=1)
+    match: Match = Match()
+
+
+class Policy(_Strict):
+    """A validated policy. Load with `load_policy`."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    reviewers: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: {"*": ("reviewer",)},
+        description="reviewer id (or fnmatch pattern) -> roles it holds",
+    )
+    defaults: Settings = Settings()
+    rules: tuple[Rule, ...] = ()
+
+    @model_validator(mode="after")
+    def _roles_are_held(self) -> Policy:
+        held = {role for roles in self.reviewers.values() for role in roles}
+        for where, settings in [("defaults", self.defaults)] + [
+            (f"rules.{i}", r) for i, r in enumerate(self.rules)
+        ]:
+            merged = self._merge(settings)
+            for field in ("roles", "escalation"):
+                for role in getattr(merged, field) or ():
+                    if role not in held:
+                        at = f"{where}.{field}" if getattr(settings, field) else f"defaults.{field}"
+                        raise ValueError(
+                            f"@{at}: role {role!r} is held by no reviewer (add it under "
+                            "`reviewers:`), so gates needing it could never be decided"
+                        )
+        names = [r.name for r in self.rules]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            at = names.index(sorted(dupes)[0], names.index(sorted(dupes)[0]) + 1)
+            raise ValueError(f"@rules.{at}.name: rule names must be unique; repeated: {sorted(dupes)}")
+        return self
+
+    def _merge(self, settings: Settings) -> Settings:
+        base = _BASE.model_dump()
+        for layer in (self.defaults, settings):
+            base.update({k: v for k, v in layer.model_dump(exclude={"name", "match"}).items()
+                         if v is not None and k in base})
+        return Settings(**base)
+
+    def rule_for(self, proposal: Proposal, *, graph: str = "", gate: str = "") -> tuple[str, Settings]:
+        """The name and merged settings of the first rule matching `proposal`."""
+        for rule in self.rules:
+            if rule.match.fits(proposal, graph=graph, gate=gate):
+                return rule.name, self._merge(rule)
+        return "defaults", self._merge(self.defaults)
+
+    def requirement(
+        self, proposal: Proposal, *, graph: str = "", gate: str = "", level: int = 0
+    ) -> Requirement:
+        """Resolve what a gate on `proposal` requires, at escalation `level`."""
+        rule, s = self.rule_for(proposal, graph=graph, gate=gate)
+        escalation = s.escalation or ()
+        if level > len(escalation):
+            raise PolicyError(
+                f"policy {self.name!r} rule {rule!r}: no escalation level {level} "
+                f"(chain has {len(escalation)})"
+            )
+        roles = (s.roles or ("reviewer",)) if level == 0 else (escalation[level - 1],)
+        scaled = (s.min_review_seconds or 0.0) + (s.review_seconds_per_kb or 0.0) * (
+            proposal.size / 1024
+        )
+        return Requirement(
+            policy=self.name,
+            rule=rule,
+            roles=tuple(roles),
+            quorum=s.quorum or 1,
+            reviewer_kinds=s.reviewer_kinds or _ALL_KINDS,
+            allowed=s.allow or _ALL_VERDICTS,
+            timeout_s=s.timeout_s,
+            on_timeout=s.on_timeout or "reject",
+            min_review_seconds=round(scaled, 3),
+            escalation=escalation,
+            level=level,
+        )
+
+    def canary_rate(self, proposal: Proposal, *, graph: str = "", gate: str = "") -> float:
+        """The share of this gate's openings that show a planted flaw first (hidden)."""
+        return self.rule_for(proposal, graph=graph, gate=gate)[1].canary_rate or 0.0
+
+    def roles_of(self, reviewer: str) -> set[str]:
+        """Roles `reviewer` holds: the union over every matching id or pattern."""
+        roles: set[str] = set()
+        for pattern, granted in self.reviewers.items():
+            if fnmatch.fnmatchcase(reviewer, pattern):
+                roles.update(granted)
+        return roles
+
+
+def load_policy(ref: str | Path) -> Policy:
+    """Load a policy from a YAML path or a built-in name (`default`, `strict`, `canary`, …)."""
+    path = Path(ref)
+    if not path.exists() and isinstance(ref, str) and "/" not in ref and not ref.endswith(".yaml"):
+        path = builtin_dir("policies") / f"{ref}.yaml"
+        if not path.exists():
+            raise PolicyError(
+                f"no policy file {ref!r} and no built-in policy of that name "
+                f"(built-in: {', '.join(builtin_names('policies'))})"
+            )
+    if not path.is_file():
+        raise PolicyError(f"{path}: no such policy file")
+    return load_yaml_model(Policy, path, error=PolicyError)
+
+
+def policy_from_yaml(text: str, *, source: str = "<string>") -> Policy:
+    """Validate policy YAML given as text (errors name `source` and the line)."""
+    return load_yaml_model(Policy, source, error=PolicyError, text=text)

@@ -1,0 +1,138 @@
+"""The swappable parts, as Protocols: clocks, ledgers and reviewers.
+
+Implementations live in their own layers (`coimprove.ledger`, `coimprove.reviewers`); anything
+that has these methods can stand in for them, including a user's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from coimprove.model import EventType, GateRequest, LedgerEvent, ReviewerKind, Review, Truth
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where event times come from: the wall clock, or a simulated one in headless runs."""
+
+    def now(self) -> float:
+        """Seconds since the epoch (or since the simulation began)."""
+        ...
+
+
+class WallClock:
+    """Real time (``time.time()``)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class LedgerReader(Protocol):
+    """Read access to the event log."""
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        types: Sequence[EventType] | None = None,
+        after_seq: int = 0,
+    ) -> list[LedgerEvent]:
+        """Events in append order, filtered."""
+        ...
+
+
+class LedgerWriter(LedgerReader, Protocol):
+    """Read and append inside one serialised transaction."""
+
+    def append(
+        self,
+        type: EventType,
+        *,
+        at: float,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        """Append one hash-chained event."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of verifying a ledger's hash chain."""
+
+    ok: bool
+    events: int
+    head: str
+    problem: str | None = None
+    bad_seq: int | None = None
+
+
+@runtime_checkable
+class Ledger(LedgerWriter, Protocol):
+    """An append-only, tamper-evident event store (SQLite by default)."""
+
+    def transaction(self) -> AbstractContextManager[LedgerWriter]:
+        """A write transaction: reads inside it see a stable ledger; appends commit together."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only SQL aggregate over the events (used by `coimprove.metrics`)."""
+        ...
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest event (0 if empty): a cheap change detector."""
+        ...
+
+    def verify(self) -> ChainReport:
+        """Recompute the hash chain and report the first broken event."""
+        ...
+
+    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease on `key` (a run); False if another owner holds it."""
+        ...
+
+    def release_lease(self, key: str, owner: str) -> None:
+        """Give up the lease if `owner` holds it."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """What a reviewer knows besides the request.
+
+    ``truth`` and ``canary`` are filled only in headless simulations, where a scripted reviewer
+    needs the ground truth to simulate catching flaws; front ends for people never see them.
+    """
+
+    clock: Clock
+    queue_length: int = 0
+    session_elapsed_s: float = 0.0
+    gates_reviewed: int = 0
+    truth: Truth | None = None
+    canary: bool = False
+
+
+@runtime_checkable
+class Reviewer(Protocol):
+    """Anything that can answer a gate: the TUI, the CLI, a scripted profile, a model."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> ReviewerKind: ...
+
+    async def review(self, request: GateRequest, context: ReviewContext) -> Review:
+        """Look at the request (emitting timed views) and decide."""
+        ...

@@ -1,0 +1,169 @@
+"""Tar streams in and out of sandboxes, with everything coming out treated as hostile.
+
+In: `pack_files` builds a tar (PAX, UTF-8 names) from a relative-path → bytes map after checking
+every name. Out: `unpack_files` reads a tar *as a stream*, keeps regular files only (no symlinks,
+hardlinks, devices, absolute or `..` names), caps total bytes and file count, and never extracts
+to disk by itself; `write_tree` writes a checked map under a host directory without following
+links.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, Field
+
+from coimprove.sandbox.errors import ArchiveError
+
+MAX_NAME_BYTES = 4096
+
+
+def safe_relpath(name: str) -> str:
+    """Return `name` normalized as a safe relative POSIX path, or raise `ArchiveError`.
+
+    Refused: empty names, absolute paths, `..` components, NUL or control bytes, backslashes.
+    """
+    if not name or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise ArchiveError(f"unsafe path {name!r}: empty or too long")
+    if any(ord(c) < 32 or c == "\x7f" for c in name) or "\\" in name:
+        raise ArchiveError(f"unsafe path {name!r}: control character or backslash")
+    if name.startswith("/"):
+        raise ArchiveError(f"unsafe path {name!r}: absolute")
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if not parts:
+        raise ArchiveError(f"unsafe path {name!r}: names no file")
+    if ".." in parts:
+        raise ArchiveError(f"unsafe path {name!r}: contains '..'")
+    return "/".join(parts)
+
+
+def pack_files(
+    files: Mapping[str, bytes], *, executable: Iterable[str] = (), mtime: int = 0
+) -> bytes:
+    """A tar archive holding `files` (names checked), parent directories included."""
+    execs = {safe_relpath(p) for p in executable}
+    clean: dict[str, bytes] = {}
+    for name, data in files.items():
+        rel = safe_relpath(name)
+        if rel in clean:
+            raise ArchiveError(f"duplicate path {rel!r}")
+        clean[rel] = bytes(data)
+    unknown = execs - clean.keys()
+    if unknown:
+        raise ArchiveError(f"executable paths not among the files: {sorted(unknown)}")
+    dirs = sorted(
+        {str(parent) for rel in clean for parent in PurePosixPath(rel).parents if str(parent) != "."}
+    )
+    clash = set(dirs) & clean.keys()
+    if clash:
+        raise ArchiveError(f"paths used both as file and directory: {sorted(clash)}")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.mtime = mtime
+            tar.addfile(info)
+        for rel, data in sorted(clean.items()):
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            info.mode = 0o755 if rel in execs else 0o644
+            info.mtime = mtime
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Unpacked(BaseModel):
+    """Files accepted from an untrusted archive, and what was refused and why."""
+
+    files: dict[str, bytes] = Field(default_factory=dict)
+    executable: set[str] = Field(default_factory=set)
+    rejected: dict[str, str] = Field(default_factory=dict, description="name → reason")
+
+
+def unpack_files(
+    data: bytes | io.RawIOBase | io.BufferedIOBase,
+    *,
+    max_bytes: int = 64 << 20,
+    max_files: int = 10_000,
+    strip_prefix: str = "",
+) -> Unpacked:
+    """Read an untrusted tar stream into memory: regular files only, names checked, capped.
+
+    Raises `ArchiveError` when the total size of accepted files would exceed `max_bytes` or
+    there are more than `max_files` members, or the stream is not a valid tar.
+    """
+    fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    out = Unpacked()
+    total = 0
+    members = 0
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|", encoding="utf-8") as tar:
+            for info in tar:
+                members += 1
+                if members > max_files:
+                    raise ArchiveError(f"archive has more than {max_files} members")
+                name = info.name
+                if strip_prefix and name.startswith(strip_prefix):
+                    name = name[len(strip_prefix):]
+                if info.isdir():
+                    continue
+                try:
+                    rel = safe_relpath(name)
+                except ArchiveError as err:
+                    out.rejected[name] = str(err)
+                    continue
+                if not info.isreg():
+                    out.rejected[rel] = f"not a regular file (tar type {info.type!r})"
+                    continue
+                if rel in out.files:
+                    out.rejected[rel] = "duplicate member"
+                    continue
+                total += info.size
+                if total > max_bytes:
+                    raise ArchiveError(f"archive holds more than {max_bytes} bytes of files")
+                member = tar.extractfile(info)
+                if member is None:  # pragma: no cover - regular files always have data
+                    out.rejected[rel] = "no data"
+                    continue
+                content = member.read(info.size + 1)
+                if len(content) != info.size:
+                    raise ArchiveError(f"member {rel!r} is shorter or longer than its header")
+                out.files[rel] = content
+                if info.mode & 0o111:
+                    out.executable.add(rel)
+    except tarfile.TarError as err:
+        raise ArchiveError(f"invalid tar stream: {err}") from err
+    return out
+
+
+def write_tree(root: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write `files` under the host directory `root` without following any symlink.
+
+    Each name is checked; every parent must be a real directory inside `root`; files are created
+    with O_NOFOLLOW and never overwrite a symlink. Returns the written paths.
+    """
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, data in files.items():
+        rel = safe_relpath(name)
+        target = root.joinpath(*rel.split("/"))
+        parent = root
+        for part in rel.split("/")[:-1]:
+            parent = parent / part
+            if parent.is_symlink():
+                raise ArchiveError(f"refusing to write through symlink {parent}")
+            parent.mkdir(exist_ok=True)
+        if target.is_symlink():
+            raise ArchiveError(f"refusing to overwrite symlink {target}")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        written.append(target)
+    return written
