@@ -106,6 +106,19 @@ class Proposal(_Frozen):
         description="hidden ground truth for headless studies; not in the digest, never shown",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_claimed_digest(cls, data: Any, handler: Any) -> Any:
+        """A stored proposal carries its digest; it must still match the content."""
+        claimed = None
+        if isinstance(data, dict) and "digest" in data:
+            data = dict(data)
+            claimed = data.pop("digest")
+        obj = handler(data)
+        if claimed is not None and claimed != obj.digest:
+            raise ValueError(f"digest {claimed} does not match the content ({obj.digest})")
+        return obj
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def digest(self) -> str:
@@ -156,7 +169,7 @@ class Proposal(_Frozen):
             return data
         if not isinstance(data, dict):
             raise TypeError(f"expected a proposal dict, got {type(data).__name__}")
-        return cls.model_validate({k: v for k, v in data.items() if k != "digest"})
+        return cls.model_validate(data)
 
 
 class Requirement(_Frozen):
@@ -192,6 +205,9 @@ class GateRequest(_Frozen):
     proposal: Proposal
     requirement: Requirement
     feedback: str | None = Field(default=None, description="note from the previous round")
+    payload_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON schema an edited payload must satisfy"
+    )
     opened_at: float = 0.0
 
     @property
@@ -251,6 +267,7 @@ class GateOutcome(_Frozen):
     note: str = ""
     reason: Literal["decision", "timeout", "canary"] = "decision"
     reviewers: tuple[str, ...] = ()
+    agent: str | None = Field(default=None, description="the agent node that proposed it")
 
 
 class LedgerEvent(_Frozen):

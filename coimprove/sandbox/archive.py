@@ -56,7 +56,7 @@ def pack_files(
     if unknown:
         raise ArchiveError(f"executable paths not among the files: {sorted(unknown)}")
     dirs = sorted(
-        {str(parent) for rel in clean for parent in PurePosixPath(rel).parents if str(parent) != "."}
+        {str(p) for rel in clean for p in PurePosixPath(rel).parents if str(p) != "."}
     )
     clash = set(dirs) & clean.keys()
     if clash:

@@ -102,7 +102,7 @@ class Sandbox(Protocol):
         self,
         cmd: Command,
         *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - enforced by killing inside the box
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
     ) -> ExecResult:

@@ -1,0 +1,1 @@
+"""coimprove: AI research workflows with mandatory, measured human checkpoints."""

@@ -1,0 +1,140 @@
+"""Effect nodes: the only place consequences happen, and only with an approval in hand.
+
+An effect checks its approval against the ledger (not just the graph edge that led to it) and
+runs at most once per approval: ``effect.started`` is recorded before the function runs and
+``effect.finished`` (with the state update it returned) after. On a re-run of the node
+(LangGraph is at-least-once) a finished effect returns its recorded update without running; one
+that started but never finished is marked interrupted and runs again only if it was declared
+idempotent or a reviewer re-approved it (``coimprove resume --reapprove``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterruptedError
+from coimprove.gates import NodeRole, load_gate
+from coimprove.model import GateOutcome, Proposal
+from coimprove.protocols import Ledger
+from coimprove.state import GatedState, run_context
+
+EFFECT_EVENTS = ("effect.started", "effect.finished", "effect.failed", "effect.interrupted",
+                 "effect.reapproved")
+
+
+@dataclass(frozen=True)
+class Approved:
+    """What an effect function receives: the approved proposal and the approval's identity."""
+
+    gate_id: str
+    digest: str
+    proposal: Proposal
+    outcome: GateOutcome
+    key: str
+    """Idempotency key ``<gate id>/<effect name>``: pass it to external systems that dedupe."""
+    attempt: int
+
+
+EffectFn = Callable[[Any, Approved], "dict[str, Any] | None | Awaitable[dict[str, Any] | None]"]
+
+
+def verify_approval(ledger: Ledger, state: GatedState, gate: str, effect: str) -> GateOutcome:
+    """The approval `effect` may act on, checked against the state *and* the ledger."""
+    raw = (state.get("approvals") or {}).get(gate)
+    if raw is None:
+        raise ApprovalRequiredError(
+            f"effect {effect!r} needs an approval from gate {gate!r} and the run has none "
+            "(a path skipped the gate, or the gate did not approve)"
+        )
+    outcome = GateOutcome.model_validate(raw)
+    if outcome.outcome not in ("approve", "edit") or outcome.proposal is None:
+        raise ApprovalRequiredError(f"effect {effect!r}: gate {gate!r} did not approve")
+    if outcome.proposal.digest != outcome.digest:
+        raise ApprovalRequiredError(
+            f"effect {effect!r}: the approved proposal does not match the digest approved"
+        )
+    if outcome.agent is not None:
+        current = (state.get("proposals") or {}).get(outcome.agent)
+        if current is None or Proposal.from_state(current).digest != outcome.digest:
+            raise ApprovalRequiredError(
+                f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
+                f"{outcome.gate_id!r} approved it; it must pass the gate again"
+            )
+    record = load_gate(ledger, outcome.gate_id)
+    settled = record.outcome
+    if record.hidden.get("canary"):
+        raise ApprovalRequiredError(f"effect {effect!r}: gate {outcome.gate_id!r} was a canary")
+    if settled is None or settled.outcome not in ("approve", "edit") or (
+        settled.digest != outcome.digest
+    ):
+        raise ApprovalRequiredError(
+            f"effect {effect!r}: the ledger has no approval of digest {outcome.digest[:19]}… "
+            f"at gate {outcome.gate_id!r}"
+        )
+    return outcome
+
+
+class EffectNode:
+    """The node an effect compiles to. Use `coimprove.add_effect` in your own graph."""
+
+    __coimprove_role__: NodeRole = "effect"
+
+    def __init__(self, name: str, fn: EffectFn, *, gate: str, idempotent: bool = False) -> None:
+        self.name, self.fn, self.gate, self.idempotent = name, fn, gate, idempotent
+        self.__name__ = f"effect:{name}"
+
+    async def __call__(self, state: GatedState) -> dict[str, Any]:
+        ctx = run_context()
+        ledger = ctx.ledger
+        outcome = verify_approval(ledger, state, self.gate, self.name)
+        key = f"{outcome.gate_id}/{self.name}"
+        mine = [e for e in ledger.events(gate_id=outcome.gate_id, types=EFFECT_EVENTS)
+                if e.data.get("effect") == self.name]
+        for event in mine:
+            if event.type == "effect.finished":
+                return dict(event.data["update"])
+        started = max((e.data["attempt"] for e in mine if e.type == "effect.started"), default=0)
+        ended = {e.data["attempt"] for e in mine
+                 if e.type in ("effect.failed", "effect.interrupted")}
+        common = {"run_id": ctx.run_id, "gate_id": outcome.gate_id}
+        if started and started not in ended:
+            ledger.append("effect.interrupted", at=ctx.clock.now(), **common,
+                          data={"effect": self.name, "attempt": started, "key": key})
+        if started:
+            reapproved = any(e.type == "effect.reapproved" and e.data["attempt"] == started
+                             for e in mine)
+            if not (self.idempotent or reapproved):
+                raise EffectInterruptedError(
+                    f"effect {self.name!r} (key {key}) started attempt {started} and never "
+                    "finished; it is not declared idempotent, so it will not run again without "
+                    f"a fresh approval: coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
+                )
+        attempt = started + 1
+        ledger.append("effect.started", at=ctx.clock.now(), **common,
+                      data={"effect": self.name, "attempt": attempt, "key": key,
+                            "digest": outcome.digest})
+        approved = Approved(outcome.gate_id, outcome.digest, outcome.proposal, outcome, key,
+                            attempt)  # type: ignore[arg-type]
+        try:
+            result = self.fn(state, approved)
+            if inspect.isawaitable(result):
+                result = await result
+            update = dict(result or {})
+            json.dumps(update)
+        except Exception as exc:
+            ledger.append("effect.failed", at=ctx.clock.now(), **common,
+                          data={"effect": self.name, "attempt": attempt, "key": key,
+                                "error": f"{type(exc).__name__}: {exc}"})
+            if isinstance(exc, TypeError | ValueError) and "JSON" in str(exc):
+                raise CoimproveError(
+                    f"effect {self.name!r} must return a JSON-serialisable state update: {exc}"
+                ) from exc
+            raise
+        ledger.append("effect.finished", at=ctx.clock.now(), **common,
+                      data={"effect": self.name, "attempt": attempt, "key": key,
+                            "update": update})
+        return update

@@ -1,0 +1,463 @@
+"""Gate nodes and the rules for deciding them.
+
+A gate node is pure up to its single ``interrupt()``: it reads the proposal, resolves the policy
+requirement and (sometimes) swaps in a canary, then pauses. LangGraph re-runs it from the top
+on resume, so everything before the interrupt is deterministic in the run id and round.
+
+Deciding happens outside the graph: `record_decision` validates a `Decision` against the gate's
+ledger record inside one ledger transaction and, when the gate is settled (quorum reached,
+rejected, sent back, escalated, or a canary decided), appends ``gate.resolved`` with the
+`GateOutcome` that the runner later resumes the paused thread with.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema
+from langgraph.graph import END
+from langgraph.types import Command, interrupt
+
+from coimprove.errors import (
+    DigestMismatchError,
+    DuplicateReviewerError,
+    GateClosedError,
+    InvalidDecisionError,
+    ReviewerNotAllowedError,
+    SelfApprovalError,
+    UnknownGateError,
+)
+from coimprove.model import (
+    Decision,
+    GateOutcome,
+    GateRequest,
+    LedgerEvent,
+    Outcome,
+    Proposal,
+    ViewEvent,
+)
+from coimprove.protocols import Ledger, LedgerReader, LedgerWriter
+from coimprove.state import GatedState, run_context
+
+ROLE_ATTR = "__coimprove_role__"
+"""Attribute marking a node callable as ``agent``, ``gate`` or ``effect``."""
+
+NodeRole = Literal["agent", "gate", "effect"]
+
+
+def gate_id_for(run_id: str, gate: str, round_: int) -> str:
+    """Gate ids are readable and stable across re-runs: ``<run>.<gate>.<round>``."""
+    return f"{run_id}.{gate}.{round_}"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Where a gate reads its proposal and where each outcome leads."""
+
+    name: str
+    proposal_from: str
+    on_approve: str
+    on_reject: str = END
+    category: str | None = None
+    payload_schema: dict[str, Any] | None = None
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """Every node a `Command` from this gate can go to (declared to LangGraph)."""
+        return tuple(dict.fromkeys((self.on_approve, self.on_reject, self.proposal_from, self.name)))
+
+
+class GateNode:
+    """The node a gate compiles to. Use `coimprove.add_gate` to put one in your own graph."""
+
+    __coimprove_role__: NodeRole = "gate"
+
+    def __init__(self, spec: GateSpec) -> None:
+        self.spec = spec
+        self.__name__ = f"gate:{spec.name}"
+
+    async def __call__(self, state: GatedState) -> Command[str]:
+        spec, ctx = self.spec, run_context()
+        raw = (state.get("proposals") or {}).get(spec.proposal_from)
+        if raw is None:
+            raise InvalidDecisionError(
+                f"gate {spec.name!r}: agent {spec.proposal_from!r} has not proposed anything"
+            )
+        proposal = Proposal.from_state(raw)
+        round_ = (state.get("gate_rounds") or {}).get(spec.name, 0) + 1
+        level = (state.get("gate_levels") or {}).get(spec.name, 0)
+        last_canary = (state.get("gate_canary") or {}).get(spec.name, -1)
+        gate_id = gate_id_for(ctx.run_id, spec.name, round_)
+        requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=spec.name, level=level)
+
+        hidden: dict[str, Any] = {"canary": False, "truth": proposal.truth}
+        shown = proposal
+        rate = ctx.policy.canary_rate(proposal, graph=ctx.graph, gate=spec.name)
+        if rate > 0 and ctx.canaries is not None and last_canary != round_ - 1:
+            rng = random.Random(f"{ctx.seed}:{gate_id}")
+            if rng.random() < rate and (made := ctx.canaries.mutate(proposal, rng)) is not None:
+                shown, mutation = made
+                hidden = {
+                    "canary": True,
+                    "mutation": mutation,
+                    "truth": "flawed",
+                    "original_digest": proposal.digest,
+                }
+
+        feedback = (state.get("feedback") or {}).get(spec.proposal_from)
+        request = GateRequest(
+            gate_id=gate_id,
+            run_id=ctx.run_id,
+            graph=ctx.graph,
+            gate=spec.name,
+            round=round_,
+            category=spec.category,
+            proposal=shown.public(),
+            requirement=requirement,
+            feedback=feedback.get("note") if isinstance(feedback, dict) else None,
+            payload_schema=spec.payload_schema,
+        )
+        eligible = sorted(
+            pattern
+            for pattern, roles in ctx.policy.reviewers.items()
+            if set(roles) & set(requirement.roles)
+        )
+        resumed = interrupt(
+            {
+                "coimprove_gate": gate_id,
+                "agent": spec.proposal_from,
+                "request": request.model_dump(mode="json"),
+                "hidden": hidden,
+                "eligible": eligible,
+            }
+        )
+        outcome = GateOutcome.model_validate(resumed)
+        if outcome.gate_id != gate_id:
+            raise InvalidDecisionError(
+                f"gate {spec.name!r} was resumed with the outcome of {outcome.gate_id!r}, "
+                f"not its own {gate_id!r}; nothing was applied"
+            )
+        return self._route(outcome, proposal, round_, level)
+
+    def _route(
+        self, outcome: GateOutcome, proposal: Proposal, round_: int, level: int
+    ) -> Command[str]:
+        spec = self.spec
+        update: dict[str, Any] = {"gate_rounds": {spec.name: round_}}
+        if outcome.outcome == "canary":
+            update["gate_canary"] = {spec.name: round_}
+            return Command(goto=spec.name, update=update)
+        if outcome.outcome == "escalate":
+            update["gate_levels"] = {spec.name: level + 1}
+            return Command(goto=spec.name, update=update)
+        update["gate_levels"] = {spec.name: 0}
+        if outcome.outcome in ("approve", "edit"):
+            assert outcome.proposal is not None
+            update["approvals"] = {spec.name: outcome.model_dump(mode="json")}
+            update["proposals"] = {spec.proposal_from: outcome.proposal.model_dump(mode="json")}
+            update["feedback"] = {spec.proposal_from: None}
+            return Command(goto=spec.on_approve, update=update)
+        update["approvals"] = {spec.name: None}
+        if outcome.outcome == "request_changes":
+            update["feedback"] = {
+                spec.proposal_from: {
+                    "note": outcome.note,
+                    "gate_id": outcome.gate_id,
+                    "previous": proposal.model_dump(mode="json"),
+                }
+            }
+            return Command(goto=spec.proposal_from, update=update)
+        return Command(goto=spec.on_reject, update=update)
+
+
+# -- the ledger record of one gate ------------------------------------------------------------
+
+
+@dataclass
+class GateRecord:
+    """Everything the ledger knows about one gate, folded from its events."""
+
+    opened: LedgerEvent
+    request: GateRequest
+    hidden: dict[str, Any]
+    eligible: tuple[str, ...]
+    decisions: list[tuple[LedgerEvent, Decision]] = field(default_factory=list)
+    resolved: LedgerEvent | None = None
+    resumed: LedgerEvent | None = None
+    timed_out: LedgerEvent | None = None
+    proposal: Proposal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proposal = self.request.proposal
+
+    @property
+    def gate_id(self) -> str:
+        return self.request.gate_id
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
+
+    @property
+    def interrupt_id(self) -> str:
+        return str(self.opened.data["interrupt_id"])
+
+    @property
+    def status(self) -> Literal["open", "resolved", "resumed"]:
+        if self.resumed is not None:
+            return "resumed"
+        return "resolved" if self.resolved is not None else "open"
+
+    @property
+    def outcome(self) -> GateOutcome | None:
+        if self.resolved is None:
+            return None
+        return GateOutcome.model_validate(self.resolved.data["result"])
+
+    def approvers(self) -> list[str]:
+        """Distinct reviewers whose approve/edit counts for the current digest."""
+        digest = self.proposal.digest
+        out: list[str] = []
+        for event, decision in self.decisions:
+            counted = event.data.get("new_digest") or decision.digest
+            if decision.verdict in ("approve", "edit") and counted == digest:
+                out.append(decision.reviewer)
+        return list(dict.fromkeys(out))
+
+    def _apply(self, event: LedgerEvent) -> None:
+        if event.type == "gate.decided":
+            decision = Decision.model_validate(event.data["decision"])
+            self.decisions.append((event, decision))
+            if decision.verdict == "edit":
+                self.proposal = Proposal.model_validate(event.data["edited_proposal"])
+        elif event.type == "gate.resolved":
+            self.resolved = event
+        elif event.type == "gate.resumed":
+            self.resumed = event
+        elif event.type == "gate.timed_out":
+            self.timed_out = event
+
+
+def load_gate(reader: LedgerReader, gate_id: str) -> GateRecord:
+    """Fold a gate's events; `UnknownGateError` if it was never opened."""
+    events = reader.events(gate_id=gate_id)
+    if not events or events[0].type != "gate.opened":
+        raise UnknownGateError(f"no gate {gate_id!r} in this ledger (see `coimprove pending`)")
+    return fold_gate(events)
+
+
+def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
+    """Build a `GateRecord` from a gate's events (the first must be ``gate.opened``)."""
+    opened = events[0]
+    record = GateRecord(
+        opened=opened,
+        request=GateRequest.model_validate(opened.data["request"]),
+        hidden=dict(opened.data.get("hidden") or {}),
+        eligible=tuple(opened.data.get("eligible") or ()),
+    )
+    for event in events[1:]:
+        record._apply(event)
+    return record
+
+
+def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | None) -> None:
+    """Raise a `DecisionError` naming the problem if `decision` may not be recorded.
+
+    `roles` are the roles the reviewer holds under the run's policy (None = derive from the
+    patterns snapshotted when the gate opened).
+    """
+    gid, req = record.gate_id, record.request.requirement
+    if record.resolved is not None:
+        how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
+        raise GateClosedError(f"gate {gid!r} is already {how}; this decision changes nothing")
+    if decision.verdict not in req.allowed:
+        raise InvalidDecisionError(
+            f"gate {gid!r}: verdict {decision.verdict!r} is not allowed by policy "
+            f"{req.policy!r} rule {req.rule!r} (allowed: {', '.join(req.allowed)})"
+        )
+    if decision.digest != record.proposal.digest:
+        raise DigestMismatchError(
+            f"gate {gid!r}: the decision is for digest {decision.digest[:19]}… but the gate now "
+            f"shows {record.proposal.digest[:19]}… (the proposal changed; look again)"
+        )
+    if decision.reviewer_kind not in req.reviewer_kinds:
+        raise ReviewerNotAllowedError(
+            f"gate {gid!r}: policy {req.policy!r} rule {req.rule!r} accepts "
+            f"{'/'.join(req.reviewer_kinds)} reviewers, not {decision.reviewer_kind!r}"
+        )
+    authors = {record.request.proposal.author, record.proposal.author}
+    if decision.reviewer in authors or decision.reviewer.startswith("agent:"):
+        raise SelfApprovalError(
+            f"gate {gid!r}: {decision.reviewer!r} is an author of this proposal and may not "
+            "decide it (separation of duties)"
+        )
+    eligible = (
+        bool(roles & set(req.roles))
+        if roles is not None
+        else any(fnmatch.fnmatchcase(decision.reviewer, p) for p in record.eligible)
+    )
+    if not eligible or (decision.role is not None and decision.role not in req.roles):
+        raise ReviewerNotAllowedError(
+            f"gate {gid!r}: reviewer {decision.reviewer!r} does not hold a role this gate needs "
+            f"({' or '.join(req.roles)}, level {req.level}) under policy {req.policy!r}"
+        )
+    if decision.reviewer in {d.reviewer for e, d in record.decisions
+                             if (e.data.get("new_digest") or d.digest) == record.proposal.digest}:
+        raise DuplicateReviewerError(
+            f"gate {gid!r}: {decision.reviewer!r} has already decided this version; the same "
+            "reviewer cannot count twice toward the quorum"
+        )
+    if decision.verdict == "escalate" and req.level >= len(req.escalation):
+        raise InvalidDecisionError(
+            f"gate {gid!r}: nobody to escalate to (policy {req.policy!r} rule {req.rule!r} has "
+            f"escalation chain {list(req.escalation) or 'empty'}, this is level {req.level})"
+        )
+    if decision.verdict == "edit":
+        schema = record.request.payload_schema
+        if schema is not None:
+            try:
+                jsonschema.validate(decision.edited_payload, schema)
+            except jsonschema.ValidationError as exc:
+                where = "/".join(str(p) for p in exc.absolute_path) or "(payload)"
+                raise InvalidDecisionError(
+                    f"gate {gid!r}: edited payload is invalid at {where}: {exc.message}"
+                ) from exc
+
+
+def _settle(record: GateRecord, decision: Decision) -> Outcome | None:
+    """The outcome once `decision` is counted, or None while a quorum is still open."""
+    if decision.verdict in ("reject", "request_changes", "escalate"):
+        return decision.verdict
+    if len(record.approvers()) >= record.request.requirement.quorum:
+        edited = any(d.verdict == "edit" for _, d in record.decisions)
+        return "edit" if edited else "approve"
+    return None
+
+
+def _resolve(
+    tx: LedgerWriter,
+    record: GateRecord,
+    outcome: Outcome,
+    *,
+    at: float,
+    reason: Literal["decision", "timeout"],
+    note: str = "",
+) -> GateOutcome:
+    canary = bool(record.hidden.get("canary"))
+    result = GateOutcome(
+        gate_id=record.gate_id,
+        outcome="canary" if canary else outcome,
+        digest=record.proposal.digest,
+        proposal=record.proposal if outcome in ("approve", "edit") and not canary else None,
+        note=note,
+        reason="canary" if canary else reason,
+        reviewers=tuple(d.reviewer for _, d in record.decisions),
+        agent=record.opened.data.get("agent"),
+    )
+    common = {"run_id": record.run_id, "gate_id": record.gate_id, "at": at}
+    tx.append(
+        "gate.resolved",
+        **common,
+        data={"outcome": result.outcome, "verdict": outcome, "reason": reason,
+              "result": result.model_dump(mode="json")},
+    )
+    if outcome == "escalate" and not canary:
+        tx.append("gate.escalated", **common,
+                  data={"to_level": record.request.requirement.level + 1, "reason": reason})
+    if canary:
+        verdicts = [d.verdict for _, d in record.decisions]
+        tx.append(
+            "canary.revealed",
+            **common,
+            data={
+                "mutation": record.hidden.get("mutation"),
+                "caught": any(v in ("reject", "request_changes") for v in verdicts),
+                "verdicts": verdicts,
+                "original_digest": record.hidden.get("original_digest"),
+            },
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record_decision` did: the decision event, and the outcome if the gate settled."""
+
+    event: LedgerEvent
+    outcome: GateOutcome | None
+
+
+def record_decision(
+    ledger: Ledger,
+    gate_id: str,
+    decision: Decision,
+    *,
+    at: float,
+    views: Sequence[ViewEvent] = (),
+    roles: set[str] | None = None,
+) -> Recorded:
+    """Validate and append a decision (and its views) in one transaction; settle the gate.
+
+    Concurrent deciders are serialised by the ledger transaction, so two reviewers deciding
+    at the same instant either both count toward a quorum or the second is refused as late.
+    Nothing is written if the decision is refused.
+    """
+    with ledger.transaction() as tx:
+        record = load_gate(tx, gate_id)
+        check_decision(record, decision, roles=roles)
+        common = {"run_id": record.run_id, "gate_id": gate_id, "actor": decision.reviewer}
+        for view in views:
+            tx.append("gate.viewed" if view.what == "gate" else "detail.viewed",
+                      at=view.at, **common, data={"reviewer_kind": decision.reviewer_kind})
+        data: dict[str, Any] = {
+            "verdict": decision.verdict,
+            "reviewer_kind": decision.reviewer_kind,
+            "decision": decision.model_dump(mode="json"),
+        }
+        if decision.verdict == "edit":
+            assert decision.edited_payload is not None
+            edited = record.proposal.edited(decision.edited_payload, editor=decision.reviewer)
+            data["edited_proposal"] = edited.model_dump(mode="json")
+            data["new_digest"] = edited.digest
+        event = tx.append("gate.decided", at=at, **common, data=data)
+        record._apply(event)
+        outcome = _settle(record, decision)
+        result = None
+        if outcome is not None:
+            result = _resolve(tx, record, outcome, at=at, reason="decision", note=decision.note)
+        return Recorded(event, result)
+
+
+def record_view(
+    ledger: Ledger, gate_id: str, reviewer: str, what: Literal["gate", "detail"], *, at: float,
+    reviewer_kind: str = "human",
+) -> LedgerEvent:
+    """Record that `reviewer` looked at a gate or opened its detail (for dwell and rubber-stamp)."""
+    with ledger.transaction() as tx:
+        record = load_gate(tx, gate_id)
+        return tx.append(
+            "gate.viewed" if what == "gate" else "detail.viewed",
+            at=at, run_id=record.run_id, gate_id=gate_id, actor=reviewer,
+            data={"reviewer_kind": reviewer_kind, "status": record.status},
+        )
+
+
+def expire_gate(ledger: Ledger, gate_id: str, *, now: float) -> GateOutcome | None:
+    """Fail closed: if the gate's timeout has passed, reject (or escalate) it. Else None."""
+    with ledger.transaction() as tx:
+        record = load_gate(tx, gate_id)
+        req = record.request.requirement
+        if record.resolved is not None or req.timeout_s is None:
+            return None
+        deadline = record.opened.at + req.timeout_s
+        if now < deadline:
+            return None
+        tx.append("gate.timed_out", at=now, run_id=record.run_id, gate_id=gate_id,
+                  data={"deadline": deadline, "action": req.on_timeout})
+        can_escalate = req.on_timeout == "escalate" and req.level < len(req.escalation)
+        return _resolve(tx, record, "escalate" if can_escalate else "reject", at=now,
+                        reason="timeout", note=f"timed out after {req.timeout_s:g}s")

@@ -1,0 +1,532 @@
+"""The runner: starts runs, records decisions, and resumes paused runs exactly once.
+
+The runner never holds a paused run in memory: a paused run is a LangGraph checkpoint plus a
+``gate.opened`` event. Deciding (`Runner.decide`) only writes the ledger; applying decisions
+(`Runner.advance`) resumes each settled gate's interrupt by id, under a per-run lease, after
+checking that the interrupt is still pending, and records ``gate.resumed``. A crash between any
+two of these steps is repaired by `Runner.resume`: nothing is lost and nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Interrupt
+
+from coimprove.effects import EFFECT_EVENTS
+from coimprove.errors import (
+    CoimproveError,
+    EffectInterruptedError,
+    InvalidDecisionError,
+    LeaseHeldError,
+    RunError,
+    SelfApprovalError,
+)
+from coimprove.gates import (
+    GateRecord,
+    Recorded,
+    expire_gate,
+    fold_gate,
+    load_gate,
+    record_decision,
+    record_view,
+)
+from coimprove.ledger import SqliteLedger
+from coimprove.model import Decision, LedgerEvent, Proposal, ViewEvent, canonical_json, new_id
+from coimprove.policy import Policy, load_policy
+from coimprove.protocols import Clock, Ledger, WallClock
+from coimprove.state import CONTEXT_KEY, CanarySource, RunContext
+from coimprove.workflow import Workflow
+
+log = structlog.get_logger("coimprove.runner")
+
+DEFAULT_DB = Path(".coimprove") / "ledger.db"
+
+RunState = Literal["running", "waiting", "ready", "failed", "blocked", "finished"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as the ledger describes it."""
+
+    run_id: str
+    graph: str
+    policy: str
+    state: RunState
+    started_at: float
+    open_gates: tuple[str, ...] = ()
+    error: str | None = None
+    workflow_ref: str | None = None
+
+
+@dataclass
+class _Lease:
+    until: float = 0.0
+    pending: set[str] | None = None
+    """Interrupt ids known pending while the lease was held without a gap."""
+
+
+@dataclass
+class _Run:
+    workflow: Workflow
+    policy: Policy
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    lease: _Lease = field(default_factory=_Lease)
+
+
+def load_workflow(ref: str) -> Workflow:
+    """Load a workflow from ``path/to/file.py:attr``, ``package.module:attr`` or a built-in name."""
+    from coimprove._resources import builtin_dir
+
+    target, _, attr = ref.partition(":")
+    attr = attr or "workflow"
+    builtin = builtin_dir("graphs") / f"{target}.py"
+    path = Path(target)
+    try:
+        if target.endswith(".py") or path.exists() or (not _ and builtin.exists()):
+            file = path if path.exists() else builtin
+            if not file.exists():
+                raise RunError(f"workflow file {target!r} does not exist")
+            name = f"coimprove_user_{abs(hash(str(file.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise RunError(f"cannot import {file}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            canonical = f"{file.resolve()}:{attr}"
+        else:
+            module = importlib.import_module(target)
+            canonical = f"{target}:{attr}"
+    except CoimproveError:
+        raise
+    except Exception as exc:
+        raise RunError(f"cannot load workflow {ref!r}: {type(exc).__name__}: {exc}") from exc
+    obj = getattr(module, attr, None)
+    if callable(obj) and not isinstance(obj, Workflow):
+        obj = obj()
+    if not isinstance(obj, Workflow):
+        raise RunError(f"{ref!r}: {attr!r} is not a coimprove Workflow (got {type(obj).__name__})")
+    obj.ref = canonical
+    return obj
+
+
+class Runner:
+    """Drives many runs in one process (async). Use as ``async with Runner(db) as runner``."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = DEFAULT_DB,
+        *,
+        ledger: Ledger | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        clock: Clock | None = None,
+        canaries: CanarySource | None = None,
+        seed: int = 0,
+        lease_ttl_s: float = 60.0,
+    ) -> None:
+        self.ledger: Ledger = ledger if ledger is not None else SqliteLedger(db)
+        self._own_ledger = ledger is None
+        self._checkpoint_path = (
+            self.ledger.checkpoint_path if isinstance(self.ledger, SqliteLedger)
+            else Path(db).with_suffix(".checkpoints.db")
+        )
+        self.checkpointer = checkpointer
+        self._conn: aiosqlite.Connection | None = None
+        self.clock: Clock = clock or WallClock()
+        self.canaries, self.seed, self.lease_ttl_s = canaries, seed, lease_ttl_s
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._workflows: dict[str, Workflow] = {}
+        self._runs: dict[str, _Run] = {}
+        self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
+
+    async def __aenter__(self) -> Runner:
+        if self.checkpointer is None:
+            self._conn = await aiosqlite.connect(self._checkpoint_path)
+            await self._conn.execute("PRAGMA busy_timeout=30000")
+            saver = AsyncSqliteSaver(self._conn)
+            await saver.setup()
+            self.checkpointer = saver
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for run_id in list(self._runs):
+            self.ledger.release_lease(run_id, self.owner)
+        if self._conn is not None:
+            await self._conn.close()
+        if self._own_ledger:
+            self.ledger.close()
+
+    # -- workflows and runs -------------------------------------------------------------------
+
+    def register(self, workflow: Workflow) -> None:
+        """Make `workflow` resumable by name in this process (runs record its name and ref)."""
+        self._workflows[workflow.name] = workflow
+
+    def _compile(self, workflow: Workflow) -> CompiledStateGraph[Any, Any, Any, Any]:
+        if self.checkpointer is None:
+            raise RunError("use the Runner as `async with Runner(...) as runner`")
+        graph = self._compiled.get(workflow.name)
+        if graph is None:
+            graph = self._compiled[workflow.name] = workflow.compile(self.checkpointer)
+        return graph
+
+    def _run(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is not None:
+            return run
+        started = self.ledger.events(run_id=run_id, types=["run.started"])
+        if not started:
+            raise RunError(f"no run {run_id!r} in this ledger (see `coimprove status`)")
+        data = started[0].data
+        workflow = self._workflows.get(data["graph"])
+        if workflow is None:
+            if not data.get("workflow_ref"):
+                raise RunError(
+                    f"run {run_id!r} uses workflow {data['graph']!r}, which is not registered "
+                    "in this process and has no importable reference"
+                )
+            workflow = load_workflow(data["workflow_ref"])
+            self.register(workflow)
+        policy = Policy.model_validate(data["policy_doc"])
+        run = self._runs[run_id] = _Run(workflow, policy, self._compile(workflow))
+        return run
+
+    def _config(self, run_id: str, run: _Run) -> dict[str, Any]:
+        ctx = RunContext(run_id=run_id, graph=run.workflow.name, policy=run.policy,
+                         ledger=self.ledger, clock=self.clock, canaries=self.canaries,
+                         seed=self.seed)
+        return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
+
+    async def start(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        policy: str | Policy | None = None,
+    ) -> RunInfo:
+        """Start a run and drive it until it pauses at gates or finishes."""
+        self.register(workflow)
+        pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
+        run_id = run_id or new_id("r-")
+        if self.ledger.events(run_id=run_id, types=["run.started"]):
+            raise RunError(f"run {run_id!r} already exists")
+        try:
+            canonical_json(inputs or {})
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"run inputs must be JSON data: {exc}") from exc
+        self.ledger.append(
+            "run.started", at=self.clock.now(), run_id=run_id,
+            data={"graph": workflow.name, "policy": pol.name, "workflow_ref": workflow.ref,
+                  "policy_doc": pol.model_dump(mode="json"), "inputs": inputs or {},
+                  "seed": self.seed},
+        )
+        run = self._runs[run_id] = _Run(workflow, pol, self._compile(workflow))
+        await self._drive(run_id, run, dict(inputs or {}))
+        return self.info(run_id)
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def decide(
+        self,
+        gate_id: str,
+        decision: Decision,
+        *,
+        views: Sequence[ViewEvent] = (),
+        at: float | None = None,
+    ) -> Recorded:
+        """Validate and record one decision (ledger only). Call `advance` to apply it."""
+        roles = self._roles_for(gate_id, decision.reviewer)
+        recorded = record_decision(self.ledger, gate_id, decision,
+                                   at=self.clock.now() if at is None else at,
+                                   views=views, roles=roles)
+        log.info("gate.decided", gate=gate_id, reviewer=decision.reviewer,
+                 verdict=decision.verdict,
+                 outcome=recorded.outcome.outcome if recorded.outcome else None)
+        return recorded
+
+    def _roles_for(self, gate_id: str, reviewer: str) -> set[str] | None:
+        run_id = gate_id.rsplit(".", 2)[0]
+        run = self._runs.get(run_id)
+        return run.policy.roles_of(reviewer) if run is not None else None
+
+    def view(
+        self, gate_id: str, reviewer: str, what: Literal["gate", "detail"] = "gate", *,
+        reviewer_kind: str = "human", at: float | None = None,
+    ) -> LedgerEvent:
+        """Record that `reviewer` looked at the gate (or opened its detail)."""
+        return record_view(self.ledger, gate_id, reviewer, what, reviewer_kind=reviewer_kind,
+                           at=self.clock.now() if at is None else at)
+
+    def reapprove(self, key: str, reviewer: str, *, reviewer_kind: str = "human",
+                  note: str = "") -> LedgerEvent:
+        """Grant an interrupted, non-idempotent effect one more attempt (a fresh approval)."""
+        gate_id, _, effect = key.rpartition("/")
+        if not gate_id:
+            raise InvalidDecisionError(f"{key!r} is not an effect key (<gate id>/<effect>)")
+        record = load_gate(self.ledger, gate_id)
+        if reviewer in {record.request.proposal.author, record.proposal.author}:
+            raise SelfApprovalError(f"{reviewer!r} authored {gate_id!r} and may not re-approve it")
+        events = [e for e in self.ledger.events(gate_id=gate_id, types=EFFECT_EVENTS)
+                  if e.data.get("effect") == effect]
+        ended = [e.data["attempt"] for e in events
+                 if e.type in ("effect.interrupted", "effect.failed")]
+        if not ended or any(e.type == "effect.finished" for e in events):
+            raise InvalidDecisionError(f"effect {key!r} has no interrupted attempt to re-approve")
+        return self.ledger.append(
+            "effect.reapproved", at=self.clock.now(), run_id=record.run_id, gate_id=gate_id,
+            actor=reviewer, data={"effect": effect, "key": key, "attempt": max(ended),
+                                  "reviewer_kind": reviewer_kind, "note": note},
+        )
+
+    # -- applying -----------------------------------------------------------------------------
+
+    async def advance(self, run_id: str | None = None, *, retry_failed: bool = False) -> list[str]:
+        """Expire overdue gates, resume settled ones, continue interrupted steps.
+
+        Returns the ids of the runs it drove. Safe to call from several processes at once:
+        each run is driven by one lease holder.
+        """
+        now = self.clock.now()
+        driven: list[str] = []
+        for rid in self._runs_needing_work(run_id, now, retry_failed):
+            try:
+                run = self._run(rid)
+            except RunError as exc:
+                log.warning("run.skipped", run=rid, error=str(exc))
+                continue
+            try:
+                await self._drive(rid, run, None)
+            except LeaseHeldError:
+                log.info("run.leased_elsewhere", run=rid)
+                continue
+            driven.append(rid)
+        return driven
+
+    async def resume(self, run_id: str | None = None) -> list[str]:
+        """Recover after a crash: finish every interrupted step, retry failed runs."""
+        return await self.advance(run_id, retry_failed=True)
+
+    def _runs_needing_work(self, run_id: str | None, now: float, retry_failed: bool) -> list[str]:
+        for record in self.open_gates(run_id):
+            req = record.request.requirement
+            if req.timeout_s is not None and now >= record.opened.at + req.timeout_s:
+                expire_gate(self.ledger, record.gate_id, now=now)
+        where, params = ("AND r.run_id = ?", [run_id]) if run_id else ("", [])
+        rows = self.ledger.query(
+            "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+            f"{where} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
+            "AND m.type = 'gate.resumed') ORDER BY r.seq",
+            params,
+        )
+        out = [r[0] for r in rows]
+        for info in self.runs(run_id):
+            if info.run_id in out:
+                continue
+            if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
+                out.append(info.run_id)
+        return out
+
+    async def _drive(self, run_id: str, run: _Run, inputs: dict[str, Any] | None) -> None:
+        if not self._take_lease(run_id, run):
+            raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
+        graph, cfg = run.graph, self._config(run_id, run)
+        resume: dict[str, Any] = {}
+        if inputs is None:
+            settled = [g for g in self._gates(run_id) if g.status == "resolved"]
+            if settled:
+                pending = run.lease.pending
+                if pending is None:
+                    state = await graph.aget_state(cfg)
+                    pending = {i.id for i in state.interrupts}
+                for record in settled:
+                    if record.interrupt_id in pending:
+                        outcome = record.outcome
+                        assert outcome is not None
+                        resume[record.interrupt_id] = outcome.model_dump(mode="json")
+                    else:  # consumed before a crash: the checkpoint already moved on
+                        self._mark_resumed(record, recovered=True)
+                if not resume and pending:
+                    return
+        command: Any = inputs if inputs is not None else (
+            Command(resume=resume) if resume else None)
+        run.lease.pending = None
+        try:
+            result = await graph.ainvoke(command, cfg, durability="sync")
+        except Exception as exc:
+            await self._after_failure(run_id, run, resume, exc)
+            return
+        interrupts: list[Interrupt] = list(result.get("__interrupt__", ())) if isinstance(
+            result, dict) else []
+        ids = {i.id for i in interrupts}
+        for interrupt_id in resume:
+            if interrupt_id in ids:
+                raise RunError(f"run {run_id!r}: interrupt {interrupt_id} was not consumed")
+        by_interrupt = {r.interrupt_id: r for r in self._gates(run_id) if r.status == "resolved"}
+        for interrupt_id in resume:
+            self._mark_resumed(by_interrupt[interrupt_id], recovered=False)
+        self._open_gates(run_id, interrupts)
+        run.lease.pending = ids
+        if not interrupts:
+            self.ledger.append("run.finished", at=self.clock.now(), run_id=run_id,
+                               data={"state_keys": sorted(result) if isinstance(result, dict)
+                                     else []})
+
+    async def _after_failure(
+        self, run_id: str, run: _Run, resume: dict[str, Any], exc: Exception
+    ) -> None:
+        state = await run.graph.aget_state(self._config(run_id, run))
+        still = {i.id for i in state.interrupts}
+        for record in self._gates(run_id):
+            if record.status == "resolved" and record.interrupt_id in resume and (
+                record.interrupt_id not in still
+            ):
+                self._mark_resumed(record, recovered=False)
+        blocked = isinstance(exc, EffectInterruptedError)
+        self.ledger.append("run.failed", at=self.clock.now(), run_id=run_id,
+                           data={"error": f"{type(exc).__name__}: {exc}", "blocked": blocked})
+        log.warning("run.failed", run=run_id, error=str(exc), blocked=blocked)
+        if not isinstance(exc, CoimproveError):
+            log.exception("run.error", run=run_id, exc_info=exc)
+
+    def _take_lease(self, run_id: str, run: _Run) -> bool:
+        now = time.time()
+        if run.lease.until <= now:
+            run.lease.pending = None  # a gap: another runner may have moved the thread
+        if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
+            return False
+        run.lease.until = now + self.lease_ttl_s
+        return True
+
+    def _mark_resumed(self, record: GateRecord, *, recovered: bool) -> None:
+        with self.ledger.transaction() as tx:
+            if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
+                return
+            tx.append("gate.resumed", at=self.clock.now(), run_id=record.run_id,
+                      gate_id=record.gate_id, data={"recovered": recovered,
+                                                    "interrupt_id": record.interrupt_id})
+
+    def _open_gates(self, run_id: str, interrupts: Sequence[Interrupt]) -> None:
+        for interrupt in interrupts:
+            value = interrupt.value
+            if not isinstance(value, dict) or "coimprove_gate" not in value:
+                raise RunError(
+                    f"run {run_id!r} paused at an interrupt that is not a coimprove gate "
+                    f"({value!r:.80}); only gates may pause a coimprove run"
+                )
+            gate_id = value["coimprove_gate"]
+            request = value["request"]
+            proposal = request["proposal"]
+            requirement = request["requirement"]
+            with self.ledger.transaction() as tx:
+                if tx.events(gate_id=gate_id, types=["gate.opened"]):
+                    continue
+                shown = Proposal.from_state(proposal)
+                opened_at = self.clock.now()
+                request = {**request, "opened_at": opened_at}
+                tx.append(
+                    "gate.opened", at=opened_at, run_id=run_id, gate_id=gate_id,
+                    data={
+                        "interrupt_id": interrupt.id,
+                        "agent": value.get("agent"),
+                        "request": request,
+                        "hidden": value.get("hidden") or {},
+                        "eligible": value.get("eligible") or [],
+                        "graph": request["graph"],
+                        "gate": request["gate"],
+                        "round": request["round"],
+                        "proposal_kind": proposal["kind"],
+                        "policy": requirement["policy"],
+                        "category": request.get("category"),
+                        "has_detail": shown.has_detail,
+                        "min_review_s": requirement["min_review_seconds"],
+                        "digest": shown.digest,
+                    },
+                )
+                log.info("gate.opened", gate=gate_id, kind=proposal["kind"])
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _gates(self, run_id: str | None = None) -> list[GateRecord]:
+        events = self.ledger.events(run_id=run_id, types=[
+            "gate.opened", "gate.decided", "gate.resolved", "gate.resumed", "gate.timed_out"])
+        grouped: dict[str, list[LedgerEvent]] = {}
+        for event in events:
+            if event.gate_id is not None:
+                grouped.setdefault(event.gate_id, []).append(event)
+        return [fold_gate(evs) for evs in grouped.values() if evs[0].type == "gate.opened"]
+
+    def gate(self, gate_id: str) -> GateRecord:
+        """The ledger record of one gate."""
+        return load_gate(self.ledger, gate_id)
+
+    def open_gates(self, run_id: str | None = None) -> list[GateRecord]:
+        """Gates waiting for a decision, oldest first."""
+        return [g for g in self._gates(run_id) if g.status == "open"]
+
+    def info(self, run_id: str) -> RunInfo:
+        """The state of one run."""
+        found = self.runs(run_id)
+        if not found:
+            raise RunError(f"no run {run_id!r} in this ledger")
+        return found[0]
+
+    def runs(self, run_id: str | None = None) -> list[RunInfo]:
+        """Every run (or one), with its state derived from the ledger."""
+        return list_runs(self.ledger, run_id)
+
+
+_PROGRESS = ("run.started", "run.failed", "run.finished", "gate.opened", "gate.resolved",
+             "gate.resumed", "effect.reapproved")
+
+
+def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
+    """Runs and their states, derived from ledger events alone."""
+    events = ledger.events(run_id=run_id, types=_PROGRESS)
+    by_run: dict[str, list[LedgerEvent]] = {}
+    for event in events:
+        if event.run_id is not None:
+            by_run.setdefault(event.run_id, []).append(event)
+    out: list[RunInfo] = []
+    for rid, evs in by_run.items():
+        if evs[0].type != "run.started":
+            continue
+        start = evs[0]
+        opened = {e.gate_id for e in evs if e.type == "gate.opened"}
+        resolved = {e.gate_id for e in evs if e.type == "gate.resolved"}
+        resumed = {e.gate_id for e in evs if e.type == "gate.resumed"}
+        last = evs[-1]
+        error = None
+        state: RunState
+        if any(e.type == "run.finished" for e in evs):
+            state = "finished"
+        elif last.type == "run.failed":
+            state = "blocked" if last.data.get("blocked") else "failed"
+            error = last.data.get("error")
+        elif resolved - resumed:
+            state = "ready"
+        elif opened - resolved:
+            state = "waiting"
+        else:
+            state = "running"
+        out.append(RunInfo(
+            run_id=rid, graph=start.data["graph"], policy=start.data["policy"], state=state,
+            started_at=start.at, open_gates=tuple(sorted(str(g) for g in opened - resolved)),
+            error=error, workflow_ref=start.data.get("workflow_ref"),
+        ))
+    return out

@@ -1,0 +1,85 @@
+"""The graph state channels coimprove needs, and the per-run context nodes read.
+
+Add coimprove gates to your own graph by deriving your state from `GatedState`::
+
+    class MyState(GatedState):
+        topic: str
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol, TypedDict
+
+from langgraph.config import get_config
+
+from coimprove.errors import CoimproveError
+from coimprove.model import Proposal
+from coimprove.policy import Policy
+from coimprove.protocols import Clock, Ledger
+
+CONTEXT_KEY = "__coimprove__"
+"""Key under ``config["configurable"]`` (dunder keys are not copied into checkpoint metadata)."""
+
+
+def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: later writes win per key; a value of ``None`` deletes the key."""
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+class GatedState(TypedDict, total=False):
+    """State channels used by agent, gate and effect nodes (all keyed by node name)."""
+
+    proposals: Annotated[dict[str, Any], merge]
+    """agent name -> latest proposal (dict form)."""
+    approvals: Annotated[dict[str, Any], merge]
+    """gate name -> the `GateOutcome` (dict form) of its last approval."""
+    feedback: Annotated[dict[str, Any], merge]
+    """agent name -> ``{"note", "gate_id", "previous"}`` from a request_changes."""
+    gate_rounds: Annotated[dict[str, int], merge]
+    gate_levels: Annotated[dict[str, int], merge]
+    gate_canary: Annotated[dict[str, int], merge]
+    """gate name -> the last round that showed a canary (never two in a row)."""
+
+
+class CanarySource(Protocol):
+    """Makes a planted-flaw variant of a proposal, or None if it has none for this kind."""
+
+    def mutate(self, proposal: Proposal, rng: random.Random) -> tuple[Proposal, str] | None:
+        """Return (flawed copy, mutation kind)."""
+        ...
+
+
+@dataclass
+class RunContext:
+    """What engine nodes of one run need; passed in the run's config, never checkpointed."""
+
+    run_id: str
+    graph: str
+    policy: Policy
+    ledger: Ledger
+    clock: Clock
+    canaries: CanarySource | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_context() -> RunContext:
+    """The context of the run the calling node belongs to."""
+    try:
+        ctx = get_config().get("configurable", {}).get(CONTEXT_KEY)
+    except RuntimeError as exc:
+        raise CoimproveError("coimprove nodes must run inside a graph started by a Runner") from exc
+    if not isinstance(ctx, RunContext):
+        raise CoimproveError(
+            "this graph was invoked without a coimprove run context; start it with "
+            "coimprove.Runner (gates need the ledger and policy)"
+        )
+    return ctx
