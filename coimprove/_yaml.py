@@ -20,7 +20,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == part:
-                    node = value if not isinstance(value, yaml.ScalarNode) else value
+                    node = value
                     line = key.start_mark.line + 1
                     break
             else:

@@ -18,12 +18,17 @@ from typing import Any
 
 from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterruptedError
 from coimprove.gates import NodeRole, load_gate
-from coimprove.model import GateOutcome, Proposal
+from coimprove.model import EventType, GateOutcome, Proposal
 from coimprove.protocols import Ledger
 from coimprove.state import GatedState, run_context
 
-EFFECT_EVENTS = ("effect.started", "effect.finished", "effect.failed", "effect.interrupted",
-                 "effect.reapproved")
+EFFECT_EVENTS: tuple[EventType, ...] = (
+    "effect.started",
+    "effect.finished",
+    "effect.failed",
+    "effect.interrupted",
+    "effect.reapproved",
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Approved:
     attempt: int
 
 
-EffectFn = Callable[[Any, Approved], "dict[str, Any] | None | Awaitable[dict[str, Any] | None]"]
+EffectFn = Callable[[Any, Approved], "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
 
 
 def verify_approval(ledger: Ledger, state: GatedState, gate: str, effect: str) -> GateOutcome:
@@ -68,8 +73,10 @@ def verify_approval(ledger: Ledger, state: GatedState, gate: str, effect: str) -
     settled = record.outcome
     if record.hidden.get("canary"):
         raise ApprovalRequiredError(f"effect {effect!r}: gate {outcome.gate_id!r} was a canary")
-    if settled is None or settled.outcome not in ("approve", "edit") or (
-        settled.digest != outcome.digest
+    if (
+        settled is None
+        or settled.outcome not in ("approve", "edit")
+        or (settled.digest != outcome.digest)
     ):
         raise ApprovalRequiredError(
             f"effect {effect!r}: the ledger has no approval of digest {outcome.digest[:19]}… "
@@ -92,21 +99,30 @@ class EffectNode:
         ledger = ctx.ledger
         outcome = verify_approval(ledger, state, self.gate, self.name)
         key = f"{outcome.gate_id}/{self.name}"
-        mine = [e for e in ledger.events(gate_id=outcome.gate_id, types=EFFECT_EVENTS)
-                if e.data.get("effect") == self.name]
+        mine = [
+            e
+            for e in ledger.events(gate_id=outcome.gate_id, types=EFFECT_EVENTS)
+            if e.data.get("effect") == self.name
+        ]
         for event in mine:
             if event.type == "effect.finished":
                 return dict(event.data["update"])
         started = max((e.data["attempt"] for e in mine if e.type == "effect.started"), default=0)
-        ended = {e.data["attempt"] for e in mine
-                 if e.type in ("effect.failed", "effect.interrupted")}
+        ended = {
+            e.data["attempt"] for e in mine if e.type in ("effect.failed", "effect.interrupted")
+        }
         common = {"run_id": ctx.run_id, "gate_id": outcome.gate_id}
         if started and started not in ended:
-            ledger.append("effect.interrupted", at=ctx.clock.now(), **common,
-                          data={"effect": self.name, "attempt": started, "key": key})
+            ledger.append(
+                "effect.interrupted",
+                at=ctx.clock.now(),
+                **common,
+                data={"effect": self.name, "attempt": started, "key": key},
+            )
         if started:
-            reapproved = any(e.type == "effect.reapproved" and e.data["attempt"] == started
-                             for e in mine)
+            reapproved = any(
+                e.type == "effect.reapproved" and e.data["attempt"] == started for e in mine
+            )
             if not (self.idempotent or reapproved):
                 raise EffectInterruptedError(
                     f"effect {self.name!r} (key {key}) started attempt {started} and never "
@@ -114,11 +130,16 @@ class EffectNode:
                     f"a fresh approval: coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
                 )
         attempt = started + 1
-        ledger.append("effect.started", at=ctx.clock.now(), **common,
-                      data={"effect": self.name, "attempt": attempt, "key": key,
-                            "digest": outcome.digest})
-        approved = Approved(outcome.gate_id, outcome.digest, outcome.proposal, outcome, key,
-                            attempt)  # type: ignore[arg-type]
+        ledger.append(
+            "effect.started",
+            at=ctx.clock.now(),
+            **common,
+            data={"effect": self.name, "attempt": attempt, "key": key, "digest": outcome.digest},
+        )
+        assert outcome.proposal is not None  # verify_approval guarantees it
+        approved = Approved(
+            outcome.gate_id, outcome.digest, outcome.proposal, outcome, key, attempt
+        )
         try:
             result = self.fn(state, approved)
             if inspect.isawaitable(result):
@@ -126,15 +147,26 @@ class EffectNode:
             update = dict(result or {})
             json.dumps(update)
         except Exception as exc:
-            ledger.append("effect.failed", at=ctx.clock.now(), **common,
-                          data={"effect": self.name, "attempt": attempt, "key": key,
-                                "error": f"{type(exc).__name__}: {exc}"})
+            ledger.append(
+                "effect.failed",
+                at=ctx.clock.now(),
+                **common,
+                data={
+                    "effect": self.name,
+                    "attempt": attempt,
+                    "key": key,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
             if isinstance(exc, TypeError | ValueError) and "JSON" in str(exc):
                 raise CoimproveError(
                     f"effect {self.name!r} must return a JSON-serialisable state update: {exc}"
                 ) from exc
             raise
-        ledger.append("effect.finished", at=ctx.clock.now(), **common,
-                      data={"effect": self.name, "attempt": attempt, "key": key,
-                            "update": update})
+        ledger.append(
+            "effect.finished",
+            at=ctx.clock.now(),
+            **common,
+            data={"effect": self.name, "attempt": attempt, "key": key, "update": update},
+        )
         return update

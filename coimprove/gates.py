@@ -68,7 +68,9 @@ class GateSpec:
     @property
     def destinations(self) -> tuple[str, ...]:
         """Every node a `Command` from this gate can go to (declared to LangGraph)."""
-        return tuple(dict.fromkeys((self.on_approve, self.on_reject, self.proposal_from, self.name)))
+        return tuple(
+            dict.fromkeys((self.on_approve, self.on_reject, self.proposal_from, self.name))
+        )
 
 
 class GateNode:
@@ -305,8 +307,11 @@ def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | 
             f"gate {gid!r}: reviewer {decision.reviewer!r} does not hold a role this gate needs "
             f"({' or '.join(req.roles)}, level {req.level}) under policy {req.policy!r}"
         )
-    if decision.reviewer in {d.reviewer for e, d in record.decisions
-                             if (e.data.get("new_digest") or d.digest) == record.proposal.digest}:
+    if decision.reviewer in {
+        d.reviewer
+        for e, d in record.decisions
+        if (e.data.get("new_digest") or d.digest) == record.proposal.digest
+    }:
         raise DuplicateReviewerError(
             f"gate {gid!r}: {decision.reviewer!r} has already decided this version; the same "
             "reviewer cannot count twice toward the quorum"
@@ -358,16 +363,23 @@ def _resolve(
         reviewers=tuple(d.reviewer for _, d in record.decisions),
         agent=record.opened.data.get("agent"),
     )
-    common = {"run_id": record.run_id, "gate_id": record.gate_id, "at": at}
+    common: dict[str, Any] = {"run_id": record.run_id, "gate_id": record.gate_id, "at": at}
     tx.append(
         "gate.resolved",
         **common,
-        data={"outcome": result.outcome, "verdict": outcome, "reason": reason,
-              "result": result.model_dump(mode="json")},
+        data={
+            "outcome": result.outcome,
+            "verdict": outcome,
+            "reason": reason,
+            "result": result.model_dump(mode="json"),
+        },
     )
     if outcome == "escalate" and not canary:
-        tx.append("gate.escalated", **common,
-                  data={"to_level": record.request.requirement.level + 1, "reason": reason})
+        tx.append(
+            "gate.escalated",
+            **common,
+            data={"to_level": record.request.requirement.level + 1, "reason": reason},
+        )
     if canary:
         verdicts = [d.verdict for _, d in record.decisions]
         tx.append(
@@ -409,10 +421,18 @@ def record_decision(
     with ledger.transaction() as tx:
         record = load_gate(tx, gate_id)
         check_decision(record, decision, roles=roles)
-        common = {"run_id": record.run_id, "gate_id": gate_id, "actor": decision.reviewer}
+        common: dict[str, Any] = {
+            "run_id": record.run_id,
+            "gate_id": gate_id,
+            "actor": decision.reviewer,
+        }
         for view in views:
-            tx.append("gate.viewed" if view.what == "gate" else "detail.viewed",
-                      at=view.at, **common, data={"reviewer_kind": decision.reviewer_kind})
+            tx.append(
+                "gate.viewed" if view.what == "gate" else "detail.viewed",
+                at=view.at,
+                **common,
+                data={"reviewer_kind": decision.reviewer_kind},
+            )
         data: dict[str, Any] = {
             "verdict": decision.verdict,
             "reviewer_kind": decision.reviewer_kind,
@@ -433,7 +453,12 @@ def record_decision(
 
 
 def record_view(
-    ledger: Ledger, gate_id: str, reviewer: str, what: Literal["gate", "detail"], *, at: float,
+    ledger: Ledger,
+    gate_id: str,
+    reviewer: str,
+    what: Literal["gate", "detail"],
+    *,
+    at: float,
     reviewer_kind: str = "human",
 ) -> LedgerEvent:
     """Record that `reviewer` looked at a gate or opened its detail (for dwell and rubber-stamp)."""
@@ -441,7 +466,10 @@ def record_view(
         record = load_gate(tx, gate_id)
         return tx.append(
             "gate.viewed" if what == "gate" else "detail.viewed",
-            at=at, run_id=record.run_id, gate_id=gate_id, actor=reviewer,
+            at=at,
+            run_id=record.run_id,
+            gate_id=gate_id,
+            actor=reviewer,
             data={"reviewer_kind": reviewer_kind, "status": record.status},
         )
 
@@ -456,8 +484,19 @@ def expire_gate(ledger: Ledger, gate_id: str, *, now: float) -> GateOutcome | No
         deadline = record.opened.at + req.timeout_s
         if now < deadline:
             return None
-        tx.append("gate.timed_out", at=now, run_id=record.run_id, gate_id=gate_id,
-                  data={"deadline": deadline, "action": req.on_timeout})
+        tx.append(
+            "gate.timed_out",
+            at=now,
+            run_id=record.run_id,
+            gate_id=gate_id,
+            data={"deadline": deadline, "action": req.on_timeout},
+        )
         can_escalate = req.on_timeout == "escalate" and req.level < len(req.escalation)
-        return _resolve(tx, record, "escalate" if can_escalate else "reject", at=now,
-                        reason="timeout", note=f"timed out after {req.timeout_s:g}s")
+        return _resolve(
+            tx,
+            record,
+            "escalate" if can_escalate else "reject",
+            at=now,
+            reason="timeout",
+            note=f"timed out after {req.timeout_s:g}s",
+        )

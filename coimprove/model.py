@@ -83,7 +83,11 @@ class Artifact(_Frozen):
         """An inline text artifact with its digest computed."""
         data = text.encode()
         return cls(
-            name=name, media_type=media_type, digest=sha256_digest(data), size=len(data), content=text
+            name=name,
+            media_type=media_type,
+            digest=sha256_digest(data),
+            size=len(data),
+            content=text,
         )
 
 

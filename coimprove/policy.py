@@ -104,7 +104,7 @@ class Policy(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     reviewers: dict[str, tuple[str, ...]] = Field(
-        default_factory=lambda: {"*": ("reviewer",)},
+        default_factory=lambda: {"*": ("reviewer",)},  # type: ignore[arg-type]
         description="reviewer id (or fnmatch pattern) -> roles it holds",
     )
     defaults: Settings = Settings()
@@ -128,18 +128,28 @@ class Policy(_Strict):
         names = [r.name for r in self.rules]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
-            at = names.index(sorted(dupes)[0], names.index(sorted(dupes)[0]) + 1)
-            raise ValueError(f"@rules.{at}.name: rule names must be unique; repeated: {sorted(dupes)}")
+            first = sorted(dupes)[0]
+            second = names.index(first, names.index(first) + 1)
+            raise ValueError(
+                f"@rules.{second}.name: rule names must be unique; repeated: {sorted(dupes)}"
+            )
         return self
 
     def _merge(self, settings: Settings) -> Settings:
         base = _BASE.model_dump()
         for layer in (self.defaults, settings):
-            base.update({k: v for k, v in layer.model_dump(exclude={"name", "match"}).items()
-                         if v is not None and k in base})
+            base.update(
+                {
+                    k: v
+                    for k, v in layer.model_dump(exclude={"name", "match"}).items()
+                    if v is not None and k in base
+                }
+            )
         return Settings(**base)
 
-    def rule_for(self, proposal: Proposal, *, graph: str = "", gate: str = "") -> tuple[str, Settings]:
+    def rule_for(
+        self, proposal: Proposal, *, graph: str = "", gate: str = ""
+    ) -> tuple[str, Settings]:
         """The name and merged settings of the first rule matching `proposal`."""
         for rule in self.rules:
             if rule.match.fits(proposal, graph=graph, gate=gate):

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from coimprove.model import EventType, GateRequest, LedgerEvent, ReviewerKind, Review, Truth
+from coimprove.model import EventType, GateRequest, LedgerEvent, Review, ReviewerKind, Truth
 
 
 @runtime_checkable

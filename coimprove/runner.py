@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import aiosqlite
 import structlog
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -46,7 +47,15 @@ from coimprove.gates import (
     record_view,
 )
 from coimprove.ledger import SqliteLedger
-from coimprove.model import Decision, LedgerEvent, Proposal, ViewEvent, canonical_json, new_id
+from coimprove.model import (
+    Decision,
+    EventType,
+    LedgerEvent,
+    Proposal,
+    ViewEvent,
+    canonical_json,
+    new_id,
+)
 from coimprove.policy import Policy, load_policy
 from coimprove.protocols import Clock, Ledger, WallClock
 from coimprove.state import CONTEXT_KEY, CanarySource, RunContext
@@ -142,7 +151,8 @@ class Runner:
         self.ledger: Ledger = ledger if ledger is not None else SqliteLedger(db)
         self._own_ledger = ledger is None
         self._checkpoint_path = (
-            self.ledger.checkpoint_path if isinstance(self.ledger, SqliteLedger)
+            self.ledger.checkpoint_path
+            if isinstance(self.ledger, SqliteLedger)
             else Path(db).with_suffix(".checkpoints.db")
         )
         self.checkpointer = checkpointer
@@ -206,10 +216,16 @@ class Runner:
         run = self._runs[run_id] = _Run(workflow, policy, self._compile(workflow))
         return run
 
-    def _config(self, run_id: str, run: _Run) -> dict[str, Any]:
-        ctx = RunContext(run_id=run_id, graph=run.workflow.name, policy=run.policy,
-                         ledger=self.ledger, clock=self.clock, canaries=self.canaries,
-                         seed=self.seed)
+    def _config(self, run_id: str, run: _Run) -> RunnableConfig:
+        ctx = RunContext(
+            run_id=run_id,
+            graph=run.workflow.name,
+            policy=run.policy,
+            ledger=self.ledger,
+            clock=self.clock,
+            canaries=self.canaries,
+            seed=self.seed,
+        )
         return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
 
     async def start(
@@ -231,10 +247,17 @@ class Runner:
         except (TypeError, ValueError) as exc:
             raise RunError(f"run inputs must be JSON data: {exc}") from exc
         self.ledger.append(
-            "run.started", at=self.clock.now(), run_id=run_id,
-            data={"graph": workflow.name, "policy": pol.name, "workflow_ref": workflow.ref,
-                  "policy_doc": pol.model_dump(mode="json"), "inputs": inputs or {},
-                  "seed": self.seed},
+            "run.started",
+            at=self.clock.now(),
+            run_id=run_id,
+            data={
+                "graph": workflow.name,
+                "policy": pol.name,
+                "workflow_ref": workflow.ref,
+                "policy_doc": pol.model_dump(mode="json"),
+                "inputs": inputs or {},
+                "seed": self.seed,
+            },
         )
         run = self._runs[run_id] = _Run(workflow, pol, self._compile(workflow))
         await self._drive(run_id, run, dict(inputs or {}))
@@ -252,12 +275,21 @@ class Runner:
     ) -> Recorded:
         """Validate and record one decision (ledger only). Call `advance` to apply it."""
         roles = self._roles_for(gate_id, decision.reviewer)
-        recorded = record_decision(self.ledger, gate_id, decision,
-                                   at=self.clock.now() if at is None else at,
-                                   views=views, roles=roles)
-        log.info("gate.decided", gate=gate_id, reviewer=decision.reviewer,
-                 verdict=decision.verdict,
-                 outcome=recorded.outcome.outcome if recorded.outcome else None)
+        recorded = record_decision(
+            self.ledger,
+            gate_id,
+            decision,
+            at=self.clock.now() if at is None else at,
+            views=views,
+            roles=roles,
+        )
+        log.info(
+            "gate.decided",
+            gate=gate_id,
+            reviewer=decision.reviewer,
+            verdict=decision.verdict,
+            outcome=recorded.outcome.outcome if recorded.outcome else None,
+        )
         return recorded
 
     def _roles_for(self, gate_id: str, reviewer: str) -> set[str] | None:
@@ -266,15 +298,27 @@ class Runner:
         return run.policy.roles_of(reviewer) if run is not None else None
 
     def view(
-        self, gate_id: str, reviewer: str, what: Literal["gate", "detail"] = "gate", *,
-        reviewer_kind: str = "human", at: float | None = None,
+        self,
+        gate_id: str,
+        reviewer: str,
+        what: Literal["gate", "detail"] = "gate",
+        *,
+        reviewer_kind: str = "human",
+        at: float | None = None,
     ) -> LedgerEvent:
         """Record that `reviewer` looked at the gate (or opened its detail)."""
-        return record_view(self.ledger, gate_id, reviewer, what, reviewer_kind=reviewer_kind,
-                           at=self.clock.now() if at is None else at)
+        return record_view(
+            self.ledger,
+            gate_id,
+            reviewer,
+            what,
+            reviewer_kind=reviewer_kind,
+            at=self.clock.now() if at is None else at,
+        )
 
-    def reapprove(self, key: str, reviewer: str, *, reviewer_kind: str = "human",
-                  note: str = "") -> LedgerEvent:
+    def reapprove(
+        self, key: str, reviewer: str, *, reviewer_kind: str = "human", note: str = ""
+    ) -> LedgerEvent:
         """Grant an interrupted, non-idempotent effect one more attempt (a fresh approval)."""
         gate_id, _, effect = key.rpartition("/")
         if not gate_id:
@@ -282,16 +326,29 @@ class Runner:
         record = load_gate(self.ledger, gate_id)
         if reviewer in {record.request.proposal.author, record.proposal.author}:
             raise SelfApprovalError(f"{reviewer!r} authored {gate_id!r} and may not re-approve it")
-        events = [e for e in self.ledger.events(gate_id=gate_id, types=EFFECT_EVENTS)
-                  if e.data.get("effect") == effect]
-        ended = [e.data["attempt"] for e in events
-                 if e.type in ("effect.interrupted", "effect.failed")]
+        events = [
+            e
+            for e in self.ledger.events(gate_id=gate_id, types=EFFECT_EVENTS)
+            if e.data.get("effect") == effect
+        ]
+        ended = [
+            e.data["attempt"] for e in events if e.type in ("effect.interrupted", "effect.failed")
+        ]
         if not ended or any(e.type == "effect.finished" for e in events):
             raise InvalidDecisionError(f"effect {key!r} has no interrupted attempt to re-approve")
         return self.ledger.append(
-            "effect.reapproved", at=self.clock.now(), run_id=record.run_id, gate_id=gate_id,
-            actor=reviewer, data={"effect": effect, "key": key, "attempt": max(ended),
-                                  "reviewer_kind": reviewer_kind, "note": note},
+            "effect.reapproved",
+            at=self.clock.now(),
+            run_id=record.run_id,
+            gate_id=gate_id,
+            actor=reviewer,
+            data={
+                "effect": effect,
+                "key": key,
+                "attempt": max(ended),
+                "reviewer_kind": reviewer_kind,
+                "note": note,
+            },
         )
 
     # -- applying -----------------------------------------------------------------------------
@@ -363,16 +420,18 @@ class Runner:
                         self._mark_resumed(record, recovered=True)
                 if not resume and pending:
                     return
-        command: Any = inputs if inputs is not None else (
-            Command(resume=resume) if resume else None)
+        command: Any = (
+            inputs if inputs is not None else (Command(resume=resume) if resume else None)
+        )
         run.lease.pending = None
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
             await self._after_failure(run_id, run, resume, exc)
             return
-        interrupts: list[Interrupt] = list(result.get("__interrupt__", ())) if isinstance(
-            result, dict) else []
+        interrupts: list[Interrupt] = (
+            list(result.get("__interrupt__", ())) if isinstance(result, dict) else []
+        )
         ids = {i.id for i in interrupts}
         for interrupt_id in resume:
             if interrupt_id in ids:
@@ -383,9 +442,12 @@ class Runner:
         self._open_gates(run_id, interrupts)
         run.lease.pending = ids
         if not interrupts:
-            self.ledger.append("run.finished", at=self.clock.now(), run_id=run_id,
-                               data={"state_keys": sorted(result) if isinstance(result, dict)
-                                     else []})
+            self.ledger.append(
+                "run.finished",
+                at=self.clock.now(),
+                run_id=run_id,
+                data={"state_keys": sorted(result) if isinstance(result, dict) else []},
+            )
 
     async def _after_failure(
         self, run_id: str, run: _Run, resume: dict[str, Any], exc: Exception
@@ -393,13 +455,19 @@ class Runner:
         state = await run.graph.aget_state(self._config(run_id, run))
         still = {i.id for i in state.interrupts}
         for record in self._gates(run_id):
-            if record.status == "resolved" and record.interrupt_id in resume and (
-                record.interrupt_id not in still
+            if (
+                record.status == "resolved"
+                and record.interrupt_id in resume
+                and (record.interrupt_id not in still)
             ):
                 self._mark_resumed(record, recovered=False)
         blocked = isinstance(exc, EffectInterruptedError)
-        self.ledger.append("run.failed", at=self.clock.now(), run_id=run_id,
-                           data={"error": f"{type(exc).__name__}: {exc}", "blocked": blocked})
+        self.ledger.append(
+            "run.failed",
+            at=self.clock.now(),
+            run_id=run_id,
+            data={"error": f"{type(exc).__name__}: {exc}", "blocked": blocked},
+        )
         log.warning("run.failed", run=run_id, error=str(exc), blocked=blocked)
         if not isinstance(exc, CoimproveError):
             log.exception("run.error", run=run_id, exc_info=exc)
@@ -417,9 +485,13 @@ class Runner:
         with self.ledger.transaction() as tx:
             if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
                 return
-            tx.append("gate.resumed", at=self.clock.now(), run_id=record.run_id,
-                      gate_id=record.gate_id, data={"recovered": recovered,
-                                                    "interrupt_id": record.interrupt_id})
+            tx.append(
+                "gate.resumed",
+                at=self.clock.now(),
+                run_id=record.run_id,
+                gate_id=record.gate_id,
+                data={"recovered": recovered, "interrupt_id": record.interrupt_id},
+            )
 
     def _open_gates(self, run_id: str, interrupts: Sequence[Interrupt]) -> None:
         for interrupt in interrupts:
@@ -440,7 +512,10 @@ class Runner:
                 opened_at = self.clock.now()
                 request = {**request, "opened_at": opened_at}
                 tx.append(
-                    "gate.opened", at=opened_at, run_id=run_id, gate_id=gate_id,
+                    "gate.opened",
+                    at=opened_at,
+                    run_id=run_id,
+                    gate_id=gate_id,
                     data={
                         "interrupt_id": interrupt.id,
                         "agent": value.get("agent"),
@@ -463,8 +538,16 @@ class Runner:
     # -- reading ------------------------------------------------------------------------------
 
     def _gates(self, run_id: str | None = None) -> list[GateRecord]:
-        events = self.ledger.events(run_id=run_id, types=[
-            "gate.opened", "gate.decided", "gate.resolved", "gate.resumed", "gate.timed_out"])
+        events = self.ledger.events(
+            run_id=run_id,
+            types=[
+                "gate.opened",
+                "gate.decided",
+                "gate.resolved",
+                "gate.resumed",
+                "gate.timed_out",
+            ],
+        )
         grouped: dict[str, list[LedgerEvent]] = {}
         for event in events:
             if event.gate_id is not None:
@@ -491,8 +574,15 @@ class Runner:
         return list_runs(self.ledger, run_id)
 
 
-_PROGRESS = ("run.started", "run.failed", "run.finished", "gate.opened", "gate.resolved",
-             "gate.resumed", "effect.reapproved")
+_PROGRESS: tuple[EventType, ...] = (
+    "run.started",
+    "run.failed",
+    "run.finished",
+    "gate.opened",
+    "gate.resolved",
+    "gate.resumed",
+    "effect.reapproved",
+)
 
 
 def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
@@ -524,9 +614,16 @@ def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
             state = "waiting"
         else:
             state = "running"
-        out.append(RunInfo(
-            run_id=rid, graph=start.data["graph"], policy=start.data["policy"], state=state,
-            started_at=start.at, open_gates=tuple(sorted(str(g) for g in opened - resolved)),
-            error=error, workflow_ref=start.data.get("workflow_ref"),
-        ))
+        out.append(
+            RunInfo(
+                run_id=rid,
+                graph=start.data["graph"],
+                policy=start.data["policy"],
+                state=state,
+                started_at=start.at,
+                open_gates=tuple(sorted(str(g) for g in opened - resolved)),
+                error=error,
+                workflow_ref=start.data.get("workflow_ref"),
+            )
+        )
     return out

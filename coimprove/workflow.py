@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -70,12 +70,19 @@ class AgentNode:
     __coimprove_role__: NodeRole = "agent"
 
     def __init__(
-        self, name: str, fn: AgentFn, *, kind: str | None = None,
+        self,
+        name: str,
+        fn: AgentFn,
+        *,
+        kind: str | None = None,
         payload: type[BaseModel] | None = None,
     ) -> None:
         self.name, self.fn, self.kind, self.payload_model = name, fn, kind, payload
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         self._wants_context = len(params) >= 2
         self.__name__ = f"agent:{name}"
 
@@ -84,12 +91,13 @@ class AgentNode:
         raw_fb = (state.get("feedback") or {}).get(self.name)
         feedback = None
         if isinstance(raw_fb, dict):
-            feedback = Feedback(raw_fb["note"], raw_fb["gate_id"],
-                                Proposal.from_state(raw_fb["previous"]))
+            feedback = Feedback(
+                raw_fb["note"], raw_fb["gate_id"], Proposal.from_state(raw_fb["previous"])
+            )
         args: tuple[Any, ...] = (state, AgentContext(self.name, ctx.run_id, feedback))
         result = self.fn(*args[: 2 if self._wants_context else 1])
         if inspect.isawaitable(result):
-            result = await cast(Awaitable[Any], result)
+            result = await result
         extra: dict[str, Any] = {}
         if isinstance(result, tuple):
             result, extra = result
@@ -114,7 +122,8 @@ class AgentNode:
         if self.payload_model is not None:
             try:
                 fields["payload"] = self.payload_model.model_validate(
-                    fields.get("payload") or {}).model_dump(mode="json")
+                    fields.get("payload") or {}
+                ).model_dump(mode="json")
             except ValidationError as exc:
                 raise CoimproveError(
                     f"agent {self.name!r} proposed a payload that does not fit "
@@ -123,14 +132,20 @@ class AgentNode:
         try:
             return Proposal.model_validate(fields)
         except ValidationError as exc:
-            raise CoimproveError(f"agent {self.name!r} returned an invalid proposal: {exc}") from exc
+            raise CoimproveError(
+                f"agent {self.name!r} returned an invalid proposal: {exc}"
+            ) from exc
 
 
 # -- helpers for users' own StateGraphs -------------------------------------------------------
 
 
 def add_agent(
-    builder: StateGraph[Any, Any, Any, Any], name: str, fn: AgentFn, *, kind: str | None = None,
+    builder: StateGraph[Any, Any, Any, Any],
+    name: str,
+    fn: AgentFn,
+    *,
+    kind: str | None = None,
     payload: type[BaseModel] | None = None,
 ) -> AgentNode:
     """Add an agent node (a proposal source) to your own StateGraph."""
@@ -140,19 +155,29 @@ def add_agent(
 
 
 def add_gate(
-    builder: StateGraph[Any, Any, Any, Any], name: str, *, proposal_from: str, on_approve: str,
-    on_reject: str = END, category: str | None = None,
+    builder: StateGraph[Any, Any, Any, Any],
+    name: str,
+    *,
+    proposal_from: str,
+    on_approve: str,
+    on_reject: str = END,
+    category: str | None = None,
     payload_schema: dict[str, Any] | None = None,
 ) -> GateNode:
     """Add a gate to your own StateGraph. Its outgoing edges are the outcomes: don't add others."""
     node = GateNode(GateSpec(name, proposal_from, on_approve, on_reject, category, payload_schema))
-    builder.add_node(name, node, metadata={"coimprove_role": "gate"},
-                     destinations=node.spec.destinations)
+    builder.add_node(
+        name, node, metadata={"coimprove_role": "gate"}, destinations=node.spec.destinations
+    )
     return node
 
 
 def add_effect(
-    builder: StateGraph[Any, Any, Any, Any], name: str, fn: EffectFn, *, gate: str,
+    builder: StateGraph[Any, Any, Any, Any],
+    name: str,
+    fn: EffectFn,
+    *,
+    gate: str,
     idempotent: bool = False,
 ) -> EffectNode:
     """Add an effect to your own StateGraph; it runs only with `gate`'s approval."""
@@ -250,7 +275,7 @@ def check_gated(graph: AnyGraph) -> None:
     builder = graph.builder if isinstance(graph, CompiledStateGraph) else graph
     roles = node_roles(builder)
     succ = _successors(builder)
-    sources = [START] + sorted(n for n, (role, _) in roles.items() if role == "agent")
+    sources = [START, *sorted(n for n, (role, _) in roles.items() if role == "agent")]
     for name, (role, obj) in sorted(roles.items()):
         if role == "gate" and isinstance(obj, GateNode):
             src = obj.spec.proposal_from
@@ -309,7 +334,11 @@ class Workflow:
         return self._builder
 
     def agent(
-        self, name: str, fn: AgentFn | None = None, *, kind: str | None = None,
+        self,
+        name: str,
+        fn: AgentFn | None = None,
+        *,
+        kind: str | None = None,
         payload: type[BaseModel] | None = None,
     ) -> Any:
         """Add an agent node; usable as ``wf.agent("x", fn)`` or ``@wf.agent("x")``."""
@@ -321,14 +350,26 @@ class Workflow:
         return register(fn) if fn is not None else register
 
     def gate(
-        self, name: str, *, proposal_from: str, on_approve: str, on_reject: str = END,
+        self,
+        name: str,
+        *,
+        proposal_from: str,
+        on_approve: str,
+        on_reject: str = END,
         category: str | None = None,
     ) -> GateNode:
         """Add a gate on `proposal_from`'s proposals. request_changes loops back to that agent."""
         agent = self._agents.get(proposal_from)
         schema = agent.payload_model.model_json_schema() if agent and agent.payload_model else None
-        return add_gate(self._builder, name, proposal_from=proposal_from, on_approve=on_approve,
-                        on_reject=on_reject, category=category, payload_schema=schema)
+        return add_gate(
+            self._builder,
+            name,
+            proposal_from=proposal_from,
+            on_approve=on_approve,
+            on_reject=on_reject,
+            category=category,
+            payload_schema=schema,
+        )
 
     def effect(
         self, name: str, fn: EffectFn | None = None, *, gate: str, idempotent: bool = False
@@ -345,12 +386,14 @@ class Workflow:
         """Add an ordinary node (no proposals, no consequences outside the state)."""
         self._builder.add_node(name, fn)
 
-    def edge(self, src: str | Sequence[str], dst: str) -> None:
+    def edge(self, src: str | list[str], dst: str) -> None:
         """A static edge (or a join when `src` is a list)."""
         self._builder.add_edge(src, dst)
 
     def route(
-        self, src: str, router: Callable[..., Hashable],
+        self,
+        src: str,
+        router: Callable[..., Hashable],
         path_map: dict[Hashable, str] | list[str],
     ) -> None:
         """A conditional edge. `path_map` is required so the gate check can see every target."""
@@ -358,9 +401,9 @@ class Workflow:
             raise GraphDefinitionError(f"route from {src!r} needs a path_map of its targets")
         self._builder.add_conditional_edges(src, router, path_map)
 
-    def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[
-        Any, Any, Any, Any
-    ]:
+    def compile(
+        self, checkpointer: BaseCheckpointSaver[Any] | None = None
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
         """Check gate coverage and compile to a LangGraph graph with `checkpointer`."""
         check_gated(self._builder)
         try:

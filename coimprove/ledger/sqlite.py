@@ -89,7 +89,9 @@ class _Tx:
         types: Sequence[EventType] | None = None,
         after_seq: int = 0,
     ) -> list[LedgerEvent]:
-        return self._ledger._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
+        return self._ledger._select(
+            run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq
+        )
 
     def append(
         self,
