@@ -42,10 +42,15 @@ def safe_relpath(name: str) -> str:
 
 
 def pack_files(
-    files: Mapping[str, bytes], *, executable: Iterable[str] = (), mtime: int = 0
+    files: Mapping[str, bytes],
+    *,
+    executable: Iterable[str] = (),
+    dirs: Iterable[str] = (),
+    mtime: int = 0,
 ) -> bytes:
-    """A tar archive holding `files` (names checked), parent directories included."""
+    """A tar archive holding `files` (names checked), parent directories and `dirs` included."""
     execs = {safe_relpath(p) for p in executable}
+    extra_dirs = {safe_relpath(d) for d in dirs}
     clean: dict[str, bytes] = {}
     for name, data in files.items():
         rel = safe_relpath(name)
@@ -55,15 +60,16 @@ def pack_files(
     unknown = execs - clean.keys()
     if unknown:
         raise ArchiveError(f"executable paths not among the files: {sorted(unknown)}")
-    dirs = sorted(
-        {str(p) for rel in clean for p in PurePosixPath(rel).parents if str(p) != "."}
-    )
-    clash = set(dirs) & clean.keys()
+    all_dirs = {str(p) for rel in clean for p in PurePosixPath(rel).parents if str(p) != "."}
+    for d in extra_dirs:
+        all_dirs |= {d} | {str(p) for p in PurePosixPath(d).parents if str(p) != "."}
+    dir_list = sorted(all_dirs)
+    clash = all_dirs & clean.keys()
     if clash:
         raise ArchiveError(f"paths used both as file and directory: {sorted(clash)}")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-        for d in dirs:
+        for d in dir_list:
             info = tarfile.TarInfo(d)
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
@@ -110,7 +116,7 @@ def unpack_files(
                     raise ArchiveError(f"archive has more than {max_files} members")
                 name = info.name
                 if strip_prefix and name.startswith(strip_prefix):
-                    name = name[len(strip_prefix):]
+                    name = name[len(strip_prefix) :]
                 if info.isdir():
                     continue
                 try:

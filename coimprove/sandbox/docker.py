@@ -151,7 +151,7 @@ def reap(
         if everything or run_id is not None or alive is False or stopped:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
-                removed.append(container.name)
+                removed.append(str(container.name))
     if removed:
         log.info("sandbox.reaped", count=len(removed), containers=removed)
     return removed
@@ -609,9 +609,13 @@ class DockerSandbox:
         *,
         dest: str | None = None,
         executable: Sequence[str] = (),
+        dirs: Sequence[str] = (),
     ) -> None:
-        """Copy files in as one tar stream (names checked, parents created, owner uid 1000)."""
-        data = archive.pack_files(files, executable=executable)
+        """Copy files in as one tar stream (names checked, parents created, owner uid 1000).
+
+        `dirs` are extra (possibly empty) directories to create.
+        """
+        data = archive.pack_files(files, executable=executable, dirs=dirs)
         async with self._lock:
             await asyncio.to_thread(self.write_tar_sync, data, dest)
 
@@ -622,15 +626,20 @@ class DockerSandbox:
         target = _resolve_dir(dest)
         exec_id = api.exec_create(
             container.id,
-            ["sh", "-c", 'mkdir -p -- "$1" && exec tar -x -f - -C "$1" --no-same-owner', "sh",
-             target],
+            [
+                "sh",
+                "-c",
+                'mkdir -p -- "$1" && exec tar -x -f - -C "$1" --no-same-owner',
+                "sh",
+                target,
+            ],
             stdin=True,
             stdout=True,
             stderr=True,
             user=AGENT_USER,
         )["Id"]
         sock = api.exec_start(exec_id, socket=True)
-        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw = _raw_socket(sock)
         output = CappedBuffer(64 << 10)
         try:
             raw.settimeout(timeout)
@@ -680,7 +689,7 @@ class DockerSandbox:
     ) -> archive.Unpacked:
         """Blocking `read_archive`."""
         container = self._require_open()
-        rels = [_relative_to_workdir(p) for p in paths]
+        rels = _covering_paths([_relative_to_workdir(p) for p in paths])
         if not rels:
             return archive.Unpacked()
         api = self._client.api
@@ -755,6 +764,22 @@ def _relative_to_workdir(path: str) -> str:
     elif path in (WORKDIR, WORKDIR + "/", ".", "./"):
         return "."
     return archive.safe_relpath(path)
+
+
+def _raw_socket(sock: object) -> socket.socket:
+    """The OS socket under the SDK's exec socket wrapper (unix or TCP transports)."""
+    raw = getattr(sock, "_sock", sock)
+    if not isinstance(raw, socket.socket):
+        raise SandboxFileError(f"cannot stream files over a {type(raw).__name__} transport")
+    return raw
+
+
+def _covering_paths(rels: Sequence[str]) -> list[str]:
+    """`rels` without duplicates and without paths inside another listed directory."""
+    if "." in rels:
+        return ["."]
+    unique = sorted(set(rels))
+    return [p for p in unique if not any(p.startswith(q + "/") for q in unique if q != p)]
 
 
 def _strip_frames(data: bytes) -> bytes:

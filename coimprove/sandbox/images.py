@@ -367,9 +367,7 @@ def build_image(
     btag = base_tag(source.definition)
     if not force and _image_exists(client, tag):
         return BuiltImage(name=source.name, tag=tag, base_tag=btag, reused=True)
-    btag, _ = build_base(
-        client, source.definition, mirror=mirror, force=force, progress=progress
-    )
+    btag, _ = build_base(client, source.definition, mirror=mirror, force=force, progress=progress)
     if progress:
         progress(f"docker build {source.directory / 'Dockerfile'} -> {tag}")
     try:

@@ -81,7 +81,6 @@ class ResourceUse(BaseModel):
     peak_memory_bytes: int | None = None
     cpu_s: float | None = None
     oom_kills: int = 0
-    pids_peak: int | None = None
 
 
 @runtime_checkable
