@@ -277,6 +277,14 @@ def _deb822_entries(text: str) -> Iterator[tuple[str, set[str]]]:
             yield uri, suites
 
 
+def find_debootstrap() -> str | None:
+    """The debootstrap executable (it lives in /usr/sbin, often not on a user's PATH)."""
+    found = shutil.which("debootstrap")
+    if found is None and Path("/usr/sbin/debootstrap").is_file():
+        found = "/usr/sbin/debootstrap"
+    return found
+
+
 def build_base(
     client: docker.DockerClient,
     definition: SandboxDefinition,
@@ -290,9 +298,7 @@ def build_base(
     if not force and _image_exists(client, tag):
         return tag, True
     say = progress or (lambda _msg: None)
-    debootstrap = shutil.which("debootstrap") or (
-        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
-    )
+    debootstrap = find_debootstrap()
     if debootstrap is None:
         raise ImageBuildError(
             "debootstrap is not installed; install it (Debian/Ubuntu: "
