@@ -94,7 +94,7 @@ class EffectNode:
         self.name, self.fn, self.gate, self.idempotent = name, fn, gate, idempotent
         self.__name__ = f"effect:{name}"
 
-    async def __call__(self, state: GatedState) -> dict[str, Any]:
+    async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
         ledger = ctx.ledger
         outcome = verify_approval(ledger, state, self.gate, self.name)

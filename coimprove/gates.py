@@ -41,7 +41,7 @@ from coimprove.model import (
     ViewEvent,
 )
 from coimprove.protocols import Ledger, LedgerReader, LedgerWriter
-from coimprove.state import GatedState, run_context
+from coimprove.state import run_context
 
 ROLE_ATTR = "__coimprove_role__"
 """Attribute marking a node callable as ``agent``, ``gate`` or ``effect``."""
@@ -82,7 +82,7 @@ class GateNode:
         self.spec = spec
         self.__name__ = f"gate:{spec.name}"
 
-    async def __call__(self, state: GatedState) -> Command[str]:
+    async def __call__(self, state: Any) -> Command[str]:
         spec, ctx = self.spec, run_context()
         raw = (state.get("proposals") or {}).get(spec.proposal_from)
         if raw is None:

@@ -380,14 +380,19 @@ class Runner:
         return await self.advance(run_id, retry_failed=True)
 
     def _runs_needing_work(self, run_id: str | None, now: float, retry_failed: bool) -> list[str]:
-        for record in self.open_gates(run_id):
-            req = record.request.requirement
-            if req.timeout_s is not None and now >= record.opened.at + req.timeout_s:
-                expire_gate(self.ledger, record.gate_id, now=now)
-        where, params = ("AND r.run_id = ?", [run_id]) if run_id else ("", [])
+        scope, params = ("AND o.run_id = ?", [run_id]) if run_id else ("", [])
+        overdue = self.ledger.query(
+            "SELECT o.gate_id FROM events o WHERE o.type = 'gate.opened' AND o.deadline <= ? "
+            f"{scope} AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id "
+            "AND r.type = 'gate.resolved') ORDER BY o.seq",
+            [now, *params],
+        )
+        for (gate_id,) in overdue:
+            expire_gate(self.ledger, gate_id, now=now)
+        scope = scope.replace("o.run_id", "r.run_id")
         rows = self.ledger.query(
             "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
-            f"{where} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
+            f"{scope} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
             "AND m.type = 'gate.resumed') ORDER BY r.seq",
             params,
         )
@@ -530,6 +535,11 @@ class Runner:
                         "category": request.get("category"),
                         "has_detail": shown.has_detail,
                         "min_review_s": requirement["min_review_seconds"],
+                        "deadline": (
+                            None
+                            if requirement["timeout_s"] is None
+                            else opened_at + requirement["timeout_s"]
+                        ),
                         "digest": shown.digest,
                     },
                 )
@@ -553,6 +563,12 @@ class Runner:
             if event.gate_id is not None:
                 grouped.setdefault(event.gate_id, []).append(event)
         return [fold_gate(evs) for evs in grouped.values() if evs[0].type == "gate.opened"]
+
+    async def state(self, run_id: str) -> dict[str, Any]:
+        """The run's current graph state (from its latest checkpoint)."""
+        run = self._run(run_id)
+        snapshot = await run.graph.aget_state(self._config(run_id, run))
+        return dict(snapshot.values)
 
     def gate(self, gate_id: str) -> GateRecord:
         """The ledger record of one gate."""

@@ -86,7 +86,7 @@ class AgentNode:
         self._wants_context = len(params) >= 2
         self.__name__ = f"agent:{name}"
 
-    async def __call__(self, state: GatedState) -> dict[str, Any]:
+    async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
         raw_fb = (state.get("feedback") or {}).get(self.name)
         feedback = None

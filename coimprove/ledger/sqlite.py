@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS events (
     has_detail    INTEGER GENERATED ALWAYS AS (json_extract(data, '$.has_detail')) VIRTUAL,
     min_review_s  REAL GENERATED ALWAYS AS (json_extract(data, '$.min_review_s')) VIRTUAL,
     category      TEXT GENERATED ALWAYS AS (json_extract(data, '$.category')) VIRTUAL,
-    reason        TEXT GENERATED ALWAYS AS (json_extract(data, '$.reason')) VIRTUAL
+    reason        TEXT GENERATED ALWAYS AS (json_extract(data, '$.reason')) VIRTUAL,
+    deadline      REAL GENERATED ALWAYS AS (json_extract(data, '$.deadline')) VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS events_gate ON events (gate_id, type);
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, type);

@@ -1,0 +1,513 @@
+"""The ``coimprove`` command line.
+
+Every command takes ``--db`` (default ``$COIMPROVE_DB`` or ``.coimprove/ledger.db``); commands
+whose output is data take ``--json``. Errors are one line naming what is wrong; exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from coimprove.errors import (
+    CoimproveError,
+    DigestMismatchError,
+    InvalidDecisionError,
+    LedgerIntegrityError,
+)
+from coimprove.gates import GateRecord
+from coimprove.ledger import SqliteLedger
+from coimprove.metrics import report as build_report
+from coimprove.model import Decision, canonical_json
+from coimprove.policy import load_policy
+from coimprove.runner import DEFAULT_DB, Runner, list_runs, load_workflow
+
+app = typer.Typer(
+    name="coimprove",
+    help="AI research workflows with mandatory, measured human checkpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ledger_app = typer.Typer(help="Inspect and verify the tamper-evident ledger.", no_args_is_help=True)
+policy_app = typer.Typer(help="Validate and explain policies.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOpt = Annotated[
+    Path,
+    typer.Option("--db", envvar="COIMPROVE_DB", help="Ledger file (checkpoints live beside it)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
+
+
+def _configure_logging() -> None:
+    json_logs = os.environ.get("CI") == "true" or not sys.stderr.isatty()
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper("iso"),
+    ]
+    processors.append(
+        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    )
+    level = os.environ.get("COIMPROVE_LOG", "warning").upper()
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(__import__("logging"), level, 30)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def _existing_ledger(db: Path) -> SqliteLedger:
+    if not db.exists():
+        raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
+    return SqliteLedger(db)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _parse_json_arg(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CoimproveError(f"{what}: cannot read {value[1:]}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CoimproveError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+
+
+def _gate_row(g: GateRecord) -> dict[str, Any]:
+    req = g.request.requirement
+    return {
+        "gate_id": g.gate_id,
+        "run_id": g.run_id,
+        "graph": g.request.graph,
+        "gate": g.request.gate,
+        "round": g.request.round,
+        "kind": g.proposal.kind,
+        "risk": g.proposal.risk,
+        "title": g.proposal.title,
+        "digest": g.proposal.digest,
+        "requirement": f"{len(g.approvers())}/{req.quorum} of {','.join(req.roles)}",
+        "opened_at": g.opened.at,
+    }
+
+
+# -- run / resume -----------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    graph: Annotated[str, typer.Argument(help="path/to/graph.py:attr, module:attr or a built-in")],
+    db: DbOpt = DEFAULT_DB,
+    inputs: Annotated[
+        str | None, typer.Option("--input", help="Initial state as JSON or @file.json.")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Policy name or YAML path (default: the graph's own).")
+    ] = None,
+    reviewer: Annotated[
+        list[str] | None,
+        typer.Option(help="Answer gates headless with this scripted profile (repeatable)."),
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="How many runs to start.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for reviewers and canaries.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start runs of a workflow. They pause at gates, or run headless with --reviewer."""
+    workflow = load_workflow(graph)
+    data = _parse_json_arg(inputs, "--input") or {}
+    if not isinstance(data, dict):
+        raise CoimproveError("--input must be a JSON object (the initial graph state)")
+    if policy is not None:
+        load_policy(policy)  # fail before starting anything
+    if reviewer:
+        from coimprove.headless import run_headless
+        from coimprove.reviewers.scripted import ScriptedReviewer
+
+        pool = [
+            ScriptedReviewer.from_profile_name(name, id=f"{name}-{i}", seed=seed)
+            for i, name in enumerate(reviewer)
+        ]
+        result = asyncio.run(
+            run_headless(workflow, pool, runs=runs, inputs=data, db=db, policy=policy, seed=seed)
+        )
+        infos = result.runs
+    else:
+
+        async def start() -> list[Any]:
+            async with Runner(db, seed=seed) as runner:
+                return [await runner.start(workflow, data, policy=policy) for _ in range(runs)]
+
+        infos = asyncio.run(start())
+    if as_json:
+        _print_json([i.__dict__ for i in infos])
+        return
+    for info in infos:
+        out.print(f"[bold]{info.run_id}[/] {info.graph} [cyan]{info.state}[/]")
+        for gid in info.open_gates:
+            out.print(f"  waiting at {gid}  (coimprove show {gid})")
+        if info.error:
+            out.print(f"  [red]{info.error}[/]")
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).")] = None,
+    db: DbOpt = DEFAULT_DB,
+    reapprove: Annotated[
+        str | None,
+        typer.Option(help="Effect key <gate id>/<effect> to grant one more attempt."),
+    ] = None,
+    as_: Annotated[str | None, typer.Option("--as", help="Who re-approves.")] = None,
+    note: Annotated[str, typer.Option(help="Why the effect may run again.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply recorded decisions and finish interrupted steps (crash recovery)."""
+    _existing_ledger(db).close()
+
+    async def go() -> list[Any]:
+        async with Runner(db) as runner:
+            if reapprove:
+                if not as_:
+                    raise InvalidDecisionError("--reapprove needs --as REVIEWER")
+                runner.reapprove(reapprove, as_, note=note)
+            await runner.resume(run_id)
+            return runner.runs(run_id)
+
+    infos = asyncio.run(go())
+    if as_json:
+        _print_json([i.__dict__ for i in infos])
+        return
+    for info in infos:
+        out.print(
+            f"{info.run_id} [cyan]{info.state}[/]" + (f"  {info.error}" if info.error else "")
+        )
+
+
+# -- looking and deciding ---------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument()] = None,
+    db: DbOpt = DEFAULT_DB,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs and their states."""
+    with _existing_ledger(db) as ledger:
+        infos = list_runs(ledger, run_id)
+    if as_json:
+        _print_json([i.__dict__ for i in infos])
+        return
+    table = Table("run", "graph", "policy", "state", "open gates")
+    for i in infos:
+        table.add_row(i.run_id, i.graph, i.policy, i.state, ", ".join(i.open_gates) or "-")
+    out.print(table)
+
+
+def _open_records(ledger: SqliteLedger, run_id: str | None) -> list[GateRecord]:
+    from coimprove.gates import fold_gate
+
+    grouped: dict[str, list[Any]] = {}
+    for event in ledger.events(
+        run_id=run_id, types=["gate.opened", "gate.decided", "gate.resolved", "gate.timed_out"]
+    ):
+        if event.gate_id:
+            grouped.setdefault(event.gate_id, []).append(event)
+    records = [fold_gate(evs) for evs in grouped.values() if evs[0].type == "gate.opened"]
+    return [r for r in records if r.status == "open"]
+
+
+@app.command()
+def pending(
+    db: DbOpt = DEFAULT_DB,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Gates waiting for a decision."""
+    with _existing_ledger(db) as ledger:
+        rows = [_gate_row(g) for g in _open_records(ledger, run_id)]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no gates are waiting")
+        return
+    table = Table("gate", "kind", "risk", "title", "needs", "digest")
+    for r in rows:
+        table.add_row(
+            r["gate_id"], r["kind"], r["risk"], r["title"], r["requirement"], r["digest"][:19]
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    gate_id: str,
+    db: DbOpt = DEFAULT_DB,
+    as_: Annotated[
+        str | None, typer.Option("--as", help="Record that this reviewer looked (for dwell).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a gate's proposal in full (recorded as a view with --as)."""
+    from coimprove.gates import load_gate, record_view
+
+    with _existing_ledger(db) as ledger:
+        record = load_gate(ledger, gate_id)
+        if as_:
+            import time
+
+            record_view(ledger, gate_id, as_, "gate", at=time.time())
+            record_view(ledger, gate_id, as_, "detail", at=time.time())
+    request = record.request.model_copy(update={"proposal": record.proposal})
+    if as_json:
+        _print_json({**request.model_dump(mode="json"), "status": record.status})
+        return
+    p = record.proposal
+    out.rule(f"{gate_id} · {record.status}")
+    out.print(f"[bold]{p.title}[/]  ({p.kind}, risk {p.risk}, by {p.author})")
+    out.print(f"needs: {_gate_row(record)['requirement']} · policy {request.requirement.policy}")
+    if request.feedback:
+        out.print(f"[yellow]previous note:[/] {request.feedback}")
+    if p.body:
+        out.print(p.body)
+    if p.payload:
+        out.print(Syntax(json.dumps(p.payload, indent=2), "json"))
+    for a in p.artifacts:
+        out.print(f"[dim]artifact {a.name} ({a.size} B, {a.digest[:19]}…)[/]")
+        if a.content:
+            out.print(Syntax(a.content, "diff" if a.name.endswith((".diff", ".patch")) else "text"))
+    out.print(f"digest: {p.digest}")
+
+
+@app.command()
+def decide(
+    gate_id: str,
+    verdict: Annotated[
+        str, typer.Argument(help="approve | edit | reject | request-changes | escalate")
+    ],
+    as_: Annotated[str, typer.Option("--as", help="Your reviewer id.")],
+    digest: Annotated[
+        str, typer.Option(help="Digest you reviewed (from `show`; a prefix of 12+ hex is enough).")
+    ],
+    db: DbOpt = DEFAULT_DB,
+    note: Annotated[str, typer.Option(help="Rationale; required for request-changes.")] = "",
+    payload: Annotated[
+        str | None, typer.Option(help="Edited payload (JSON or @file) for `edit`.")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="human | scripted | model")] = "human",
+    role: Annotated[str | None, typer.Option(help="The role you act in.")] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply/--no-apply", help="Resume the run now (default) or later.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a decision on a gate, then resume its run."""
+    from coimprove.gates import load_gate
+
+    with _existing_ledger(db) as ledger:
+        current = load_gate(ledger, gate_id).proposal.digest
+    prefix = digest if digest.startswith("sha256:") else f"sha256:{digest}"
+    if len(prefix) < len("sha256:") + 12:
+        raise InvalidDecisionError("--digest needs at least 12 hex digits of the digest you saw")
+    if not current.startswith(prefix):
+        raise DigestMismatchError(
+            f"gate {gate_id!r} now shows {current[:19]}…, not {prefix[:19]}… (look again)"
+        )
+    try:
+        decision = Decision.model_validate(
+            {
+                "verdict": verdict,
+                "reviewer": as_,
+                "reviewer_kind": kind,
+                "digest": current,
+                "note": note,
+                "edited_payload": _parse_json_arg(payload, "--payload"),
+                "role": role,
+            }
+        )
+    except ValidationError as exc:
+        raise InvalidDecisionError(f"invalid decision: {_short_validation(exc)}") from exc
+
+    async def go() -> dict[str, Any]:
+        async with Runner(db) as runner:
+            recorded = runner.decide(gate_id, decision)
+            result: dict[str, Any] = {
+                "gate_id": gate_id,
+                "recorded": recorded.event.seq,
+                "outcome": recorded.outcome.outcome if recorded.outcome else None,
+            }
+            if recorded.outcome is not None and apply:
+                run_id = recorded.event.run_id or ""
+                await runner.advance(run_id)
+                info = runner.info(run_id)
+                result.update(run_state=info.state, open_gates=list(info.open_gates))
+            return result
+
+    result = asyncio.run(go())
+    if as_json:
+        _print_json(result)
+        return
+    settled = result["outcome"] or "waiting for more reviewers"
+    out.print(f"recorded {verdict} on {gate_id} (event {result['recorded']}); gate: {settled}")
+    if "run_state" in result:
+        out.print(
+            f"run is {result['run_state']}"
+            + (f"; next: {', '.join(result['open_gates'])}" if result["open_gates"] else "")
+        )
+
+
+def _short_validation(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: "
+        f"{e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+
+
+# -- measures and the ledger ------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    db: DbOpt = DEFAULT_DB,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Oversight measures (latency, dwell, rubber-stamp, canaries, …) from the ledger."""
+    with _existing_ledger(db) as ledger:
+        rep = build_report(ledger, run_id=run_id)
+    data = rep.model_dump(mode="json")
+    if as_json:
+        print(json.dumps(data))
+        return
+    table = Table("measure", "value", title="oversight report")
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    for key in ("gates", "decided", "pending", "approval_rate", "rubber_stamp_rate"):
+        table.add_row(key, fmt(data.get(key)))
+    for key in ("latency_s", "dwell_s"):
+        d = data.get(key) or {}
+        table.add_row(key, " ".join(f"{q}={fmt(d.get(q))}" for q in ("p50", "p90", "p99")))
+    c = data.get("canary") or {}
+    table.add_row("canary", " ".join(f"{k}={fmt(v)}" for k, v in c.items()))
+    out.print(table)
+    by = data.get("by_reviewer") or {}
+    if by:
+        t2 = Table("reviewer", "decisions", "approval", "rubber-stamp", "dwell p50")
+        for rid, m in by.items():
+            t2.add_row(
+                rid,
+                fmt(m.get("decisions")),
+                fmt(m.get("approval_rate")),
+                fmt(m.get("rubber_stamp_rate")),
+                fmt((m.get("dwell_s") or {}).get("p50")),
+            )
+        out.print(t2)
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    db: DbOpt = DEFAULT_DB,
+    anchor: Annotated[
+        str | None, typer.Option(help="A head hash recorded earlier; it must be on the chain.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain; fail (exit 1) on an edited, inserted or deleted event."""
+    with _existing_ledger(db) as ledger:
+        result = ledger.verify()
+        anchored = None
+        if anchor is not None:
+            anchored = bool(ledger.query("SELECT 1 FROM events WHERE hash = ?", [anchor]))
+    if as_json:
+        _print_json({**result.__dict__, "anchor_found": anchored})
+    if not result.ok:
+        raise LedgerIntegrityError(
+            f"{db}: ledger is NOT intact: {result.problem} (checked {result.events} events)"
+        )
+    if anchored is False:
+        raise LedgerIntegrityError(f"{db}: anchor {anchor} is not on the chain (rewritten?)")
+    if not as_json:
+        out.print(f"ok: {result.events} events, head {result.head}")
+
+
+@ledger_app.command("head")
+def ledger_head(db: DbOpt = DEFAULT_DB) -> None:
+    """Print the chain's head hash (store it elsewhere; `verify --anchor` checks it later)."""
+    with _existing_ledger(db) as ledger:
+        print(ledger.verify().head)
+
+
+@ledger_app.command("events")
+def ledger_events(
+    db: DbOpt = DEFAULT_DB,
+    run_id: Annotated[str | None, typer.Option("--run")] = None,
+    gate_id: Annotated[str | None, typer.Option("--gate")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List events (JSON lines with --json)."""
+    with _existing_ledger(db) as ledger:
+        events = ledger.events(run_id=run_id, gate_id=gate_id)
+    if as_json:
+        for e in events:
+            print(canonical_json(e.model_dump(mode="json")))
+        return
+    table = Table("seq", "type", "run", "gate", "actor", "at")
+    for e in events:
+        table.add_row(
+            str(e.seq), e.type, e.run_id or "", e.gate_id or "", e.actor or "", f"{e.at:.3f}"
+        )
+    out.print(table)
+
+
+@policy_app.command("check")
+def policy_check(ref: str) -> None:
+    """Validate a policy file (or built-in name); print its rules."""
+    pol = load_policy(ref)
+    out.print(f"ok: policy {pol.name!r} with {len(pol.rules)} rule(s)")
+    for name, settings in [("defaults", pol.defaults), *((r.name, r) for r in pol.rules)]:
+        merged = pol._merge(settings)
+        out.print(
+            f"  {name}: roles={list(merged.roles or ())} quorum={merged.quorum} "
+            f"kinds={list(merged.reviewer_kinds or ())} timeout={merged.timeout_s} "
+            f"on_timeout={merged.on_timeout} min_review={merged.min_review_seconds}s "
+            f"canary_rate={merged.canary_rate}"
+        )
+
+
+def main() -> None:
+    """Entry point: run the app, turning coimprove errors into one-line messages."""
+    _configure_logging()
+    try:
+        app()
+    except CoimproveError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,243 @@
+"""Effects check their approval against the ledger, not just the edge that led to them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.graph import StateGraph
+from langgraph.types import Command
+
+from coimprove import (
+    END,
+    START,
+    Decision,
+    GateClosedError,
+    GatedState,
+    Proposal,
+    Runner,
+    Workflow,
+    add_agent,
+    add_effect,
+    add_gate,
+)
+from tests.helpers import ToyState, linear_workflow
+
+
+def _approve(runner: Runner, gate_id: str, reviewer: str = "alice") -> Any:
+    gate = runner.gate(gate_id)
+    return runner.decide(
+        gate_id, Decision(verdict="approve", reviewer=reviewer, digest=gate.proposal.digest)
+    )
+
+
+async def test_an_effect_reached_by_a_hidden_goto_refuses_to_run(
+    runner: Runner, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+
+    def sneaky(state: Any) -> Any:
+        # A node returning Command(goto=...) without declaring destinations: invisible statically.
+        return Command(
+            goto="apply",
+            update={
+                "proposals": {
+                    "propose": Proposal(kind="idea", title="x", author="agent:propose").model_dump(
+                        mode="json"
+                    )
+                }
+            },
+        )
+
+    wf = Workflow("sneaky", state=ToyState)
+    wf.agent("propose", lambda s: Proposal(kind="idea", title="x", author="agent:propose"))
+    wf.gate("review", proposal_from="propose", on_approve="apply")
+    wf.effect("apply", lambda s, a: ran.append("ran") or {}, gate="review")
+    wf.node("sneaky", sneaky)
+    wf.edge(START, "sneaky")
+    wf.edge("propose", "review")
+    wf.edge("apply", END)
+    info = await runner.start(wf)
+    assert info.state == "failed"
+    assert "needs an approval from gate 'review'" in (info.error or "")
+    assert ran == []
+
+
+async def test_an_effect_refuses_a_proposal_changed_after_approval(
+    runner: Runner, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ToyState)
+    add_agent(builder, "propose", lambda s: Proposal(kind="idea", title="v1", author="agent:p"))
+    add_gate(builder, "review", proposal_from="propose", on_approve="tamper")
+
+    def tamper(state: Any) -> Any:  # swaps the approved proposal for another before the effect
+        p = Proposal(kind="idea", title="v2 (never reviewed)", author="agent:p")
+        return {"proposals": {"propose": p.model_dump(mode="json")}}
+
+    builder.add_node("tamper", tamper)
+    add_effect(builder, "apply", lambda s, a: ran.append(a.proposal.title) or {}, gate="review")
+    builder.add_edge(START, "propose")
+    builder.add_edge("propose", "review")
+    builder.add_edge("tamper", "apply")
+    builder.add_edge("apply", END)
+    wf = Workflow.from_graph(builder, name="tamper")
+    info = await runner.start(wf)
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    info = runner.info(info.run_id)
+    assert info.state == "failed" and "changed after gate" in (info.error or "")
+    assert ran == []
+
+
+class _Planted:
+    """A canary source that multiplies the learning rate by 1000."""
+
+    def mutate(self, proposal: Proposal, rng: random.Random) -> tuple[Proposal, str] | None:
+        payload = {**proposal.payload, "lr": proposal.payload.get("lr", 0.1) * 1000}
+        return proposal.model_copy(update={"payload": payload}), "hyperparameter_x1000"
+
+
+async def test_a_canary_is_never_executed_and_is_revealed_after_the_decision(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "canary.yaml"
+    policy.write_text("name: planted\ndefaults:\n  canary_rate: 0.999\n")
+    effects = tmp_path / "effects.txt"
+    from coimprove import SimClock
+
+    async with Runner(tmp_path / "l.db", clock=SimClock(), canaries=_Planted()) as runner:
+        info = await runner.start(linear_workflow(side_effects=effects), policy=str(policy))
+        (canary,) = runner.open_gates(info.run_id)
+        assert canary.proposal.payload["lr"] == pytest.approx(100.0)
+        assert canary.request.proposal.truth is None  # nothing hidden is shown
+        assert "canary" not in canary.request.model_dump_json()
+        _approve(runner, canary.gate_id)  # the reviewer misses it
+        await runner.advance()
+        revealed = runner.ledger.events(gate_id=canary.gate_id, types=["canary.revealed"])
+        assert revealed[0].data == {
+            "mutation": "hyperparameter_x1000",
+            "caught": False,
+            "verdicts": ["approve"],
+            "original_digest": revealed[0].data["original_digest"],
+        }
+        assert not effects.exists()
+        (real,) = runner.open_gates(info.run_id)  # never two canaries in a row
+        assert real.request.round == 2 and real.proposal.payload["lr"] == pytest.approx(0.1)
+        _approve(runner, real.gate_id)
+        await runner.advance()
+        assert "'lr': 0.1" in effects.read_text()
+        assert effects.read_text().count("\n") == 1
+
+
+def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> None:
+    """Separate processes' worth of runners (separate ledger handles) race on one gate."""
+    effects = tmp_path / "effects.txt"
+    db = tmp_path / "l.db"
+    wf = linear_workflow(side_effects=effects)
+
+    async def start() -> str:
+        async with Runner(db) as r:
+            info = await r.start(wf)
+            return info.open_gates[0]
+
+    gate_id = asyncio.run(start())
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def decide(reviewer: str) -> None:
+        async def go() -> None:
+            async with Runner(db) as r:
+                r.register(wf)
+                gate = r.gate(gate_id)
+                barrier.wait()
+                try:
+                    r.decide(
+                        gate_id,
+                        Decision(verdict="approve", reviewer=reviewer, digest=gate.proposal.digest),
+                    )
+                    outcomes.append("recorded")
+                except GateClosedError:
+                    outcomes.append("late")
+                await r.advance()
+
+        asyncio.run(go())
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["late", "recorded"]
+    from coimprove import SqliteLedger
+
+    ledger = SqliteLedger(db)
+    assert len(ledger.events(gate_id=gate_id, types=["gate.resumed"])) == 1
+    assert len(ledger.events(gate_id=gate_id, types=["effect.started"])) == 1
+    assert effects.read_text().count("\n") == 1
+
+
+def test_two_quorum_reviewers_at_once_both_count(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    wf = linear_workflow(kind="code", policy="strict")
+
+    async def start() -> str:
+        async with Runner(db) as r:
+            return (await r.start(wf)).open_gates[0]
+
+    gate_id = asyncio.run(start())
+    barrier = threading.Barrier(2)
+
+    def decide(reviewer: str) -> None:
+        async def go() -> None:
+            async with Runner(db) as r:
+                r.register(wf)
+                gate = r.gate(gate_id)
+                barrier.wait()
+                r.decide(
+                    gate_id,
+                    Decision(verdict="approve", reviewer=reviewer, digest=gate.proposal.digest),
+                )
+                await r.advance()
+
+        asyncio.run(go())
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    from coimprove import SqliteLedger
+
+    ledger = SqliteLedger(db)
+    assert len(ledger.events(gate_id=gate_id, types=["gate.decided"])) == 2
+    assert len(ledger.events(gate_id=gate_id, types=["gate.resolved"])) == 1
+    assert len(ledger.events(gate_id=gate_id, types=["effect.started"])) == 1
+
+
+class MyState(GatedState, total=False):
+    topic: str
+    published: str
+
+
+async def test_a_users_own_state_graph_runs_with_gates(runner: Runner, tmp_path: Path) -> None:
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(MyState)
+    add_agent(
+        builder,
+        "draft",
+        lambda s: Proposal(kind="writeup", title=f"on {s['topic']}", author="agent:draft"),
+    )
+    add_gate(builder, "review", proposal_from="draft", on_approve="publish")
+    add_effect(builder, "publish", lambda s, a: {"published": a.proposal.title}, gate="review")
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "review")
+    builder.add_edge("publish", END)
+    wf = Workflow.from_graph(builder, name="mine")
+    info = await runner.start(wf, {"topic": "canaries"})
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    assert (await runner.state(info.run_id))["published"] == "on canaries"
