@@ -716,7 +716,7 @@ class DockerSandbox:
         finally:
             stream.close()
         if overflow:
-            self._kill_agent(_Watch())
+            self._kill_exec(_Watch())  # stop the tar (and any agent process)
             raise ArchiveError(f"files read from {self.name} exceed {max_bytes} bytes")
         code = api.exec_inspect(exec_id).get("ExitCode")
         if code != 0 and not (missing_ok and out.tell()):
