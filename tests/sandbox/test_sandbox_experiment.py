@@ -33,6 +33,10 @@ print("done", sorted(os.listdir(".")))
 """
 
 
+def _read_uri(uri: str) -> bytes:
+    return Path(uri.removeprefix("file://")).read_bytes()
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> GitWorkspace:
     return GitWorkspace.create(
@@ -68,9 +72,11 @@ async def test_runs_exactly_the_given_commit(
     assert weights.content is None
     assert weights.digest == "sha256:" + hashlib.sha256(bytes(range(256))).hexdigest()
     assert weights.uri is not None
-    assert Path(weights.uri.removeprefix("file://")).read_bytes() == bytes(range(256))
-    assert result.resources.peak_memory_bytes and result.resources.peak_memory_bytes > 1 << 20
-    assert result.resources.cpu_s and result.resources.cpu_s > 0
+    assert _read_uri(weights.uri) == bytes(range(256))
+    assert result.resources.peak_memory_bytes
+    assert result.resources.peak_memory_bytes > 1 << 20
+    assert result.resources.cpu_s
+    assert result.resources.cpu_s > 0
     assert result.resources.oom_kills == 0
 
 
