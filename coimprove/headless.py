@@ -21,7 +21,7 @@ import structlog
 
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.gates import GateRecord
-from coimprove.model import Decision, GateRequest, Review
+from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
 from coimprove.protocols import ReviewContext, Reviewer
 from coimprove.reviewers.clock import FixedClock, SimClock
@@ -242,13 +242,3 @@ async def run_headless(
         await session.run()
         infos = [runner.info(r) for r in run_ids]
         return HeadlessResult(infos, session.decisions, clock.now(), path)
-
-
-def instant_decision(request: GateRequest, verdict: str, reviewer: str, **kw: Any) -> Decision:
-    """A `Decision` on `request` by `reviewer` (a helper for scripts and tests)."""
-    return Decision(
-        verdict=verdict,  # type: ignore[arg-type]
-        reviewer=reviewer,
-        digest=request.proposal.digest,
-        **kw,
-    )

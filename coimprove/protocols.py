@@ -94,8 +94,14 @@ class Ledger(LedgerWriter, Protocol):
         """Recompute the hash chain and report the first broken event."""
         ...
 
-    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
-        """Take or renew the lease on `key` (a run); False if another owner holds it."""
+    def acquire_lease(
+        self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
+    ) -> bool:
+        """Take or renew the lease on `key` (a run); False if another live owner holds it."""
+        ...
+
+    def lease_holder(self, key: str) -> str | None:
+        """The owner of the unexpired lease on `key`, if any."""
         ...
 
     def release_lease(self, key: str, owner: str) -> None:

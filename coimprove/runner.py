@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import socket
 import sys
 import time
 import uuid
@@ -97,6 +98,21 @@ class _Run:
     lease: _Lease = field(default_factory=_Lease)
 
 
+def _dead_here(owner: str) -> bool:
+    """Whether a lease owner ``host:pid:nonce`` is a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def load_workflow(ref: str) -> Workflow:
     """Load a workflow from ``path/to/file.py:attr``, ``package.module:attr`` or a built-in name."""
     from coimprove._resources import builtin_dir
@@ -159,7 +175,7 @@ class Runner:
         self._conn: aiosqlite.Connection | None = None
         self.clock: Clock = clock or WallClock()
         self.canaries, self.seed, self.lease_ttl_s = canaries, seed, lease_ttl_s
-        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, Workflow] = {}
         self._runs: dict[str, _Run] = {}
         self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
@@ -425,6 +441,17 @@ class Runner:
                         self._mark_resumed(record, recovered=True)
                 if not resume and pending:
                     return
+            if not resume:
+                state = await graph.aget_state(cfg)
+                if state.interrupts:  # paused before its gates were recorded (a crash)
+                    self._open_gates(run_id, state.interrupts)
+                    run.lease.pending = {i.id for i in state.interrupts}
+                    return
+                if not state.next:
+                    if state.created_at is not None:  # finished before it was recorded
+                        self._finish(run_id, dict(state.values))
+                        return
+                    inputs = self._recorded_inputs(run_id)  # crashed before the first step
         command: Any = (
             inputs if inputs is not None else (Command(resume=resume) if resume else None)
         )
@@ -447,12 +474,21 @@ class Runner:
         self._open_gates(run_id, interrupts)
         run.lease.pending = ids
         if not interrupts:
-            self.ledger.append(
-                "run.finished",
-                at=self.clock.now(),
-                run_id=run_id,
-                data={"state_keys": sorted(result) if isinstance(result, dict) else []},
-            )
+            self._finish(run_id, result if isinstance(result, dict) else {})
+
+    def _finish(self, run_id: str, values: dict[str, Any]) -> None:
+        with self.ledger.transaction() as tx:
+            if not tx.events(run_id=run_id, types=["run.finished"]):
+                tx.append(
+                    "run.finished",
+                    at=self.clock.now(),
+                    run_id=run_id,
+                    data={"state_keys": sorted(values)},
+                )
+
+    def _recorded_inputs(self, run_id: str) -> dict[str, Any]:
+        started = self.ledger.events(run_id=run_id, types=["run.started"])
+        return dict(started[0].data.get("inputs") or {})
 
     async def _after_failure(
         self, run_id: str, run: _Run, resume: dict[str, Any], exc: Exception
@@ -482,7 +518,14 @@ class Runner:
         if run.lease.until <= now:
             run.lease.pending = None  # a gap: another runner may have moved the thread
         if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
-            return False
+            holder = self.ledger.lease_holder(run_id)
+            if holder is None or not _dead_here(holder):
+                return False
+            log.warning("lease.stolen", run=run_id, from_=holder)
+            if not self.ledger.acquire_lease(
+                run_id, self.owner, self.lease_ttl_s, steal_from=holder
+            ):
+                return False
         run.lease.until = now + self.lease_ttl_s
         return True
 

@@ -127,7 +127,7 @@ class Verdicts:
         else:
             verdict = step.replace("-", "_")
             decision = Decision(
-                verdict=verdict,  # type: ignore[arg-type]
+                verdict=verdict,
                 reviewer=self._id,
                 reviewer_kind=self._kind,
                 digest=request.proposal.digest,

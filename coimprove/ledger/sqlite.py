@@ -279,13 +279,16 @@ class SqliteLedger:
                 recorded_head=head[0] if head else None,
             )
 
-    def acquire_lease(self, key: str, owner: str, ttl_s: float) -> bool:
-        """Take the lease on `key` if it is free, expired or already ours (wall-clock TTL)."""
+    def acquire_lease(
+        self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
+    ) -> bool:
+        """Take the lease on `key` if it is free, expired, ours, or held by `steal_from`
+        (a holder known to be dead). The TTL is wall-clock time."""
         now = time.time()
         with self._immediate():
             row = self._conn.execute("SELECT owner, expires FROM leases WHERE key=?", (key,))
             held = row.fetchone()
-            if held is not None and held[0] != owner and held[1] > now:
+            if held is not None and held[0] not in (owner, steal_from) and held[1] > now:
                 return False
             self._conn.execute(
                 "INSERT INTO leases (key, owner, expires) VALUES (?,?,?) "
@@ -293,6 +296,14 @@ class SqliteLedger:
                 (key, owner, now + ttl_s),
             )
             return True
+
+    def lease_holder(self, key: str) -> str | None:
+        """Who holds the (unexpired) lease on `key`, if anyone."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT owner FROM leases WHERE key=? AND expires > ?", (key, time.time())
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def release_lease(self, key: str, owner: str) -> None:
         with self._immediate():

@@ -117,7 +117,7 @@ async def test_escalate_reopens_the_gate_for_the_next_role(runner: Runner, tmp_p
 
 
 async def test_refusals_name_the_problem_and_record_nothing(runner: Runner, tmp_path: Path) -> None:
-    run_id, gate, _ = await _started(runner, tmp_path)
+    _run_id, gate, _ = await _started(runner, tmp_path)
     before = runner.ledger.last_seq()
     with pytest.raises(UnknownGateError, match="no gate 'nope'"):
         runner.decide("nope", _decision(gate, "approve"))
@@ -133,7 +133,7 @@ async def test_refusals_name_the_problem_and_record_nothing(runner: Runner, tmp_
 
 
 async def test_the_author_of_a_proposal_cannot_approve_it(runner: Runner, tmp_path: Path) -> None:
-    run_id, gate, _ = await _started(runner, tmp_path)
+    _run_id, gate, _ = await _started(runner, tmp_path)
     with pytest.raises(SelfApprovalError):
         runner.decide(gate.gate_id, _decision(gate, "approve", reviewer=gate.proposal.author))
 
@@ -158,7 +158,7 @@ async def test_a_reviewer_kind_the_rule_excludes_is_refused(runner: Runner, tmp_
 
 
 async def test_quorum_needs_distinct_reviewers(runner: Runner, tmp_path: Path) -> None:
-    run_id, gate, effects = await _started(runner, tmp_path, policy="strict", kind="code")
+    _run_id, gate, effects = await _started(runner, tmp_path, policy="strict", kind="code")
     assert gate.request.requirement.quorum == 2
     first = runner.decide(gate.gate_id, _decision(gate, "approve"))
     assert first.outcome is None
@@ -175,7 +175,7 @@ async def test_quorum_needs_distinct_reviewers(runner: Runner, tmp_path: Path) -
 async def test_an_edit_under_quorum_needs_approval_of_the_edited_version(
     runner: Runner, tmp_path: Path
 ) -> None:
-    run_id, gate, effects = await _started(runner, tmp_path, policy="strict", kind="code")
+    _run_id, gate, effects = await _started(runner, tmp_path, policy="strict", kind="code")
     runner.decide(gate.gate_id, _decision(gate, "approve"))
     edited = runner.decide(
         gate.gate_id, _decision(gate, "edit", reviewer="bob", edited_payload={"lr": 0.5})
@@ -218,7 +218,7 @@ async def test_an_overdue_gate_is_rejected_never_approved(runner: Runner, tmp_pa
 
 
 async def test_views_are_recorded_with_the_reviewer(runner: Runner, tmp_path: Path) -> None:
-    run_id, gate, _ = await _started(runner, tmp_path)
+    _run_id, gate, _ = await _started(runner, tmp_path)
     runner.view(gate.gate_id, "alice")
     runner.view(gate.gate_id, "alice", "detail")
     views = runner.ledger.events(gate_id=gate.gate_id, types=["gate.viewed", "detail.viewed"])

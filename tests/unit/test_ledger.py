@@ -110,3 +110,12 @@ def test_query_is_read_only(tmp_path: Path) -> None:
     with pytest.raises(LedgerError):
         ledger.query("DELETE FROM events")
     assert ledger.verify().events == 5
+
+
+def test_a_lease_can_be_taken_from_a_named_dead_holder(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    assert ledger.acquire_lease("run", "dead", ttl_s=60)
+    assert ledger.lease_holder("run") == "dead"
+    assert not ledger.acquire_lease("run", "me", ttl_s=60, steal_from="someone-else")
+    assert ledger.acquire_lease("run", "me", ttl_s=60, steal_from="dead")
+    assert ledger.lease_holder("run") == "me"

@@ -1,0 +1,5 @@
+"""``python -m coimprove`` runs the CLI."""
+
+from coimprove.cli import main
+
+main()
