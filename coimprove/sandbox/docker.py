@@ -40,9 +40,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import docker
-import structlog
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from coimprove._log import get_logger
 from coimprove.sandbox import archive
 from coimprove.sandbox.engine import connect
 from coimprove.sandbox.errors import (
@@ -65,7 +65,7 @@ from coimprove.sandbox.protocol import (
     SandboxLimits,
 )
 
-log = structlog.get_logger("coimprove.sandbox.docker")
+log = get_logger("coimprove.sandbox.docker")
 
 LABEL = "coimprove.sandbox"
 LABEL_RUN = "coimprove.run_id"

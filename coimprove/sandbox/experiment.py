@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from coimprove._log import get_logger
 from coimprove.model import Artifact, sha256_digest
 from coimprove.sandbox import archive
 from coimprove.sandbox.docker import DockerSandbox
@@ -27,7 +27,7 @@ from coimprove.sandbox.errors import SandboxError
 from coimprove.sandbox.protocol import EndedBy, ResourceUse, SandboxLimits
 from coimprove.sandbox.workspace import GitWorkspace
 
-log = structlog.get_logger("coimprove.sandbox.experiment")
+log = get_logger("coimprove.sandbox.experiment")
 
 INLINE_TEXT_MAX = 64 << 10
 

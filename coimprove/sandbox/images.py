@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import docker
-import structlog
 import yaml
 from docker.errors import APIError, BuildError, ImageNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coimprove._log import get_logger
 from coimprove.sandbox.errors import (
     ImageBuildError,
     ImageMissingError,
@@ -43,7 +43,7 @@ from coimprove.sandbox.errors import (
 )
 from coimprove.sandbox.protocol import NetworkMode, SandboxLimits
 
-log = structlog.get_logger("coimprove.sandbox.images")
+log = get_logger("coimprove.sandbox.images")
 
 BASE_REPOSITORY = "coimprove/base"
 IMAGE_REPOSITORY_PREFIX = "coimprove/sandbox-"

@@ -19,13 +19,13 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import git
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from coimprove._log import get_logger
 from coimprove.sandbox.archive import safe_relpath
 from coimprove.sandbox.errors import ArchiveError, MergeConflictError, WorkspaceError
 
-log = structlog.get_logger("coimprove.sandbox.workspace")
+log = get_logger("coimprove.sandbox.workspace")
 
 PROPOSAL_REFS = "refs/coimprove/proposals/"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"

@@ -6,6 +6,8 @@
   `docker run --rm IMAGE true` on the same image. Target: median ratio <= 1.2.
 - warm: `exec(["true"])` in a running sandbox, vs bare `docker exec CONTAINER true` (the CLI)
   on the same container; the docker SDK's `exec_run` is shown too. Target: p50 ratio <= 1.3.
+- experiment: `run_experiment` of a small numpy script (sandbox start, files in, run, metrics
+  and result files out, remove): the sandbox share of gate approval -> result recorded.
 
 Runs are interleaved (ours, bare, ours, bare, ...) so drift on the machine hits both sides.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import statistics
 import subprocess
 import sys
@@ -23,10 +24,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import docker
-import structlog
 
 from coimprove.sandbox.docker import DockerSandbox, reap
 from coimprove.sandbox.engine import connect
+from coimprove.sandbox.experiment import ExperimentSpec, run_experiment
 from coimprove.sandbox.images import build_image
 
 COLD_TARGET = 1.2
@@ -60,7 +61,21 @@ def run_cli(*args: str) -> None:
     subprocess.run(["docker", *args], check=True, capture_output=True)
 
 
-async def bench(cold_n: int, warm_n: int, client: docker.DockerClient) -> dict[str, object]:
+EXPERIMENT = ExperimentSpec(
+    command=["python3", "exp.py"],
+    files={
+        "exp.py": "import json, numpy as np\n"
+        "x = np.random.default_rng(0).normal(size=100_000)\n"
+        "json.dump({'mean': float(x.mean()), 'std': float(x.std())},"
+        " open('out/metrics.json', 'w'))\n"
+    },
+    timeout_s=60,
+)
+
+
+async def bench(
+    cold_n: int, warm_n: int, exp_n: int, client: docker.DockerClient
+) -> dict[str, object]:
     image = build_image("python", client=client)
     tag = image.tag
     reap(client)
@@ -111,6 +126,12 @@ async def bench(cold_n: int, warm_n: int, client: docker.DockerClient) -> dict[s
     finally:
         await sb.close()
 
+    async def experiment() -> None:
+        result = await run_experiment(EXPERIMENT, run_id="bench", client=client)
+        assert result.ok and result.metrics, result
+
+    exp_samples = [await timed(experiment) for _ in range(exp_n)]
+
     cold = {"coimprove": summary(cold_ours), "docker run --rm": summary(cold_bare)}
     warm = {
         "coimprove": summary(warm_ours),
@@ -121,6 +142,7 @@ async def bench(cold_n: int, warm_n: int, client: docker.DockerClient) -> dict[s
         "image": tag,
         "cold": cold,
         "warm": warm,
+        "experiment": {"run_experiment (numpy script)": summary(exp_samples)},
         "ratios": {
             "cold_p50": cold["coimprove"]["p50_ms"] / cold["docker run --rm"]["p50_ms"],
             "warm_p50_vs_cli": warm["coimprove"]["p50_ms"] / warm["docker exec (CLI)"]["p50_ms"],
@@ -132,14 +154,14 @@ async def bench(cold_n: int, warm_n: int, client: docker.DockerClient) -> dict[s
 
 def render(report: dict[str, object]) -> str:
     lines = [f"image: {report['image']}"]
-    for phase in ("cold", "warm"):
+    for phase in ("cold", "warm", "experiment"):
         rows = report[phase]
         assert isinstance(rows, dict)
         lines.append(f"\n{phase}:")
-        lines.append(f"  {'':24} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>5}")
+        lines.append(f"  {'':30} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>5}")
         for name, s in rows.items():
             lines.append(
-                f"  {name:24} {s['p50_ms']:9.1f} {s['p95_ms']:9.1f} {s['mean_ms']:9.1f} "
+                f"  {name:30} {s['p50_ms']:9.1f} {s['p95_ms']:9.1f} {s['mean_ms']:9.1f} "
                 f"{int(s['n']):5d}"
             )
     ratios = report["ratios"]
@@ -164,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cold", type=int, default=20, help="cold iterations per side")
     parser.add_argument("--warm", type=int, default=200, help="warm iterations per side")
+    parser.add_argument("--experiment", type=int, default=10, help="experiment iterations")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    report = asyncio.run(bench(args.cold, args.warm, connect()))
+    report = asyncio.run(bench(args.cold, args.warm, args.experiment, connect()))
     print(json.dumps(report, indent=2) if args.json else render(report))
     ratios = report["ratios"]
     assert isinstance(ratios, dict)
