@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from coimprove._log import configure as configure_logging
 from coimprove.errors import (
     CoimproveError,
     DigestMismatchError,
@@ -57,21 +57,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
 
 def _configure_logging() -> None:
     json_logs = os.environ.get("CI") == "true" or not sys.stderr.isatty()
-    processors: list[Any] = [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper("iso"),
-    ]
-    processors.append(
-        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
-    )
-    level = os.environ.get("COIMPROVE_LOG", "warning").upper()
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(__import__("logging"), level, 30)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-    )
+    configure_logging(os.environ.get("COIMPROVE_LOG", "WARNING"), json=json_logs)
 
 
 def _existing_ledger(db: Path) -> SqliteLedger:

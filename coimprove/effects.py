@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterruptedError
-from coimprove.gates import NodeRole, load_gate
-from coimprove.model import EventType, GateOutcome, Proposal
+from coimprove.gates import NodeRole
+from coimprove.model import EventType, GateOutcome, LedgerEvent, Proposal
 from coimprove.protocols import Ledger
 from coimprove.state import GatedState, run_context
 
@@ -47,8 +47,12 @@ class Approved:
 EffectFn = Callable[[Any, Approved], "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
 
 
-def verify_approval(ledger: Ledger, state: GatedState, gate: str, effect: str) -> GateOutcome:
-    """The approval `effect` may act on, checked against the state *and* the ledger."""
+def verify_approval(
+    ledger: Ledger, state: GatedState, gate: str, effect: str
+) -> tuple[GateOutcome, list[LedgerEvent]]:
+    """The approval `effect` may act on, checked against the state *and* the ledger.
+
+    Also returns the gate's effect events (read in the same query)."""
     raw = (state.get("approvals") or {}).get(gate)
     if raw is None:
         raise ApprovalRequiredError(
@@ -69,20 +73,19 @@ def verify_approval(ledger: Ledger, state: GatedState, gate: str, effect: str) -
                 f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
                 f"{outcome.gate_id!r} approved it; it must pass the gate again"
             )
-    record = load_gate(ledger, outcome.gate_id)
-    settled = record.outcome
-    if record.hidden.get("canary"):
-        raise ApprovalRequiredError(f"effect {effect!r}: gate {outcome.gate_id!r} was a canary")
+    events = ledger.events(gate_id=outcome.gate_id, types=("gate.resolved", *EFFECT_EVENTS))
+    settled = next((e.data["result"] for e in events if e.type == "gate.resolved"), None)
+    # a canary resolves as "canary", never as an approval, so it cannot pass this check
     if (
         settled is None
-        or settled.outcome not in ("approve", "edit")
-        or (settled.digest != outcome.digest)
+        or settled["outcome"] not in ("approve", "edit")
+        or settled["digest"] != outcome.digest
     ):
         raise ApprovalRequiredError(
             f"effect {effect!r}: the ledger has no approval of digest {outcome.digest[:19]}… "
             f"at gate {outcome.gate_id!r}"
         )
-    return outcome
+    return outcome, [e for e in events if e.type != "gate.resolved"]
 
 
 class EffectNode:
@@ -97,13 +100,9 @@ class EffectNode:
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
         ledger = ctx.ledger
-        outcome = verify_approval(ledger, state, self.gate, self.name)
+        outcome, effect_events = verify_approval(ledger, state, self.gate, self.name)
         key = f"{outcome.gate_id}/{self.name}"
-        mine = [
-            e
-            for e in ledger.events(gate_id=outcome.gate_id, types=EFFECT_EVENTS)
-            if e.data.get("effect") == self.name
-        ]
+        mine = [e for e in effect_events if e.data.get("effect") == self.name]
         for event in mine:
             if event.type == "effect.finished":
                 return dict(event.data["update"])

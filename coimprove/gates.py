@@ -143,27 +143,32 @@ class GateNode:
                 f"gate {spec.name!r} was resumed with the outcome of {outcome.gate_id!r}, "
                 f"not its own {gate_id!r}; nothing was applied"
             )
-        return self._route(outcome, proposal, round_, level)
+        return self._route(outcome, proposal, round_, level, state)
 
     def _route(
-        self, outcome: GateOutcome, proposal: Proposal, round_: int, level: int
+        self, outcome: GateOutcome, proposal: Proposal, round_: int, level: int, state: Any
     ) -> Command[str]:
         spec = self.spec
         update: dict[str, Any] = {"gate_rounds": {spec.name: round_}}
+        had_feedback = spec.proposal_from in (state.get("feedback") or {})
         if outcome.outcome == "canary":
             update["gate_canary"] = {spec.name: round_}
             return Command(goto=spec.name, update=update)
         if outcome.outcome == "escalate":
             update["gate_levels"] = {spec.name: level + 1}
             return Command(goto=spec.name, update=update)
-        update["gate_levels"] = {spec.name: 0}
+        if level:
+            update["gate_levels"] = {spec.name: 0}
         if outcome.outcome in ("approve", "edit"):
             assert outcome.proposal is not None
             update["approvals"] = {spec.name: outcome.model_dump(mode="json")}
-            update["proposals"] = {spec.proposal_from: outcome.proposal.model_dump(mode="json")}
-            update["feedback"] = {spec.proposal_from: None}
+            if outcome.digest != proposal.digest:  # edited: the state carries the new version
+                update["proposals"] = {spec.proposal_from: outcome.proposal.model_dump(mode="json")}
+            if had_feedback:
+                update["feedback"] = {spec.proposal_from: None}
             return Command(goto=spec.on_approve, update=update)
-        update["approvals"] = {spec.name: None}
+        if spec.name in (state.get("approvals") or {}):
+            update["approvals"] = {spec.name: None}
         if outcome.outcome == "request_changes":
             update["feedback"] = {
                 spec.proposal_from: {

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
+from coimprove._log import get_logger
 
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.gates import GateRecord
@@ -29,7 +29,7 @@ from coimprove.runner import RunInfo, Runner
 from coimprove.state import CanarySource
 from coimprove.workflow import Workflow
 
-log = structlog.get_logger("coimprove.headless")
+log = get_logger("coimprove.headless")
 
 Inputs = dict[str, Any] | Callable[[int], dict[str, Any]] | None
 

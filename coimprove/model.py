@@ -9,9 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any, Literal, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 Verdict = Literal["approve", "edit", "reject", "request_changes", "escalate"]
 """What a reviewer can decide."""
@@ -109,6 +118,7 @@ class Proposal(_Frozen):
         default=None,
         description="hidden ground truth for headless studies; not in the digest, never shown",
     )
+    _digest: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -127,6 +137,18 @@ class Proposal(_Frozen):
     @property
     def digest(self) -> str:
         """sha256 over the canonical JSON of everything a reviewer sees."""
+        if self._digest is None:
+            self._digest = self._compute_digest()
+        return self._digest
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; its digest is recomputed if anything changed."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._digest = None
+        return copy
+
+    def _compute_digest(self) -> str:
         shown = {
             "kind": self.kind,
             "title": self.title,

@@ -20,7 +20,7 @@ import fnmatch
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from coimprove._resources import builtin_dir, builtin_names
 from coimprove._yaml import load_yaml_model
@@ -109,6 +109,7 @@ class Policy(_Strict):
     )
     defaults: Settings = Settings()
     rules: tuple[Rule, ...] = ()
+    _merged_cache: dict[str, Settings] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _roles_are_held(self) -> Policy:
@@ -153,8 +154,14 @@ class Policy(_Strict):
         """The name and merged settings of the first rule matching `proposal`."""
         for rule in self.rules:
             if rule.match.fits(proposal, graph=graph, gate=gate):
-                return rule.name, self._merge(rule)
-        return "defaults", self._merge(self.defaults)
+                return rule.name, self._merged(rule.name, rule)
+        return "defaults", self._merged("defaults", self.defaults)
+
+    def _merged(self, name: str, settings: Settings) -> Settings:
+        cache = self._merged_cache
+        if name not in cache:
+            cache[name] = self._merge(settings)
+        return cache[name]
 
     def requirement(
         self, proposal: Proposal, *, graph: str = "", gate: str = "", level: int = 0
@@ -198,8 +205,14 @@ class Policy(_Strict):
         return roles
 
 
+_CACHE: dict[tuple[str, int, int], Policy] = {}
+
+
 def load_policy(ref: str | Path) -> Policy:
-    """Load a policy from a YAML path or a built-in name (`default`, `strict`, `canary`, …)."""
+    """Load a policy from a YAML path or a built-in name (`default`, `strict`, `canary`, …).
+
+    Parsed policies are cached by path, size and modification time (policies are immutable).
+    """
     path = Path(ref)
     if not path.exists() and isinstance(ref, str) and "/" not in ref and not ref.endswith(".yaml"):
         path = builtin_dir("policies") / f"{ref}.yaml"
@@ -210,7 +223,11 @@ def load_policy(ref: str | Path) -> Policy:
             )
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file")
-    return load_yaml_model(Policy, path, error=PolicyError)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _CACHE:
+        _CACHE[key] = load_yaml_model(Policy, path, error=PolicyError)
+    return _CACHE[key]
 
 
 def policy_from_yaml(text: str, *, source: str = "<string>") -> Policy:

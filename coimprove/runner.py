@@ -10,6 +10,7 @@ two of these steps is repaired by `Runner.resume`: nothing is lost and nothing r
 from __future__ import annotations
 
 import importlib
+import json
 import importlib.util
 import os
 import socket
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
-import structlog
+from coimprove._log import get_logger
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -62,7 +63,7 @@ from coimprove.protocols import Clock, Ledger, WallClock
 from coimprove.state import CONTEXT_KEY, CanarySource, RunContext
 from coimprove.workflow import Workflow
 
-log = structlog.get_logger("coimprove.runner")
+log = get_logger("coimprove.runner")
 
 DEFAULT_DB = Path(".coimprove") / "ledger.db"
 
@@ -81,6 +82,16 @@ class RunInfo:
     open_gates: tuple[str, ...] = ()
     error: str | None = None
     workflow_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """A resolved gate waiting to be resumed: what resuming it needs, read straight from SQL."""
+
+    gate_id: str
+    run_id: str
+    interrupt_id: str
+    result: dict[str, Any]
 
 
 @dataclass
@@ -413,6 +424,8 @@ class Runner:
             params,
         )
         out = [r[0] for r in rows]
+        if run_id is not None and out:
+            return out
         for info in self.runs(run_id):
             if info.run_id in out:
                 continue
@@ -425,8 +438,9 @@ class Runner:
             raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         graph, cfg = run.graph, self._config(run_id, run)
         resume: dict[str, Any] = {}
+        settled: list[_Settled] = []
         if inputs is None:
-            settled = [g for g in self._gates(run_id) if g.status == "resolved"]
+            settled = self._settled(run_id)
             if settled:
                 pending = run.lease.pending
                 if pending is None:
@@ -434,9 +448,7 @@ class Runner:
                     pending = {i.id for i in state.interrupts}
                 for record in settled:
                     if record.interrupt_id in pending:
-                        outcome = record.outcome
-                        assert outcome is not None
-                        resume[record.interrupt_id] = outcome.model_dump(mode="json")
+                        resume[record.interrupt_id] = record.result
                     else:  # consumed before a crash: the checkpoint already moved on
                         self._mark_resumed(record, recovered=True)
                 if not resume and pending:
@@ -459,7 +471,7 @@ class Runner:
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
-            await self._after_failure(run_id, run, resume, exc)
+            await self._after_failure(run_id, run, settled, resume, exc)
             return
         interrupts: list[Interrupt] = (
             list(result.get("__interrupt__", ())) if isinstance(result, dict) else []
@@ -468,7 +480,7 @@ class Runner:
         for interrupt_id in resume:
             if interrupt_id in ids:
                 raise RunError(f"run {run_id!r}: interrupt {interrupt_id} was not consumed")
-        by_interrupt = {r.interrupt_id: r for r in self._gates(run_id) if r.status == "resolved"}
+        by_interrupt = {r.interrupt_id: r for r in settled}
         for interrupt_id in resume:
             self._mark_resumed(by_interrupt[interrupt_id], recovered=False)
         self._open_gates(run_id, interrupts)
@@ -491,16 +503,17 @@ class Runner:
         return dict(started[0].data.get("inputs") or {})
 
     async def _after_failure(
-        self, run_id: str, run: _Run, resume: dict[str, Any], exc: Exception
+        self,
+        run_id: str,
+        run: _Run,
+        settled: list[_Settled],
+        resume: dict[str, Any],
+        exc: Exception,
     ) -> None:
         state = await run.graph.aget_state(self._config(run_id, run))
         still = {i.id for i in state.interrupts}
-        for record in self._gates(run_id):
-            if (
-                record.status == "resolved"
-                and record.interrupt_id in resume
-                and (record.interrupt_id not in still)
-            ):
+        for record in settled:
+            if record.interrupt_id in resume and record.interrupt_id not in still:
                 self._mark_resumed(record, recovered=False)
         blocked = isinstance(exc, EffectInterruptedError)
         self.ledger.append(
@@ -529,7 +542,7 @@ class Runner:
         run.lease.until = now + self.lease_ttl_s
         return True
 
-    def _mark_resumed(self, record: GateRecord, *, recovered: bool) -> None:
+    def _mark_resumed(self, record: _Settled, *, recovered: bool) -> None:
         with self.ledger.transaction() as tx:
             if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
                 return
@@ -590,6 +603,23 @@ class Runner:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def _settled(self, run_id: str) -> list[_Settled]:
+        """Gates of `run_id` that are resolved but whose outcome was not yet resumed."""
+        rows = self.ledger.query(
+            "SELECT r.gate_id, o.data, r.data FROM events r JOIN events o "
+            "ON o.gate_id = r.gate_id AND o.type = 'gate.opened' "
+            "WHERE r.type = 'gate.resolved' AND r.run_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
+            "AND m.type = 'gate.resumed') ORDER BY r.seq",
+            [run_id],
+        )
+        return [
+            _Settled(
+                gate_id, run_id, json.loads(opened)["interrupt_id"], json.loads(resolved)["result"]
+            )
+            for gate_id, opened, resolved in rows
+        ]
+
     def _gates(self, run_id: str | None = None) -> list[GateRecord]:
         events = self.ledger.events(
             run_id=run_id,
@@ -633,56 +663,68 @@ class Runner:
         return list_runs(self.ledger, run_id)
 
 
-_PROGRESS: tuple[EventType, ...] = (
-    "run.started",
-    "run.failed",
-    "run.finished",
-    "gate.opened",
-    "gate.resolved",
-    "gate.resumed",
-    "effect.reapproved",
+_PROGRESS = (
+    "'run.started', 'run.failed', 'run.finished', 'gate.opened', 'gate.resolved', "
+    "'gate.resumed', 'effect.reapproved'"
 )
+
+_RUNS_SQL = f"""
+SELECT s.run_id, s.at, s.data,
+  (SELECT l.type FROM events l WHERE l.run_id = s.run_id AND l.type IN ({_PROGRESS})
+     ORDER BY l.seq DESC LIMIT 1),
+  (SELECT l.data FROM events l WHERE l.run_id = s.run_id AND l.type = 'run.failed'
+     ORDER BY l.seq DESC LIMIT 1),
+  EXISTS (SELECT 1 FROM events f WHERE f.run_id = s.run_id AND f.type = 'run.finished'),
+  EXISTS (SELECT 1 FROM events r WHERE r.run_id = s.run_id AND r.type = 'gate.resolved'
+          AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id
+                          AND m.type = 'gate.resumed'))
+FROM events s WHERE s.type = 'run.started' {{scope}} ORDER BY s.seq
+"""
+
+_OPEN_SQL = """
+SELECT o.run_id, o.gate_id FROM events o WHERE o.type = 'gate.opened' {scope}
+AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
+ORDER BY o.seq
+"""
 
 
 def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
-    """Runs and their states, derived from ledger events alone."""
-    events = ledger.events(run_id=run_id, types=_PROGRESS)
-    by_run: dict[str, list[LedgerEvent]] = {}
-    for event in events:
-        if event.run_id is not None:
-            by_run.setdefault(event.run_id, []).append(event)
+    """Runs and their states, derived from ledger events alone (SQL aggregates)."""
+    params = [run_id] if run_id else []
+    open_by_run: dict[str, list[str]] = {}
+    scope = "AND o.run_id = ?" if run_id else ""
+    for rid, gate_id in ledger.query(_OPEN_SQL.format(scope=scope), params):
+        open_by_run.setdefault(rid, []).append(gate_id)
     out: list[RunInfo] = []
-    for rid, evs in by_run.items():
-        if evs[0].type != "run.started":
-            continue
-        start = evs[0]
-        opened = {e.gate_id for e in evs if e.type == "gate.opened"}
-        resolved = {e.gate_id for e in evs if e.type == "gate.resolved"}
-        resumed = {e.gate_id for e in evs if e.type == "gate.resumed"}
-        last = evs[-1]
+    scope = "AND s.run_id = ?" if run_id else ""
+    for rid, at, data, last, failed, finished, ready in ledger.query(
+        _RUNS_SQL.format(scope=scope), params
+    ):
+        start = json.loads(data)
         error = None
         state: RunState
-        if any(e.type == "run.finished" for e in evs):
+        if finished:
             state = "finished"
-        elif last.type == "run.failed":
-            state = "blocked" if last.data.get("blocked") else "failed"
-            error = last.data.get("error")
-        elif resolved - resumed:
+        elif last == "run.failed":
+            fail = json.loads(failed)
+            state = "blocked" if fail.get("blocked") else "failed"
+            error = fail.get("error")
+        elif ready:
             state = "ready"
-        elif opened - resolved:
+        elif open_by_run.get(rid):
             state = "waiting"
         else:
             state = "running"
         out.append(
             RunInfo(
                 run_id=rid,
-                graph=start.data["graph"],
-                policy=start.data["policy"],
+                graph=start["graph"],
+                policy=start["policy"],
                 state=state,
-                started_at=start.at,
-                open_gates=tuple(sorted(str(g) for g in opened - resolved)),
+                started_at=at,
+                open_gates=tuple(open_by_run.get(rid, ())),
                 error=error,
-                workflow_ref=start.data.get("workflow_ref"),
+                workflow_ref=start.get("workflow_ref"),
             )
         )
     return out

@@ -1,0 +1,154 @@
+"""Per-gate cost of coimprove vs raw LangGraph on the same graph and checkpointer.
+
+    python -m tests.bench.bench_gates [--runs 40] [--rounds 3]
+
+Both sides run the same shape: per run, 4 pairs of agent -> gate (interrupt) -> effect, with
+`AsyncSqliteSaver` and `durability="sync"`, many runs concurrently in one event loop. Raw
+LangGraph resumes each interrupt with `Command(resume={id: value})`; coimprove records the
+decision in its hash-chained SQLite ledger, validates it against the policy, resumes by id
+under a lease, and runs the effect with started/finished records. Rounds alternate sides and
+the median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from coimprove import Decision, Proposal, Runner, SimClock
+from tests.helpers import linear_workflow
+
+PAIRS = 4
+
+
+class RawState(TypedDict, total=False):
+    proposals: dict[str, Any]
+    approvals: dict[str, Any]
+    done: dict[str, Any]
+
+
+def _raw_graph() -> StateGraph[Any, Any, Any, Any]:
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(RawState)
+    prev = START
+    for i in range(PAIRS):
+
+        async def agent(state: RawState, i: int = i) -> dict[str, Any]:
+            # the same proposal record coimprove keeps, so both sides checkpoint the same data
+            proposal = Proposal(
+                kind="idea",
+                title=f"idea {i} v1",
+                author=f"agent:propose{i}",
+                payload={"lr": 0.1, "step": i},
+            ).model_dump(mode="json")
+            return {"proposals": {**state.get("proposals", {}), str(i): proposal}}
+
+        async def gate(state: RawState, i: int = i) -> dict[str, Any]:
+            decision = interrupt({"gate": i, "proposal": state["proposals"][str(i)]})
+            if decision["verdict"] != "approve":
+                raise RuntimeError("rejected")
+            return {"approvals": {**state.get("approvals", {}), str(i): decision}}
+
+        async def effect(state: RawState, i: int = i) -> dict[str, Any]:
+            return {"done": {**state.get("done", {}), str(i): state["proposals"][str(i)]}}
+
+        builder.add_node(f"propose{i}", agent)
+        builder.add_node(f"review{i}", gate)
+        builder.add_node(f"apply{i}", effect)
+        builder.add_edge(prev, f"propose{i}")
+        builder.add_edge(f"propose{i}", f"review{i}")
+        builder.add_edge(f"review{i}", f"apply{i}")
+        prev = f"apply{i}"
+    builder.add_edge(prev, END)
+    return builder
+
+
+async def raw_round(folder: Path, runs: int) -> float:
+    conn = await aiosqlite.connect(folder / "raw.checkpoints.db")
+    saver = AsyncSqliteSaver(conn)
+    await saver.setup()
+    graph = _raw_graph().compile(checkpointer=saver)
+
+    async def one(n: int) -> None:
+        cfg: Any = {"configurable": {"thread_id": f"raw-{n}"}}
+        result = await graph.ainvoke({}, cfg, durability="sync")
+        for _ in range(PAIRS):
+            (pending,) = result["__interrupt__"]
+            result = await graph.ainvoke(
+                Command(resume={pending.id: {"verdict": "approve", "reviewer": "alice"}}),
+                cfg,
+                durability="sync",
+            )
+        assert len(result["done"]) == PAIRS
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(runs)))
+    elapsed = time.perf_counter() - start
+    await conn.close()
+    return elapsed
+
+
+async def coimprove_round(folder: Path, runs: int) -> float:
+    workflow = linear_workflow("bench", pairs=PAIRS)
+    async with Runner(folder / "ledger.db", clock=SimClock()) as runner:
+
+        async def one() -> None:
+            info = await runner.start(workflow)
+            for _ in range(PAIRS):
+                (gate_id,) = info.open_gates
+                gate = runner.gate(gate_id)
+                runner.decide(
+                    gate_id,
+                    Decision(verdict="approve", reviewer="alice", digest=gate.proposal.digest),
+                )
+                await runner.advance(info.run_id)
+                info = runner.info(info.run_id)
+            assert info.state == "finished"
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(runs)))
+        elapsed = time.perf_counter() - start
+        assert runner.ledger.verify().ok
+    return elapsed
+
+
+async def main(runs: int, rounds: int) -> dict[str, float]:
+    raw: list[float] = []
+    ours: list[float] = []
+    gates = runs * PAIRS
+    with tempfile.TemporaryDirectory() as tmp:
+        for side, fn in (("warm-raw", raw_round), ("warm-coimprove", coimprove_round)):
+            (Path(tmp) / side).mkdir()
+            await fn(Path(tmp) / side, 2)
+        for r in range(rounds):
+            for side, bucket, fn in (("raw", raw, raw_round), ("coimprove", ours, coimprove_round)):
+                folder = Path(tmp) / f"{side}-{r}"
+                folder.mkdir()
+                bucket.append(await fn(folder, runs))
+    raw_ms = statistics.median(raw) / gates * 1000
+    our_ms = statistics.median(ours) / gates * 1000
+    print(
+        f"gate cycle (agent -> gate -> interrupt -> decision -> resume -> effect), "
+        f"{runs} concurrent runs x {PAIRS} gates, median of {rounds} rounds"
+    )
+    print(f"  raw LangGraph + AsyncSqliteSaver : {raw_ms:7.2f} ms/gate")
+    print(f"  coimprove (ledger, policy, lease): {our_ms:7.2f} ms/gate")
+    print(f"  ratio coimprove / raw            : {our_ms / raw_ms:7.2f}x   (target <= 1.20x)")
+    return {"raw_ms_per_gate": raw_ms, "coimprove_ms_per_gate": our_ms, "ratio": our_ms / raw_ms}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.rounds))
