@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ import structlog
 _renderer: Any = structlog.processors.JSONRenderer(sort_keys=True)
 
 
-def _render(logger: Any, name: str, event: dict[str, Any]) -> str:
+def _render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
     return str(_renderer(logger, name, event))
 
 

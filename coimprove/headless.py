@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from coimprove._log import get_logger
-
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.gates import GateRecord
 from coimprove.model import GateRequest, Review

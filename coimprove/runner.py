@@ -10,8 +10,8 @@ two of these steps is repaired by `Runner.resume`: nothing is lost and nothing r
 from __future__ import annotations
 
 import importlib
-import json
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
-from coimprove._log import get_logger
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Interrupt
 
+from coimprove._log import get_logger
 from coimprove.effects import EFFECT_EVENTS
 from coimprove.errors import (
     CoimproveError,
@@ -51,7 +51,6 @@ from coimprove.gates import (
 from coimprove.ledger import SqliteLedger
 from coimprove.model import (
     Decision,
-    EventType,
     LedgerEvent,
     Proposal,
     ViewEvent,
