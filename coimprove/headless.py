@@ -136,10 +136,18 @@ class HeadlessSession:
                 continue
             desk = min(desks, key=lambda d: (d.free_at, d.reviewer.id))
             start = max(self.clock.now(), desk.free_at, record.opened.at)
-            queue = sum(1 for r in self._open.values() if self._eligible(r, desk))
+            # gates waiting behind this one for the same reviewer
+            queue = (
+                sum(
+                    1
+                    for g, r in self._open.items()
+                    if g not in self._in_flight and self._eligible(r, desk)
+                )
+                - 1
+            )
             context = ReviewContext(
                 clock=FixedClock(start),
-                queue_length=queue,
+                queue_length=max(queue, 0),
                 session_elapsed_s=start,
                 gates_reviewed=desk.reviewed,
                 truth=record.hidden.get("truth"),

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run lint, type checks and the whole test suite.
+# README.md names this command; .ci/run calls it. Needs root (or sudo) for apt and debootstrap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages: debootstrap builds the sandbox base image (there is no image registry).
+if ! command -v debootstrap >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
+python -m pip install -q -e ".[dev]"
+
+# Sandbox images, built locally; reused when their inputs have not changed.
+$SUDO "$(command -v python)" -m coimprove sandbox build
+
+ruff check coimprove tests examples
+ruff format --check coimprove
+mypy
+python -m pytest -q "$@"
