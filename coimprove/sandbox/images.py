@@ -203,6 +203,24 @@ def _image_exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
+def _image_id(client: docker.DockerClient, tag: str) -> str | None:
+    try:
+        return str(client.images.get(tag).id)
+    except ImageNotFound:
+        return None
+
+
+def _drop_replaced(client: docker.DockerClient, old_id: str | None, tag: str) -> None:
+    """After a forced rebuild, remove the image `tag` used to name if nothing else names it."""
+    if old_id is None or old_id == _image_id(client, tag):
+        return
+    try:
+        if not client.images.get(old_id).tags:
+            client.images.remove(old_id)
+    except (ImageNotFound, APIError) as err:  # in use by a container, or already gone
+        log.info("image.keep_replaced", image=old_id, reason=str(err))
+
+
 def resolve_image(client: docker.DockerClient, name_or_path: str | Path) -> str:
     """The tag of the up-to-date built image for a sandbox; `ImageMissingError` if absent."""
     source = load_sandbox(name_or_path)
@@ -295,7 +313,8 @@ def build_base(
 ) -> tuple[str, bool]:
     """Build (or reuse) the base image; returns (tag, reused)."""
     tag = base_tag(definition)
-    if not force and _image_exists(client, tag):
+    old_id = _image_id(client, tag)
+    if not force and old_id is not None:
         return tag, True
     say = progress or (lambda _msg: None)
     debootstrap = find_debootstrap()
@@ -331,6 +350,7 @@ def build_base(
             raise ImageBuildError(f"docker import of the base rootfs failed: {err}") from err
     if not _image_exists(client, tag):
         raise ImageBuildError(f"docker import reported success but {tag} is not there")
+    _drop_replaced(client, old_id, tag)
     log.info("base.built", tag=tag)
     return tag, False
 
@@ -371,7 +391,8 @@ def build_image(
         raise SandboxDefinitionError(f"{source.directory}: no Dockerfile")
     tag = image_tag(source)
     btag = base_tag(source.definition)
-    if not force and _image_exists(client, tag):
+    old_id = _image_id(client, tag)
+    if not force and old_id is not None:
         return BuiltImage(name=source.name, tag=tag, base_tag=btag, reused=True)
     btag, _ = build_base(client, source.definition, mirror=mirror, force=force, progress=progress)
     if progress:
@@ -394,6 +415,7 @@ def build_image(
         raise ImageBuildError(f"building {tag} failed: {err.msg}\n{tail}") from err
     except APIError as err:
         raise ImageBuildError(f"building {tag} failed: {err}") from err
+    _drop_replaced(client, old_id, tag)
     seconds = time.monotonic() - started
     log.info("image.built", name=source.name, tag=tag, seconds=round(seconds, 1))
     return BuiltImage(name=source.name, tag=tag, base_tag=btag, reused=False, seconds=seconds)
