@@ -33,7 +33,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from types import TracebackType
@@ -168,7 +167,7 @@ def count_containers(
 
 _reaped_once = False
 _reap_lock = threading.Lock()
-_live: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
+_live: set[DockerSandbox] = set()  # strong: an unclosed sandbox is still removed at exit
 _shared_client: docker.DockerClient | None = None
 _image_cache: dict[str, str] = {}
 
