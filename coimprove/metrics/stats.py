@@ -1,0 +1,96 @@
+"""Small pure statistics used by the measures: rates, d′ and kappa.
+
+They take counts that SQL has already aggregated, so they never see individual events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+
+_NORMAL = NormalDist()
+
+
+def rate(numerator: int | float, denominator: int | float) -> float | None:
+    """``numerator / denominator``, or None when the denominator is 0 (never NaN)."""
+    if not denominator:
+        return None
+    return float(numerator) / float(denominator)
+
+
+def d_prime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> float | None:
+    """Sensitivity d′ = z(hit rate) − z(false-alarm rate), with the log-linear correction.
+
+    The log-linear correction (Hautus 1995) adds 0.5 to each count and 1 to each total, so
+    rates of exactly 0 or 1 stay finite: ``hit = (hits + 0.5) / (n_signal + 1)`` and likewise
+    for false alarms. Returns None when there is no signal trial or no noise trial.
+
+    Here a *signal* trial is a decision on a canary (a planted flaw) and a hit is catching it
+    (reject or request changes); a *noise* trial is a decision on an ordinary proposal and a
+    false alarm is rejecting it or sending it back.
+    """
+    if n_signal <= 0 or n_noise <= 0:
+        return None
+    if not (0 <= hits <= n_signal and 0 <= false_alarms <= n_noise):
+        raise ValueError(
+            f"counts out of range: hits={hits}/{n_signal}, false_alarms={false_alarms}/{n_noise}"
+        )
+    hit = (hits + 0.5) / (n_signal + 1)
+    fa = (false_alarms + 0.5) / (n_noise + 1)
+    return _NORMAL.inv_cdf(hit) - _NORMAL.inv_cdf(fa)
+
+
+def fleiss_kappa(table: Sequence[Sequence[int]]) -> float | None:
+    """Fleiss' kappa for items rated by a varying number of raters.
+
+    ``table[i][j]`` is how many raters put item *i* in category *j*. Items with fewer than two
+    ratings carry no agreement information and are skipped. Per item,
+    ``P_i = Σ_j n_ij (n_ij − 1) / (n_i (n_i − 1))``; ``P̄`` is their mean, the category shares
+    are ``p_j = Σ_i n_ij / Σ_i n_i`` and chance agreement is ``P̄_e = Σ_j p_j²``;
+    ``κ = (P̄ − P̄_e) / (1 − P̄_e)``. With the same number of raters for every item this is
+    Fleiss (1971). Returns None with no usable item or when ``P̄_e = 1`` (everyone used one
+    category, so chance explains all agreement and kappa is undefined).
+    """
+    rows = [list(r) for r in table if sum(r) >= 2]
+    if not rows:
+        return None
+    width = max(len(r) for r in rows)
+    totals = [0] * width
+    p_items = 0.0
+    for row in rows:
+        n_i = sum(row)
+        p_items += sum(c * (c - 1) for c in row) / (n_i * (n_i - 1))
+        for j, c in enumerate(row):
+            totals[j] += c
+    grand = sum(totals)
+    p_bar = p_items / len(rows)
+    p_e = sum((t / grand) ** 2 for t in totals)
+    if p_e >= 1.0:
+        return None
+    return (p_bar - p_e) / (1.0 - p_e)
+
+
+def cohen_kappa(table: Mapping[tuple[str, str], int]) -> float | None:
+    """Cohen's kappa for two raters from their contingency counts.
+
+    ``table[(a, b)]`` is how many items rater 1 put in category *a* while rater 2 put them in
+    *b*. ``κ = (p_o − p_e) / (1 − p_e)`` with observed agreement ``p_o`` (the diagonal share)
+    and chance agreement ``p_e = Σ_c p1(c) · p2(c)`` from the two raters' marginals. Returns
+    None with no items or when ``p_e = 1`` (both raters used a single, identical category).
+    """
+    n = sum(table.values())
+    if n <= 0:
+        return None
+    first: dict[str, int] = {}
+    second: dict[str, int] = {}
+    agree = 0
+    for (a, b), count in table.items():
+        first[a] = first.get(a, 0) + count
+        second[b] = second.get(b, 0) + count
+        if a == b:
+            agree += count
+    p_o = agree / n
+    p_e = sum(first[c] * second.get(c, 0) for c in first) / (n * n)
+    if p_e >= 1.0:
+        return None
+    return (p_o - p_e) / (1.0 - p_e)
