@@ -32,6 +32,7 @@ from coimprove.metrics import report as build_report
 from coimprove.model import Decision, canonical_json
 from coimprove.policy import load_policy
 from coimprove.runner import DEFAULT_DB, Runner, list_runs, load_workflow
+from coimprove.sandbox.cli import sandbox_app
 
 app = typer.Typer(
     name="coimprove",
@@ -44,6 +45,7 @@ ledger_app = typer.Typer(help="Inspect and verify the tamper-evident ledger.", n
 policy_app = typer.Typer(help="Validate and explain policies.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(policy_app, name="policy")
+app.add_typer(sandbox_app, name="sandbox")
 
 out = Console()
 err = Console(stderr=True)

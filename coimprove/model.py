@@ -51,6 +51,7 @@ EventType = Literal[
     "effect.failed",
     "effect.interrupted",
     "effect.reapproved",
+    "experiment.recorded",
 ]
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)

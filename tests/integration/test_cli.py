@@ -1,0 +1,219 @@
+"""The installed `coimprove` entry point, driven as a person at a shell would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAPH = "tests/integration/crash_graph.py:workflow"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["coimprove", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def data(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "COIMPROVE_DB": str(tmp_path / "ledger.db"),
+        "COIMPROVE_TEST_EFFECTS": str(tmp_path / "effects.txt"),
+    }
+
+
+def test_a_person_runs_reviews_and_decides_from_the_shell(env: dict[str, str]) -> None:
+    (run,) = data(cli("run", GRAPH, "--json", env=env))
+    assert run["state"] == "waiting"
+    (gate,) = data(cli("pending", "--json", env=env))
+    assert gate["gate_id"] == run["open_gates"][0] and gate["requirement"] == "0/1 of reviewer"
+    shown = data(cli("show", gate["gate_id"], "--as", "alice", "--json", env=env))
+    assert shown["proposal"]["digest"] == gate["digest"]
+    decided = data(
+        cli(
+            "decide",
+            gate["gate_id"],
+            "approve",
+            "--as",
+            "alice",
+            "--digest",
+            gate["digest"][7:19],
+            "--json",
+            env=env,
+        )
+    )
+    assert decided["outcome"] == "approve" and decided["run_state"] == "waiting"
+    (second,) = data(cli("pending", "--json", env=env))
+    data(
+        cli(
+            "decide",
+            second["gate_id"],
+            "request-changes",
+            "--as",
+            "bob",
+            "--note",
+            "explain the change",
+            "--digest",
+            second["digest"],
+            "--json",
+            env=env,
+        )
+    )
+    (third,) = data(cli("pending", "--json", env=env))
+    assert third["round"] == 2
+    data(
+        cli(
+            "decide",
+            third["gate_id"],
+            "approve",
+            "--as",
+            "bob",
+            "--digest",
+            third["digest"],
+            env=env,
+        )
+        and cli("status", "--json", env=env)
+    )
+    (status,) = data(cli("status", "--json", env=env))
+    assert status["state"] == "finished"
+    report = data(cli("report", "--json", env=env))
+    for key in (
+        "gates",
+        "decided",
+        "pending",
+        "latency_s",
+        "dwell_s",
+        "approval_rate",
+        "rubber_stamp_rate",
+        "canary",
+        "by_reviewer",
+    ):
+        assert key in report
+    assert report["gates"] == 3 and report["decided"] == 3 and report["pending"] == 0
+    assert set(report["by_reviewer"]) == {"alice", "bob"}
+    assert Path(env["COIMPROVE_TEST_EFFECTS"]).read_text().count("\n") == 2
+    assert cli("ledger", "verify", env=env).returncode == 0
+
+
+def test_bad_decisions_get_one_line_errors_and_change_nothing(env: dict[str, str]) -> None:
+    (run,) = data(cli("run", GRAPH, "--json", env=env))
+    gate_id = run["open_gates"][0]
+    before = sqlite3.connect(env["COIMPROVE_DB"]).execute("SELECT COUNT(*) FROM events").fetchone()
+    cases = [
+        (
+            ("decide", "nope.g0.1", "approve", "--as", "a", "--digest", "0" * 12),
+            "no gate 'nope.g0.1'",
+        ),
+        (("decide", gate_id, "approve", "--as", "a", "--digest", "0" * 12), "now shows"),
+        (("decide", gate_id, "approve", "--as", "a", "--digest", "abc"), "at least 12 hex"),
+        (("decide", gate_id, "maybe", "--as", "a", "--digest", "0" * 12), ""),
+    ]
+    digest = data(cli("pending", "--json", env=env))[0]["digest"]
+    cases += [
+        (("decide", gate_id, "maybe", "--as", "a", "--digest", digest), "verdict"),
+        (("decide", gate_id, "request-changes", "--as", "a", "--digest", digest), "needs a note"),
+        (("decide", gate_id, "approve", "--as", "agent:a0", "--digest", digest), "separation"),
+        (
+            ("decide", gate_id, "edit", "--as", "a", "--digest", digest, "--payload", "{oops"),
+            "not valid JSON",
+        ),
+    ]
+    for args, message in cases:
+        result = cli(*args, env=env)
+        assert result.returncode == 1, (args, result.stdout)
+        assert result.stderr.startswith("error:"), result.stderr
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    after = sqlite3.connect(env["COIMPROVE_DB"]).execute("SELECT COUNT(*) FROM events").fetchone()
+    assert after == before
+
+
+def test_ledger_verify_fails_on_a_tampered_ledger(env: dict[str, str]) -> None:
+    data(cli("run", GRAPH, "--json", env=env))
+    head = cli("ledger", "head", env=env).stdout.strip()
+    assert cli("ledger", "verify", "--anchor", head, env=env).returncode == 0
+    with sqlite3.connect(env["COIMPROVE_DB"]) as raw:
+        raw.execute("UPDATE events SET at = at + 1 WHERE seq = 2")
+    result = cli("ledger", "verify", env=env)
+    assert result.returncode == 1 and "NOT intact: event 2 was altered" in result.stderr
+
+
+def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.db"
+    bogus.write_text("not a database at all " * 50)
+    result = cli("status", "--db", str(bogus))
+    assert result.returncode == 1 and "not a coimprove ledger" in result.stderr
+    missing = cli("status", "--db", str(tmp_path / "nothing.db"))
+    assert missing.returncode == 1 and "no ledger at" in missing.stderr
+
+
+def test_policy_check_names_file_and_line(tmp_path: Path) -> None:
+    assert "quorum=2" in cli("policy", "check", "strict").stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndefaults:\n  quorum: two\n")
+    result = cli("policy", "check", str(bad))
+    assert result.returncode == 1 and f"{bad}:3: defaults.quorum" in result.stderr
+
+
+def test_headless_run_with_scripted_reviewers(env: dict[str, str]) -> None:
+    runs = data(
+        cli(
+            "run",
+            GRAPH,
+            "--reviewer",
+            "careful",
+            "--reviewer",
+            "rubber_stamper",
+            "--runs",
+            "5",
+            "--seed",
+            "3",
+            "--json",
+            env=env,
+        )
+    )
+    assert len(runs) == 5 and all(r["state"] in ("finished", "blocked") for r in runs)
+    report = data(cli("report", "--json", env=env))
+    assert set(report["by_reviewer"]) <= {"careful-0", "rubber_stamper-1"}
+    assert report["decided"] >= 10
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["status"],
+        ["pending"],
+        ["show"],
+        ["decide"],
+        ["resume"],
+        ["report"],
+        ["ledger"],
+        ["ledger", "verify"],
+        ["ledger", "head"],
+        ["ledger", "events"],
+        ["policy", "check"],
+        ["sandbox"],
+    ],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = cli(*command, "--help")
+    assert result.returncode == 0 and "Usage" in result.stdout
