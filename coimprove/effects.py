@@ -49,10 +49,9 @@ EffectFn = Callable[[Any, Approved], "dict[str, Any] | Awaitable[dict[str, Any] 
 
 def verify_approval(
     ledger: Ledger, state: GatedState, gate: str, effect: str
-) -> tuple[GateOutcome, list[LedgerEvent]]:
-    """The approval `effect` may act on, checked against the state *and* the ledger.
-
-    Also returns the gate's effect events (read in the same query)."""
+) -> tuple[GateOutcome, Proposal, list[LedgerEvent]]:
+    """The approval `effect` may act on and the proposal it approves, checked against the
+    state *and* the ledger. Also returns the gate's effect events (read in the same query)."""
     raw = (state.get("approvals") or {}).get(gate)
     if raw is None:
         raise ApprovalRequiredError(
@@ -60,19 +59,15 @@ def verify_approval(
             "(a path skipped the gate, or the gate did not approve)"
         )
     outcome = GateOutcome.model_validate(raw)
-    if outcome.outcome not in ("approve", "edit") or outcome.proposal is None:
+    if outcome.outcome not in ("approve", "edit") or outcome.agent is None:
         raise ApprovalRequiredError(f"effect {effect!r}: gate {gate!r} did not approve")
-    if outcome.proposal.digest != outcome.digest:
+    current = (state.get("proposals") or {}).get(outcome.agent)
+    proposal = None if current is None else Proposal.from_state(current)
+    if proposal is None or proposal.digest != outcome.digest:
         raise ApprovalRequiredError(
-            f"effect {effect!r}: the approved proposal does not match the digest approved"
+            f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
+            f"{outcome.gate_id!r} approved it; it must pass the gate again"
         )
-    if outcome.agent is not None:
-        current = (state.get("proposals") or {}).get(outcome.agent)
-        if current is None or Proposal.from_state(current).digest != outcome.digest:
-            raise ApprovalRequiredError(
-                f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
-                f"{outcome.gate_id!r} approved it; it must pass the gate again"
-            )
     events = ledger.events(gate_id=outcome.gate_id, types=("gate.resolved", *EFFECT_EVENTS))
     settled = next((e.data["result"] for e in events if e.type == "gate.resolved"), None)
     # a canary resolves as "canary", never as an approval, so it cannot pass this check
@@ -85,7 +80,7 @@ def verify_approval(
             f"effect {effect!r}: the ledger has no approval of digest {outcome.digest[:19]}… "
             f"at gate {outcome.gate_id!r}"
         )
-    return outcome, [e for e in events if e.type != "gate.resolved"]
+    return outcome, proposal, [e for e in events if e.type != "gate.resolved"]
 
 
 class EffectNode:
@@ -100,7 +95,7 @@ class EffectNode:
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
         ledger = ctx.ledger
-        outcome, effect_events = verify_approval(ledger, state, self.gate, self.name)
+        outcome, proposal, effect_events = verify_approval(ledger, state, self.gate, self.name)
         key = f"{outcome.gate_id}/{self.name}"
         mine = [e for e in effect_events if e.data.get("effect") == self.name]
         for event in mine:
@@ -135,10 +130,7 @@ class EffectNode:
             **common,
             data={"effect": self.name, "attempt": attempt, "key": key, "digest": outcome.digest},
         )
-        assert outcome.proposal is not None  # verify_approval guarantees it
-        approved = Approved(
-            outcome.gate_id, outcome.digest, outcome.proposal, outcome, key, attempt
-        )
+        approved = Approved(outcome.gate_id, outcome.digest, proposal, outcome, key, attempt)
         try:
             result = self.fn(state, approved)
             if inspect.isawaitable(result):

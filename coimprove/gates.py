@@ -32,6 +32,7 @@ from coimprove.errors import (
     UnknownGateError,
 )
 from coimprove.model import (
+    TRUSTED,
     Decision,
     GateOutcome,
     GateRequest,
@@ -80,6 +81,7 @@ class GateNode:
 
     def __init__(self, spec: GateSpec) -> None:
         self.spec = spec
+        self._requests: dict[str, tuple[tuple[Any, ...], Proposal, dict[str, Any]]] = {}
         self.__name__ = f"gate:{spec.name}"
 
     async def __call__(self, state: Any) -> Command[str]:
@@ -89,13 +91,46 @@ class GateNode:
             raise InvalidDecisionError(
                 f"gate {spec.name!r}: agent {spec.proposal_from!r} has not proposed anything"
             )
-        proposal = Proposal.from_state(raw)
         round_ = (state.get("gate_rounds") or {}).get(spec.name, 0) + 1
         level = (state.get("gate_levels") or {}).get(spec.name, 0)
-        last_canary = (state.get("gate_canary") or {}).get(spec.name, -1)
         gate_id = gate_id_for(ctx.run_id, spec.name, round_)
-        requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=spec.name, level=level)
+        feedback = (state.get("feedback") or {}).get(spec.proposal_from)
+        note = feedback.get("note") if isinstance(feedback, dict) else None
+        last_canary = (state.get("gate_canary") or {}).get(spec.name, -1)
+        inputs = (raw, level, note, last_canary, ctx.seed, id(ctx.policy))
+        # LangGraph re-runs this node from the top on resume; everything up to interrupt() is
+        # a pure function of `inputs`, so a resume in the same process reuses the request.
+        cached = self._requests.get(gate_id)
+        if cached is not None and cached[0] == inputs:
+            proposal, value = cached[1], cached[2]
+        else:
+            proposal = Proposal.from_state(raw)
+            value = self._request(proposal, gate_id, round_, level, note, last_canary)
+            self._requests[gate_id] = (inputs, proposal, value)
+            while len(self._requests) > 4096:
+                self._requests.pop(next(iter(self._requests)))
+        resumed = interrupt(value)
+        self._requests.pop(gate_id, None)
+        outcome = GateOutcome.model_validate(resumed, context=TRUSTED)  # from the ledger
+        if outcome.gate_id != gate_id:
+            raise InvalidDecisionError(
+                f"gate {spec.name!r} was resumed with the outcome of {outcome.gate_id!r}, "
+                f"not its own {gate_id!r}; nothing was applied"
+            )
+        return self._route(outcome, proposal, round_, level, state)
 
+    def _request(
+        self,
+        proposal: Proposal,
+        gate_id: str,
+        round_: int,
+        level: int,
+        note: str | None,
+        last_canary: int,
+    ) -> dict[str, Any]:
+        """The interrupt value: what the reviewer sees, plus what only the ledger may know."""
+        spec, ctx = self.spec, run_context()
+        requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=spec.name, level=level)
         hidden: dict[str, Any] = {"canary": False, "truth": proposal.truth}
         shown = proposal
         rate = ctx.policy.canary_rate(proposal, graph=ctx.graph, gate=spec.name)
@@ -109,8 +144,6 @@ class GateNode:
                     "truth": "flawed",
                     "original_digest": proposal.digest,
                 }
-
-        feedback = (state.get("feedback") or {}).get(spec.proposal_from)
         request = GateRequest(
             gate_id=gate_id,
             run_id=ctx.run_id,
@@ -120,7 +153,7 @@ class GateNode:
             category=spec.category,
             proposal=shown.public(),
             requirement=requirement,
-            feedback=feedback.get("note") if isinstance(feedback, dict) else None,
+            feedback=note,
             payload_schema=spec.payload_schema,
         )
         eligible = sorted(
@@ -128,22 +161,13 @@ class GateNode:
             for pattern, roles in ctx.policy.reviewers.items()
             if set(roles) & set(requirement.roles)
         )
-        resumed = interrupt(
-            {
-                "coimprove_gate": gate_id,
-                "agent": spec.proposal_from,
-                "request": request.model_dump(mode="json"),
-                "hidden": hidden,
-                "eligible": eligible,
-            }
-        )
-        outcome = GateOutcome.model_validate(resumed)
-        if outcome.gate_id != gate_id:
-            raise InvalidDecisionError(
-                f"gate {spec.name!r} was resumed with the outcome of {outcome.gate_id!r}, "
-                f"not its own {gate_id!r}; nothing was applied"
-            )
-        return self._route(outcome, proposal, round_, level, state)
+        return {
+            "coimprove_gate": gate_id,
+            "agent": spec.proposal_from,
+            "request": request.model_dump(mode="json"),
+            "hidden": hidden,
+            "eligible": eligible,
+        }
 
     def _route(
         self, outcome: GateOutcome, proposal: Proposal, round_: int, level: int, state: Any
@@ -161,7 +185,8 @@ class GateNode:
             update["gate_levels"] = {spec.name: 0}
         if outcome.outcome in ("approve", "edit"):
             assert outcome.proposal is not None
-            update["approvals"] = {spec.name: outcome.model_dump(mode="json")}
+            # the approved version lives in proposals[agent]; the approval names its digest
+            update["approvals"] = {spec.name: outcome.model_dump(mode="json", exclude={"proposal"})}
             if outcome.digest != proposal.digest:  # edited: the state carries the new version
                 update["proposals"] = {spec.proposal_from: outcome.proposal.model_dump(mode="json")}
             if had_feedback:
@@ -223,7 +248,7 @@ class GateRecord:
     def outcome(self) -> GateOutcome | None:
         if self.resolved is None:
             return None
-        return GateOutcome.model_validate(self.resolved.data["result"])
+        return GateOutcome.model_validate(self.resolved.data["result"], context=TRUSTED)
 
     def approvers(self) -> list[str]:
         """Distinct reviewers whose approve/edit counts for the current digest."""
@@ -240,7 +265,9 @@ class GateRecord:
             decision = Decision.model_validate(event.data["decision"])
             self.decisions.append((event, decision))
             if decision.verdict == "edit":
-                self.proposal = Proposal.model_validate(event.data["edited_proposal"])
+                self.proposal = Proposal.model_validate(
+                    event.data["edited_proposal"], context=TRUSTED
+                )
         elif event.type == "gate.resolved":
             self.resolved = event
         elif event.type == "gate.resumed":
@@ -262,7 +289,7 @@ def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     opened = events[0]
     record = GateRecord(
         opened=opened,
-        request=GateRequest.model_validate(opened.data["request"]),
+        request=GateRequest.model_validate(opened.data["request"], context=TRUSTED),
         hidden=dict(opened.data.get("hidden") or {}),
         eligible=tuple(opened.data.get("eligible") or ()),
     )

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
@@ -56,6 +57,10 @@ EventType = Literal[
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 RISKS: tuple[str, ...] = get_args(Risk)
+
+
+TRUSTED: dict[str, bool] = {"trusted": True}
+"""Validation context for data read back from the ledger (see `Proposal`)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -123,15 +128,22 @@ class Proposal(_Frozen):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _check_claimed_digest(cls, data: Any, handler: Any) -> Any:
-        """A stored proposal carries its digest; it must still match the content."""
+    def _check_claimed_digest(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        """A stored proposal carries its digest; it must still match the content.
+
+        Validating with ``context=TRUSTED`` (data read back from the hash-chained ledger, which
+        was checked when it was written) takes the stored digest as is.
+        """
         claimed = None
         if isinstance(data, dict) and "digest" in data:
             data = dict(data)
             claimed = data.pop("digest")
         obj = handler(data)
-        if claimed is not None and claimed != obj.digest:
-            raise ValueError(f"digest {claimed} does not match the content ({obj.digest})")
+        if claimed is not None:
+            if info.context is TRUSTED:
+                obj._digest = claimed
+            elif claimed != obj.digest:
+                raise ValueError(f"digest {claimed} does not match the content ({obj.digest})")
         return obj
 
     @computed_field  # type: ignore[prop-decorator]
@@ -321,6 +333,9 @@ def event_hash(
     at: float,
     data_json: str,
 ) -> str:
-    """The chain hash of one event: sha256 over the previous hash and the event's fields."""
-    body = canonical_json([prev_hash, seq, type_, run_id, gate_id, actor, repr(at), data_json])
-    return hashlib.sha256(body.encode()).hexdigest()
+    """The chain hash of one event: sha256 over the previous hash and the event's fields,
+    each length-prefixed (so no two different events share an encoding)."""
+    digest = hashlib.sha256()
+    for field in (prev_hash, str(seq), type_, run_id, gate_id, actor, repr(at), data_json):
+        digest.update(b"-;" if field is None else f"{len(field)}:{field};".encode())
+    return digest.hexdigest()

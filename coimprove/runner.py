@@ -58,7 +58,7 @@ from coimprove.model import (
     new_id,
 )
 from coimprove.policy import Policy, load_policy
-from coimprove.protocols import Clock, Ledger, WallClock
+from coimprove.protocols import Clock, Ledger, LedgerWriter, WallClock
 from coimprove.state import CONTEXT_KEY, CanarySource, RunContext
 from coimprove.workflow import Workflow
 
@@ -480,22 +480,26 @@ class Runner:
             if interrupt_id in ids:
                 raise RunError(f"run {run_id!r}: interrupt {interrupt_id} was not consumed")
         by_interrupt = {r.interrupt_id: r for r in settled}
-        for interrupt_id in resume:
-            self._mark_resumed(by_interrupt[interrupt_id], recovered=False)
-        self._open_gates(run_id, interrupts)
+        with self.ledger.transaction() as tx:  # one commit for everything this step settled
+            for interrupt_id in resume:
+                self._resumed(tx, by_interrupt[interrupt_id], recovered=False)
+            self._open_gates(run_id, interrupts, tx)
+            if not interrupts:
+                self._finish(run_id, result if isinstance(result, dict) else {}, tx)
         run.lease.pending = ids
-        if not interrupts:
-            self._finish(run_id, result if isinstance(result, dict) else {})
 
-    def _finish(self, run_id: str, values: dict[str, Any]) -> None:
-        with self.ledger.transaction() as tx:
-            if not tx.events(run_id=run_id, types=["run.finished"]):
-                tx.append(
-                    "run.finished",
-                    at=self.clock.now(),
-                    run_id=run_id,
-                    data={"state_keys": sorted(values)},
-                )
+    def _finish(self, run_id: str, values: dict[str, Any], tx: LedgerWriter | None = None) -> None:
+        if tx is None:
+            with self.ledger.transaction() as own:
+                return self._finish(run_id, values, own)
+        if not tx.events(run_id=run_id, types=["run.finished"]):
+            tx.append(
+                "run.finished",
+                at=self.clock.now(),
+                run_id=run_id,
+                data={"state_keys": sorted(values)},
+            )
+        return None
 
     def _recorded_inputs(self, run_id: str) -> dict[str, Any]:
         started = self.ledger.events(run_id=run_id, types=["run.started"])
@@ -527,6 +531,8 @@ class Runner:
 
     def _take_lease(self, run_id: str, run: _Run) -> bool:
         now = time.time()
+        if run.lease.until - now > self.lease_ttl_s / 2:
+            return True  # ours, and far from expiring: no need to renew yet
         if run.lease.until <= now:
             run.lease.pending = None  # a gap: another runner may have moved the thread
         if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
@@ -543,17 +549,25 @@ class Runner:
 
     def _mark_resumed(self, record: _Settled, *, recovered: bool) -> None:
         with self.ledger.transaction() as tx:
-            if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
-                return
-            tx.append(
-                "gate.resumed",
-                at=self.clock.now(),
-                run_id=record.run_id,
-                gate_id=record.gate_id,
-                data={"recovered": recovered, "interrupt_id": record.interrupt_id},
-            )
+            self._resumed(tx, record, recovered=recovered)
 
-    def _open_gates(self, run_id: str, interrupts: Sequence[Interrupt]) -> None:
+    def _resumed(self, tx: LedgerWriter, record: _Settled, *, recovered: bool) -> None:
+        if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
+            return
+        tx.append(
+            "gate.resumed",
+            at=self.clock.now(),
+            run_id=record.run_id,
+            gate_id=record.gate_id,
+            data={"recovered": recovered, "interrupt_id": record.interrupt_id},
+        )
+
+    def _open_gates(
+        self, run_id: str, interrupts: Sequence[Interrupt], tx: LedgerWriter | None = None
+    ) -> None:
+        if tx is None:
+            with self.ledger.transaction() as own:
+                return self._open_gates(run_id, interrupts, own)
         for interrupt in interrupts:
             value = interrupt.value
             if not isinstance(value, dict) or "coimprove_gate" not in value:
@@ -562,43 +576,43 @@ class Runner:
                     f"({value!r:.80}); only gates may pause a coimprove run"
                 )
             gate_id = value["coimprove_gate"]
+            if tx.events(gate_id=gate_id, types=["gate.opened"]):
+                continue
             request = value["request"]
             proposal = request["proposal"]
             requirement = request["requirement"]
-            with self.ledger.transaction() as tx:
-                if tx.events(gate_id=gate_id, types=["gate.opened"]):
-                    continue
-                shown = Proposal.from_state(proposal)
-                opened_at = self.clock.now()
-                request = {**request, "opened_at": opened_at}
-                tx.append(
-                    "gate.opened",
-                    at=opened_at,
-                    run_id=run_id,
-                    gate_id=gate_id,
-                    data={
-                        "interrupt_id": interrupt.id,
-                        "agent": value.get("agent"),
-                        "request": request,
-                        "hidden": value.get("hidden") or {},
-                        "eligible": value.get("eligible") or [],
-                        "graph": request["graph"],
-                        "gate": request["gate"],
-                        "round": request["round"],
-                        "proposal_kind": proposal["kind"],
-                        "policy": requirement["policy"],
-                        "category": request.get("category"),
-                        "has_detail": shown.has_detail,
-                        "min_review_s": requirement["min_review_seconds"],
-                        "deadline": (
-                            None
-                            if requirement["timeout_s"] is None
-                            else opened_at + requirement["timeout_s"]
-                        ),
-                        "digest": shown.digest,
-                    },
-                )
-                log.info("gate.opened", gate=gate_id, kind=proposal["kind"])
+            shown = Proposal.from_state(proposal)
+            opened_at = self.clock.now()
+            request = {**request, "opened_at": opened_at}
+            tx.append(
+                "gate.opened",
+                at=opened_at,
+                run_id=run_id,
+                gate_id=gate_id,
+                data={
+                    "interrupt_id": interrupt.id,
+                    "agent": value.get("agent"),
+                    "request": request,
+                    "hidden": value.get("hidden") or {},
+                    "eligible": value.get("eligible") or [],
+                    "graph": request["graph"],
+                    "gate": request["gate"],
+                    "round": request["round"],
+                    "proposal_kind": proposal["kind"],
+                    "policy": requirement["policy"],
+                    "category": request.get("category"),
+                    "has_detail": shown.has_detail,
+                    "min_review_s": requirement["min_review_seconds"],
+                    "deadline": (
+                        None
+                        if requirement["timeout_s"] is None
+                        else opened_at + requirement["timeout_s"]
+                    ),
+                    "digest": shown.digest,
+                },
+            )
+            log.info("gate.opened", gate=gate_id, kind=proposal["kind"])
+        return None
 
     # -- reading ------------------------------------------------------------------------------
 

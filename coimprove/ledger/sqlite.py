@@ -126,7 +126,7 @@ class _Tx:
             gate_id=gate_id,
             actor=actor,
             at=at,
-            data=json.loads(data_json),
+            data=data or {},
             prev_hash=prev_hash,
             hash=digest,
         )
@@ -141,6 +141,8 @@ class SqliteLedger:
             raise NotALedgerError(f"{self.path} is a directory, not a coimprove ledger file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._timeout = busy_timeout_s
+        self._reader: sqlite3.Connection | None = None
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -254,15 +256,17 @@ class SqliteLedger:
         return self._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A read-only SQL query (the connection refuses writes while it runs)."""
+        """A SQL query on a read-only connection (SQLite refuses any write through it)."""
         with self._lock:
-            self._conn.execute("PRAGMA query_only=ON")
+            if self._reader is None:
+                uri = self.path.resolve().as_uri() + "?mode=ro"
+                self._reader = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, timeout=self._timeout
+                )
             try:
-                return [tuple(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
+                return [tuple(r) for r in self._reader.execute(sql, tuple(params)).fetchall()]
             except sqlite3.Error as exc:
                 raise LedgerError(f"ledger query failed: {exc}") from exc
-            finally:
-                self._conn.execute("PRAGMA query_only=OFF")
 
     def last_seq(self) -> int:
         with self._lock:
@@ -311,6 +315,8 @@ class SqliteLedger:
 
     def close(self) -> None:
         with self._lock:
+            if self._reader is not None:
+                self._reader.close()
             self._conn.close()
 
     def __enter__(self) -> SqliteLedger:
