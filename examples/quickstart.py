@@ -104,12 +104,16 @@ async def main(runs: int, db: Path) -> dict[str, Any]:
     print(f"ledger: {db}  (try: coimprove report --db {db})")
     print(f"flawed proposals approved: {flawed_shipped}")
     print(f"latency p50 {rep['latency_s']['p50']:.0f}s · dwell p50 {rep['dwell_s']['p50']:.0f}s")
-    print(f"approval rate {rep['approval_rate']:.2f} · rubber-stamp rate "
-          f"{rep['rubber_stamp_rate']:.2f}")
+    print(
+        f"approval rate {rep['approval_rate']:.2f} · rubber-stamp rate "
+        f"{rep['rubber_stamp_rate']:.2f}"
+    )
     for reviewer, m in sorted(rep["by_reviewer"].items()):
-        print(f"  {reviewer:<10} decisions {m['decisions']:>3}  approval {m['approval_rate']:.2f}"
-              f"  rubber-stamp {m['rubber_stamp_rate'] or 0:.2f}  dwell p50 "
-              f"{m['dwell_s']['p50']:.0f}s")
+        print(
+            f"  {reviewer:<10} decisions {m['decisions']:>3}  approval {m['approval_rate']:.2f}"
+            f"  rubber-stamp {m['rubber_stamp_rate'] or 0:.2f}  dwell p50 "
+            f"{m['dwell_s']['p50']:.0f}s"
+        )
     return rep
 
 

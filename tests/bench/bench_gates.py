@@ -136,15 +136,21 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
                 folder.mkdir()
                 bucket.append(await fn(folder, runs) / gates * 1000)
     ratios = [o / r for o, r in zip(ours, raw, strict=True)]
-    raw_ms, our_ms, ratio = statistics.median(raw), statistics.median(ours), statistics.median(ratios)
+    raw_ms, our_ms, ratio = (
+        statistics.median(raw),
+        statistics.median(ours),
+        statistics.median(ratios),
+    )
     print(
         f"gate cycle (agent -> gate -> interrupt -> decision -> resume -> effect), "
         f"{runs} concurrent runs x {PAIRS} gates, {rounds} paired rounds (medians)"
     )
     print(f"  raw LangGraph + AsyncSqliteSaver : {raw_ms:7.2f} ms/gate")
     print(f"  coimprove (ledger, policy, lease): {our_ms:7.2f} ms/gate")
-    print(f"  ratio coimprove / raw            : {ratio:7.2f}x   (target <= 1.20x; "
-          f"per round {min(ratios):.2f}-{max(ratios):.2f})")
+    print(
+        f"  ratio coimprove / raw            : {ratio:7.2f}x   (target <= 1.20x; "
+        f"per round {min(ratios):.2f}-{max(ratios):.2f})"
+    )
     return {"raw_ms_per_gate": raw_ms, "coimprove_ms_per_gate": our_ms, "ratio": ratio}
 
 
