@@ -87,33 +87,44 @@ workflow.edge("record", END)
 
 
 async def main(runs: int, db: Path) -> dict[str, Any]:
-    reviewers = [
-        ScriptedReviewer.from_profile_name("careful", id="careful-1", seed=1),
-        ScriptedReviewer.from_profile_name("rubber_stamper", id="stamper-1", seed=1),
-    ]
-    result = await run_headless(workflow, reviewers, runs=runs, db=db, arrival_s=120)
+    # Two teams review the same stream of proposals: half the runs each.
+    for profile in ("careful", "rubber_stamper"):
+        reviewer = ScriptedReviewer.from_profile_name(profile, id=f"{profile}-1", seed=1)
+        result = await run_headless(workflow, [reviewer], runs=runs // 2, db=db, arrival_s=600)
+        hours = result.sim_seconds / 3600
+        print(
+            f"{profile}: {len(result.runs)} runs, {result.decisions} decisions, "
+            f"{hours:.1f} simulated hours"
+        )
     with SqliteLedger(db) as ledger:
         rep = report(ledger).model_dump(mode="json")
-        flawed_shipped = ledger.query(
-            "SELECT COUNT(*) FROM events o JOIN events r ON r.gate_id = o.gate_id "
-            "AND r.type = 'gate.resolved' WHERE o.type = 'gate.opened' AND o.truth = 'flawed' "
-            "AND r.outcome IN ('approve', 'edit')"
-        )[0][0]
-    hours = result.sim_seconds / 3600
-    print(f"{len(result.runs)} runs, {result.decisions} decisions, {hours:.1f} simulated hours")
-    print(f"ledger: {db}  (try: coimprove report --db {db})")
-    print(f"flawed proposals approved: {flawed_shipped}")
-    print(f"latency p50 {rep['latency_s']['p50']:.0f}s · dwell p50 {rep['dwell_s']['p50']:.0f}s")
-    print(
-        f"approval rate {rep['approval_rate']:.2f} · rubber-stamp rate "
-        f"{rep['rubber_stamp_rate']:.2f}"
-    )
+        shipped = dict(
+            ledger.query(
+                "SELECT d.actor, COUNT(*) FROM events d JOIN events o ON o.gate_id = d.gate_id "
+                "AND o.type = 'gate.opened' WHERE d.type = 'gate.decided' "
+                "AND o.truth = 'flawed' AND d.verdict IN ('approve', 'edit') GROUP BY d.actor"
+            )
+        )
+        flawed = dict(
+            ledger.query(
+                "SELECT d.actor, COUNT(*) FROM events d JOIN events o ON o.gate_id = d.gate_id "
+                "AND o.type = 'gate.opened' WHERE d.type = 'gate.decided' "
+                "AND o.truth = 'flawed' GROUP BY d.actor"
+            )
+        )
+    print(f"\nledger: {db}\n  (try: coimprove report --db {db})\n")
+    print(f"{'reviewer':<18} decisions  approval  rubber-stamp  dwell p50  flawed approved")
     for reviewer, m in sorted(rep["by_reviewer"].items()):
         print(
-            f"  {reviewer:<10} decisions {m['decisions']:>3}  approval {m['approval_rate']:.2f}"
-            f"  rubber-stamp {m['rubber_stamp_rate'] or 0:.2f}  dwell p50 "
-            f"{m['dwell_s']['p50']:.0f}s"
+            f"{reviewer:<18} {m['decisions']:>9}  {m['approval_rate']:>8.2f}  "
+            f"{m['rubber_stamp_rate'] or 0:>12.2f}  {m['dwell_s']['p50']:>8.0f}s  "
+            f"{shipped.get(reviewer, 0):>6} of {flawed.get(reviewer, 0)}"
         )
+    print(
+        f"\noverall: latency p50 {rep['latency_s']['p50']:.0f}s, "
+        f"approval rate {rep['approval_rate']:.2f}, "
+        f"rubber-stamp rate {rep['rubber_stamp_rate']:.2f}"
+    )
     return rep
 
 
