@@ -20,6 +20,7 @@ from coimprove import (
     GatedState,
     Proposal,
     Runner,
+    SqliteLedger,
     Workflow,
     add_agent,
     add_effect,
@@ -134,19 +135,16 @@ async def test_a_canary_is_never_executed_and_is_revealed_after_the_decision(
         assert effects.read_text().count("\n") == 1
 
 
-def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> None:
-    """Separate processes' worth of runners (separate ledger handles) race on one gate."""
-    effects = tmp_path / "effects.txt"
-    db = tmp_path / "l.db"
-    wf = linear_workflow(side_effects=effects)
+def _race(db: Path, wf: Workflow, reviewers: tuple[str, str]) -> tuple[str, list[str]]:
+    """Start a run, then let two runners (separate ledger handles, separate event loops)
+    decide its gate at the same instant. Returns the gate id and what each decide() did."""
 
     async def start() -> str:
         async with Runner(db) as r:
-            info = await r.start(wf)
-            return info.open_gates[0]
+            return (await r.start(wf)).open_gates[0]
 
     gate_id = asyncio.run(start())
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(reviewers))
     outcomes: list[str] = []
 
     def decide(reviewer: str) -> None:
@@ -167,14 +165,19 @@ def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> No
 
         asyncio.run(go())
 
-    threads = [threading.Thread(target=decide, args=(n,)) for n in ("alice", "bob")]
+    threads = [threading.Thread(target=decide, args=(n,)) for n in reviewers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["late", "recorded"]
-    from coimprove import SqliteLedger
+    return gate_id, outcomes
 
+
+def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.txt"
+    db = tmp_path / "l.db"
+    gate_id, outcomes = _race(db, linear_workflow(side_effects=effects), ("alice", "bob"))
+    assert sorted(outcomes) == ["late", "recorded"]
     ledger = SqliteLedger(db)
     assert len(ledger.events(gate_id=gate_id, types=["gate.resumed"])) == 1
     assert len(ledger.events(gate_id=gate_id, types=["effect.started"])) == 1
@@ -184,35 +187,8 @@ def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> No
 def test_two_quorum_reviewers_at_once_both_count(tmp_path: Path) -> None:
     db = tmp_path / "l.db"
     wf = linear_workflow(kind="code", policy="strict")
-
-    async def start() -> str:
-        async with Runner(db) as r:
-            return (await r.start(wf)).open_gates[0]
-
-    gate_id = asyncio.run(start())
-    barrier = threading.Barrier(2)
-
-    def decide(reviewer: str) -> None:
-        async def go() -> None:
-            async with Runner(db) as r:
-                r.register(wf)
-                gate = r.gate(gate_id)
-                barrier.wait()
-                r.decide(
-                    gate_id,
-                    Decision(verdict="approve", reviewer=reviewer, digest=gate.proposal.digest),
-                )
-                await r.advance()
-
-        asyncio.run(go())
-
-    threads = [threading.Thread(target=decide, args=(n,)) for n in ("alice", "bob")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    from coimprove import SqliteLedger
-
+    gate_id, outcomes = _race(db, wf, ("alice", "bob"))
+    assert outcomes == ["recorded", "recorded"]
     ledger = SqliteLedger(db)
     assert len(ledger.events(gate_id=gate_id, types=["gate.decided"])) == 2
     assert len(ledger.events(gate_id=gate_id, types=["gate.resolved"])) == 1
