@@ -196,6 +196,11 @@ class Policy(_Strict):
         """The share of this gate's openings that show a planted flaw first (hidden)."""
         return self.rule_for(proposal, graph=graph, gate=gate)[1].canary_rate or 0.0
 
+    @property
+    def uses_canaries(self) -> bool:
+        """Whether any rule plants canaries (``canary_rate`` above 0)."""
+        return any((s.canary_rate or 0) > 0 for s in (self.defaults, *self.rules))
+
     def roles_of(self, reviewer: str) -> set[str]:
         """Roles `reviewer` holds: the union over every matching id or pattern."""
         roles: set[str] = set()

@@ -265,6 +265,13 @@ class Runner:
         """Start a run and drive it until it pauses at gates or finishes."""
         self.register(workflow)
         pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
+        if pol.uses_canaries and self.canaries is None:
+            log.warning(
+                "canaries.unavailable",
+                policy=pol.name,
+                hint="the policy sets canary_rate but this Runner has no canary source "
+                "(Runner(canaries=...)); no canaries will be planted",
+            )
         run_id = run_id or new_id("r-")
         if self.ledger.events(run_id=run_id, types=["run.started"]):
             raise RunError(f"run {run_id!r} already exists")
