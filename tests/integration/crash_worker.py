@@ -39,7 +39,7 @@ def _arm(runner: Runner, point: str) -> None:
 
         runner.ledger.append = append  # type: ignore[method-assign]
     elif point == "before_mark_resumed":
-        runner._mark_resumed = lambda *a, **k: _die()  # type: ignore[method-assign]
+        runner._resumed = lambda *a, **k: _die()  # type: ignore[method-assign]
     elif point == "before_open_gates":
         runner._open_gates = lambda *a, **k: _die()  # type: ignore[method-assign]
 
