@@ -13,7 +13,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,local]"   # local: llama-cpp-python builds from source (~7 min, once)
 
 # Sandbox images, built locally; reused when their inputs have not changed.
 $SUDO "$(command -v python)" -m coimprove sandbox build
