@@ -9,6 +9,7 @@ two of these steps is repaired by `Runner.resume`: nothing is lost and nothing r
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import aiosqlite
@@ -30,6 +32,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Interrupt
 
 from coimprove._log import get_logger
+from coimprove._resources import builtin_dir
 from coimprove.effects import EFFECT_EVENTS
 from coimprove.errors import (
     CoimproveError,
@@ -123,26 +126,44 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
-def load_workflow(ref: str) -> Workflow:
-    """Load a workflow from ``path/to/file.py:attr``, ``package.module:attr`` or a built-in name."""
-    from coimprove._resources import builtin_dir
+def _workflow_file(target: str) -> Path | None:
+    """The file a workflow reference names: a path, or a built-in graph's name; else None."""
+    path = Path(target)
+    if path.suffix == ".py" or path.exists():
+        return path
+    builtin = builtin_dir("graphs") / f"{target}.py"
+    return builtin if builtin.exists() else None
 
+
+def _import_file(file: Path) -> ModuleType:
+    resolved = file.resolve()
+    name = "coimprove_graph_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise RunError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_workflow(ref: str) -> Workflow:
+    """Load a workflow from ``path/to/file.py:attr``, ``package.module:attr`` or a built-in
+    graph's name (``attr`` defaults to ``workflow``; a callable is called to build it)."""
     target, _, attr = ref.partition(":")
     attr = attr or "workflow"
-    builtin = builtin_dir("graphs") / f"{target}.py"
-    path = Path(target)
+    file = _workflow_file(target)
     try:
-        if target.endswith(".py") or path.exists() or (not _ and builtin.exists()):
-            file = path if path.exists() else builtin
+        if file is not None:
             if not file.exists():
                 raise RunError(f"workflow file {target!r} does not exist")
-            name = f"coimprove_user_{abs(hash(str(file.resolve())))}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            if spec is None or spec.loader is None:
-                raise RunError(f"cannot import {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+            module = _import_file(file)
             canonical = f"{file.resolve()}:{attr}"
         else:
             module = importlib.import_module(target)
