@@ -24,6 +24,7 @@ without passing that effect's gate (`UngatedEffectError`, naming the path).
 from __future__ import annotations
 
 import inspect
+import re
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -137,6 +138,8 @@ class AgentNode:
             ) from exc
 
 
+_GATE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
 # -- helpers for users' own StateGraphs -------------------------------------------------------
 
 
@@ -165,6 +168,10 @@ def add_gate(
     payload_schema: dict[str, Any] | None = None,
 ) -> GateNode:
     """Add a gate to your own StateGraph. Its outgoing edges are the outcomes: don't add others."""
+    if not _GATE_NAME.fullmatch(name):
+        raise GraphDefinitionError(
+            f"gate name {name!r} must be letters, digits, '_' or '-' (it is part of gate ids)"
+        )
     node = GateNode(GateSpec(name, proposal_from, on_approve, on_reject, category, payload_schema))
     builder.add_node(
         name, node, metadata={"coimprove_role": "gate"}, destinations=node.spec.destinations

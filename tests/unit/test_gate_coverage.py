@@ -153,3 +153,10 @@ def test_route_requires_a_path_map() -> None:
     wf = Workflow("x")
     with pytest.raises(GraphDefinitionError, match="path_map"):
         wf.route("a", lambda s: "b", {})
+
+
+def test_a_gate_name_that_would_break_gate_ids_is_refused() -> None:
+    wf = Workflow("x")
+    wf.agent("propose", _agent)
+    with pytest.raises(GraphDefinitionError, match=r"gate name 'review\.v2'"):
+        wf.gate("review.v2", proposal_from="propose", on_approve=END)
