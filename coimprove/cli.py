@@ -26,7 +26,7 @@ from coimprove.errors import (
     InvalidDecisionError,
     LedgerIntegrityError,
 )
-from coimprove.gates import GateRecord
+from coimprove.gates import GateRecord, open_gates
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import report as build_report
 from coimprove.model import Decision, canonical_json
@@ -217,19 +217,6 @@ def status(
     out.print(table)
 
 
-def _open_records(ledger: SqliteLedger, run_id: str | None) -> list[GateRecord]:
-    from coimprove.gates import fold_gate
-
-    grouped: dict[str, list[Any]] = {}
-    for event in ledger.events(
-        run_id=run_id, types=["gate.opened", "gate.decided", "gate.resolved", "gate.timed_out"]
-    ):
-        if event.gate_id:
-            grouped.setdefault(event.gate_id, []).append(event)
-    records = [fold_gate(evs) for evs in grouped.values() if evs[0].type == "gate.opened"]
-    return [r for r in records if r.status == "open"]
-
-
 @app.command()
 def pending(
     db: DbOpt = DEFAULT_DB,
@@ -238,7 +225,7 @@ def pending(
 ) -> None:
     """Gates waiting for a decision."""
     with _existing_ledger(db) as ledger:
-        rows = [_gate_row(g) for g in _open_records(ledger, run_id)]
+        rows = [_gate_row(g) for g in open_gates(ledger, run_id)]
     if as_json:
         _print_json(rows)
         return

@@ -284,6 +284,25 @@ def load_gate(reader: LedgerReader, gate_id: str) -> GateRecord:
     return fold_gate(events)
 
 
+OPEN_GATES_SQL = """
+SELECT o.run_id, o.gate_id FROM events o WHERE o.type = 'gate.opened' {scope}
+AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
+ORDER BY o.seq
+"""
+
+
+def open_gate_ids(ledger: Ledger, run_id: str | None = None) -> list[tuple[str, str]]:
+    """(run id, gate id) of every gate waiting for a decision, oldest first (one SQL query)."""
+    scope = "AND o.run_id = ?" if run_id else ""
+    rows = ledger.query(OPEN_GATES_SQL.format(scope=scope), [run_id] if run_id else [])
+    return [(str(r), str(g)) for r, g in rows]
+
+
+def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
+    """The records of every gate waiting for a decision, oldest first."""
+    return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
+
+
 def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     """Build a `GateRecord` from a gate's events (the first must be ``gate.opened``)."""
     opened = events[0]

@@ -46,8 +46,9 @@ from coimprove.gates import (
     GateRecord,
     Recorded,
     expire_gate,
-    fold_gate,
     load_gate,
+    open_gate_ids,
+    open_gates,
     record_decision,
     record_view,
 )
@@ -661,23 +662,6 @@ class Runner:
             for gate_id, opened, resolved in rows
         ]
 
-    def _gates(self, run_id: str | None = None) -> list[GateRecord]:
-        events = self.ledger.events(
-            run_id=run_id,
-            types=[
-                "gate.opened",
-                "gate.decided",
-                "gate.resolved",
-                "gate.resumed",
-                "gate.timed_out",
-            ],
-        )
-        grouped: dict[str, list[LedgerEvent]] = {}
-        for event in events:
-            if event.gate_id is not None:
-                grouped.setdefault(event.gate_id, []).append(event)
-        return [fold_gate(evs) for evs in grouped.values() if evs[0].type == "gate.opened"]
-
     async def state(self, run_id: str) -> dict[str, Any]:
         """The run's current graph state (from its latest checkpoint)."""
         run = self._run(run_id)
@@ -690,7 +674,7 @@ class Runner:
 
     def open_gates(self, run_id: str | None = None) -> list[GateRecord]:
         """Gates waiting for a decision, oldest first."""
-        return [g for g in self._gates(run_id) if g.status == "open"]
+        return open_gates(self.ledger, run_id)
 
     def info(self, run_id: str) -> RunInfo:
         """The state of one run."""
@@ -722,19 +706,12 @@ SELECT s.run_id, s.at, s.data,
 FROM events s WHERE s.type = 'run.started' {{scope}} ORDER BY s.seq
 """
 
-_OPEN_SQL = """
-SELECT o.run_id, o.gate_id FROM events o WHERE o.type = 'gate.opened' {scope}
-AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
-ORDER BY o.seq
-"""
-
 
 def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
     """Runs and their states, derived from ledger events alone (SQL aggregates)."""
     params = [run_id] if run_id else []
     open_by_run: dict[str, list[str]] = {}
-    scope = "AND o.run_id = ?" if run_id else ""
-    for rid, gate_id in ledger.query(_OPEN_SQL.format(scope=scope), params):
+    for rid, gate_id in open_gate_ids(ledger, run_id):
         open_by_run.setdefault(rid, []).append(gate_id)
     out: list[RunInfo] = []
     scope = "AND s.run_id = ?" if run_id else ""
