@@ -53,6 +53,7 @@ EventType = Literal[
     "effect.interrupted",
     "effect.reapproved",
     "experiment.recorded",
+    "model.called",
 ]
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)

