@@ -357,6 +357,32 @@ def decide(
         )
 
 
+@app.command()
+def review(
+    db: DbOpt = DEFAULT_DB,
+    as_: Annotated[
+        str | None,
+        typer.Option(
+            "--as", envvar="COIMPROVE_REVIEWER", help="Your reviewer id (default: login name)."
+        ),
+    ] = None,
+    theme: Annotated[str, typer.Option(help="light | dark")] = "dark",
+    apply: Annotated[
+        bool,
+        typer.Option("--apply/--no-apply", help="Resume runs after decisions (default) or not."),
+    ] = True,
+) -> None:
+    """Review pending gates in a terminal UI (approve, edit, reject, request changes, escalate)."""
+    import getpass
+
+    from coimprove.tui import run_review
+
+    if theme not in ("light", "dark"):
+        raise CoimproveError(f"--theme must be light or dark, not {theme!r}")
+    reviewer = as_ or getpass.getuser()
+    run_review(db, reviewer=reviewer, theme=theme, apply=apply)  # type: ignore[arg-type]
+
+
 def _short_validation(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: "

@@ -1,0 +1,560 @@
+"""`ReviewApp`: the reviewer's workplace over the ledger (``coimprove review``).
+
+Reads come from a change probe on the UI loop and an incremental gate index in a worker
+thread; decisions go through an embedded `Runner` (validated and written to the ledger
+first), and settled gates are resumed with ``Runner.advance`` unless ``apply=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import DataTable, Static
+
+from coimprove._log import get_logger
+from coimprove.errors import CoimproveError
+from coimprove.gates import GateRecord
+from coimprove.ledger import SqliteLedger
+from coimprove.metrics import GroupMeasures, summarize
+from coimprove.model import Decision, Verdict
+from coimprove.protocols import Clock
+from coimprove.runner import Runner
+from coimprove.tui.data import ChangeProbe, Delta, DetailData, GateIndex, load_detail
+from coimprove.tui.format import RISKY
+from coimprove.tui.screens.detail import DetailScreen
+from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
+from coimprove.tui.screens.main import MainScreen
+from coimprove.tui.timing import ViewKind, ViewTracker
+from coimprove.tui.widgets import detail as render
+from coimprove.tui.widgets.queue import SORTS, QueueTable
+from coimprove.tui.widgets.stats import StatsPanel
+from coimprove.workflow import Workflow
+
+log = get_logger("coimprove.tui")
+
+THEMES = {"dark": "textual-dark", "light": "textual-light"}
+
+
+class ReviewApp(App[None]):
+    """Review pending gates: read, then approve, edit, reject, request changes or escalate."""
+
+    CSS_PATH = "review.tcss"
+    TITLE = "coimprove review"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True)
+    ]
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str],
+        *,
+        reviewer: str,
+        runner: Runner | None = None,
+        workflows: Sequence[Workflow] = (),
+        apply: bool = True,
+        theme: Literal["dark", "light"] = "dark",
+        clock: Clock | None = None,
+        guard_s: float = 0.6,
+        rest_s: float = 0.15,
+        poll_s: float = 0.5,
+        stats: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.db = Path(db)
+        self.reviewer = reviewer
+        self.apply = apply
+        self._given_runner = runner
+        self._runner: Runner | None = runner
+        self._workflows = tuple(workflows)
+        self._clock = clock
+        self._theme_name = THEMES[theme]
+        self.rest_s, self.poll_s = rest_s, poll_s
+        self._stats_wanted = stats
+        self.tracker = ViewTracker(self._record_view, guard_s=guard_s)
+        self.index = GateIndex()
+        self.decided_here: set[str] = set()
+        self.reveals: list[tuple[str, str | None, bool]] = []
+        self._reader: SqliteLedger | None = None
+        self._probe: ChangeProbe | None = None
+        self._refreshing = False
+        self._dirty = False
+        self._rest_timer: Timer | None = None
+        self._detail_gen = 0
+        self._advance_lock = asyncio.Lock()
+        self._main: MainScreen | None = None
+        self.loaded = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            raise RuntimeError("the review app is not mounted")
+        return self._runner
+
+    def now(self) -> float:
+        """Current time on the runner's clock (what ages and ledger events use)."""
+        if self._runner is not None:
+            return self._runner.clock.now()
+        return self._clock.now() if self._clock is not None else 0.0
+
+    async def on_mount(self) -> None:
+        self.theme = self._theme_name
+        self.theme_changed_signal.subscribe(self, self._on_theme)
+        if self._runner is None:
+            self._runner = await Runner(self.db, clock=self._clock).__aenter__()
+        for wf in self._workflows:
+            self.runner.register(wf)
+        self._reader = SqliteLedger(self.db)
+        self._probe = ChangeProbe(self.db)
+        self._main = MainScreen(self.reviewer, self.now)
+        await self.push_screen(self._main)
+        stats = self._stats_wanted
+        self.stats_panel.display = self.size.width >= 110 if stats is None else stats
+        self._status()
+        self._render_shown()
+        self.poll()
+        if self.poll_s > 0:
+            self.set_interval(self.poll_s, self.poll)
+            self.set_interval(15, self.queue.tick)
+
+    async def on_unmount(self) -> None:
+        if self._runner is not None and self._given_runner is None:
+            await self._runner.__aexit__(None, None, None)
+        if self._reader is not None:
+            self._reader.close()
+        if self._probe is not None:
+            self._probe.close()
+
+    # -- widgets ------------------------------------------------------------------------------
+
+    @property
+    def main(self) -> MainScreen:
+        assert self._main is not None
+        return self._main
+
+    @property
+    def queue(self) -> QueueTable:
+        return self.main.query_one(QueueTable)
+
+    @property
+    def stats_panel(self) -> StatsPanel:
+        return self.main.query_one(StatsPanel)
+
+    @property
+    def dark(self) -> bool:
+        return self.current_theme.dark
+
+    def shown_record(self) -> GateRecord | None:
+        """The gate whose summary (or detail) is on screen."""
+        shown = self.tracker.shown
+        return None if shown is None else self.queue.records.get(shown)
+
+    def _status(self) -> None:
+        table = self.queue
+        parts = [f"coimprove review · {self.reviewer}", f"{len(table.records)} waiting"]
+        if table.new_count:
+            parts.append(f"{table.new_count} new (o to re-sort)")
+        parts.append(f"sort {table.sort_column}{' ↓' if table.sort_reverse else ''}")
+        if table.filter_text:
+            parts.append(f"filter '{table.filter_text}' ({table.row_count} shown)")
+        if not self.apply:
+            parts.append("no-apply")
+        self.main.query_one("#status", Static).update(" · ".join(parts))
+
+    # -- live data ----------------------------------------------------------------------------
+
+    def poll(self, *, force: bool = False) -> None:
+        """Cheap change check; a refresh runs in a worker thread only when something changed."""
+        assert self._probe is not None
+        if not (self._probe.changed() or force):
+            return
+        if self._refreshing:
+            self._dirty = True
+            return
+        self._refreshing = True
+        self._refresh()
+
+    @work(thread=True, group="refresh")
+    def _refresh(self) -> None:
+        assert self._reader is not None
+        try:
+            delta = self.index.refresh(self._reader)
+            stats = self._measures() if self._stats_visible() else None
+        except Exception as exc:  # a broken read must not kill the app
+            log.warning("tui.refresh_failed", error=str(exc))
+            self.call_from_thread(self._refresh_done, Delta(), None)
+            return
+        self.call_from_thread(self._refresh_done, delta, stats)
+
+    def _stats_visible(self) -> bool:
+        try:
+            return bool(self.stats_panel.display)
+        except Exception:
+            return False
+
+    def _measures(self) -> GroupMeasures | None:
+        assert self._reader is not None
+        return summarize(self._reader, "reviewer").get(self.reviewer)
+
+    def _refresh_done(self, delta: Delta, stats: GroupMeasures | None) -> None:
+        self._refreshing = False
+        self._apply(delta)
+        if stats is not None or self._stats_visible():
+            self.stats_panel.show(stats)
+        if self._dirty:
+            self._dirty = False
+            self.poll(force=True)
+        self.loaded.set()
+
+    def _apply(self, delta: Delta) -> None:
+        table = self.queue
+        shown = self.tracker.shown
+        if delta.opened:
+            first = not table.records and table.row_count == 0
+            table.add(delta.opened)
+            if first:
+                table.rebuild()
+            else:
+                table.new_count += len(delta.opened)
+        table.update(delta.changed)
+        closed = [r for r in delta.closed if r.gate_id not in self.decided_here]
+        table.close(closed, keep=shown)
+        for record in delta.changed + tuple(closed):
+            if record.gate_id == shown:
+                self.tracker.changed()
+                self._render_shown()
+        self._status()
+        if shown is None or shown not in table.rows:
+            self._settle()
+
+    # -- what is on screen --------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._rest_timer is not None:
+            self._rest_timer.stop()
+            self._rest_timer = None
+        if self.rest_s > 0:
+            self._rest_timer = self.set_timer(self.rest_s, self._settle)
+        else:
+            self.call_later(self._settle)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_detail()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        table = self.queue
+        table.sort_reverse = table.sort_column == column and not table.sort_reverse
+        table.sort_column = column
+        table.rebuild()
+        self._status()
+
+    def _settle(self) -> None:
+        """The cursor rested: show the gate under it (a view if the reviewer moved there)."""
+        table = self.queue
+        key = table.current_key()
+        by_user = table.take_user_move()
+        if key == self.tracker.shown:
+            return
+        self.tracker.show(key, by_user=by_user)
+        table.drop_closed(except_key=key)
+        self._render_shown()
+        self._status()
+
+    def _render_shown(self) -> None:
+        record = self.shown_record()
+        self.main.query_one("#summary", Static).update(render.summary(record, dark=self.dark))
+        screen = self.screen
+        if (
+            isinstance(screen, DetailScreen)
+            and record is not None
+            and screen.gate_id == record.gate_id
+        ):
+            self._load_detail(record)
+
+    def _record_view(self, gate_id: str, what: ViewKind) -> None:
+        try:
+            self.runner.view(gate_id, self.reviewer, what)
+        except CoimproveError as exc:
+            log.warning("tui.view_not_recorded", gate=gate_id, error=str(exc))
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        self.tracker.cover("blur")
+
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self.tracker.uncover("blur")
+
+    def _on_theme(self, theme: Theme) -> None:
+        if self._main is None:
+            return
+        self.queue.restyle(theme.dark)
+        self._render_shown()
+
+    # -- detail -------------------------------------------------------------------------------
+
+    def action_open_detail(self) -> None:
+        if isinstance(self.screen, DetailScreen):
+            return
+        self._settle()
+        record = self.shown_record()
+        if record is None:
+            return
+        self.tracker.detail_opened(record.gate_id)
+        self.push_screen(
+            DetailScreen(record.gate_id, render.detail(DetailData(record), dark=self.dark))
+        )
+        self._load_detail(record)
+
+    def action_close_detail(self) -> None:
+        if isinstance(self.screen, DetailScreen):
+            self.pop_screen()
+            self.tracker.detail_closed()
+
+    def _load_detail(self, record: GateRecord) -> None:
+        self._detail_gen += 1
+        self._fetch_detail(record, self._detail_gen)
+
+    @work(thread=True, group="detail")
+    def _fetch_detail(self, record: GateRecord, generation: int) -> None:
+        assert self._reader is not None
+        try:
+            data = load_detail(self._reader, record)
+        except Exception as exc:
+            log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
+            return
+        self.call_from_thread(self._show_detail, data, generation)
+
+    def _show_detail(self, data: DetailData, generation: int) -> None:
+        screen = self.screen
+        if generation != self._detail_gen or not isinstance(screen, DetailScreen):
+            return
+        if screen.gate_id == data.record.gate_id:
+            screen.show(render.detail(data, dark=self.dark))
+
+    # -- view options -------------------------------------------------------------------------
+
+    def action_cycle_sort(self) -> None:
+        table = self.queue
+        if not table.new_count:  # after new gates arrived, the first press sorts them in
+            at = SORTS.index(table.sort_column) if table.sort_column in SORTS else -1
+            table.sort_column = SORTS[(at + 1) % len(SORTS)]
+        table.sort_reverse = False
+        table.rebuild()
+        self._status()
+
+    def action_toggle_stats(self) -> None:
+        panel = self.stats_panel
+        panel.display = not panel.display
+        if panel.display:
+            self.poll(force=True)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES["light"] if self.dark else THEMES["dark"]
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def action_decide(self, verdict: str) -> None:
+        """Start a decision on the gate on screen (dialogs first where needed)."""
+        record = self.shown_record()
+        if record is None:
+            self.notify("Nothing to decide.", severity="warning")
+            return
+        if not self.tracker.ready():
+            self.notify("The item just changed: read it, then press again.", severity="warning")
+            return
+        if record.gate_id in self.queue.closed or record.status != "open":
+            self.notify("This gate was decided elsewhere; nothing was recorded.", severity="error")
+            return
+        title, risky = record.proposal.title, record.proposal.risk in RISKY
+        if verdict == "approve":
+            if risky:
+                question = f"Approve {title!r}? It is {record.proposal.risk.upper()} risk."
+                self._ask(
+                    ConfirmDialog(question),
+                    lambda ok: self._submit(record, "approve") if ok else None,
+                )
+            else:
+                self._submit(record, "approve")
+        elif verdict == "reject":
+            self._ask(
+                NoteDialog(f"Reject {title!r}: why? (optional; Enter rejects)", required=False),
+                lambda note: (
+                    self._submit(record, "reject", note=note) if note is not None else None
+                ),
+            )
+        elif verdict == "request_changes":
+            self._ask(
+                NoteDialog(f"Request changes to {title!r}: what must change?", required=True),
+                lambda note: self._submit(record, "request_changes", note=note) if note else None,
+            )
+        elif verdict == "escalate":
+            self._ask(
+                NoteDialog(
+                    f"Escalate {title!r}: note for the next role (optional)", required=False
+                ),
+                lambda note: (
+                    self._submit(record, "escalate", note=note) if note is not None else None
+                ),
+            )
+        elif verdict == "edit":
+            dialog = EditDialog(
+                f"Edit the payload of {title!r}",
+                record.proposal.payload,
+                record.request.payload_schema,
+            )
+            self._ask(dialog, lambda payload: self._edited(record, payload))
+
+    def _edited(self, record: GateRecord, payload: dict[str, Any] | None) -> None:
+        if payload is None:
+            return
+        if record.proposal.risk in RISKY:
+            question = (
+                f"Approve your edit of {record.proposal.title!r}? "
+                f"It is {record.proposal.risk.upper()} risk."
+            )
+            self._ask(
+                ConfirmDialog(question, "Approve edit (y)"),
+                lambda ok: self._submit(record, "edit", payload=payload) if ok else None,
+            )
+        else:
+            self._submit(record, "edit", payload=payload)
+
+    def _ask(self, dialog: ModalScreen[Any], then: Callable[[Any], None]) -> None:
+        """Show a dialog; the item's visible time stops while it covers the item."""
+        self.tracker.cover("dialog")
+
+        def done(result: Any) -> None:
+            self.tracker.uncover("dialog")
+            then(result)
+
+        self.push_screen(dialog, done)
+
+    def _submit(
+        self,
+        record: GateRecord,
+        verdict: Verdict,
+        *,
+        note: str = "",
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the decision, bound to the digest of `record` as it was on screen."""
+        gate_id = record.gate_id
+        try:
+            decision = Decision(
+                verdict=verdict,
+                reviewer=self.reviewer,
+                reviewer_kind="human",
+                digest=record.proposal.digest,
+                note=note,
+                edited_payload=payload,
+            )
+            self.tracker.ensure_viewed(gate_id)
+            recorded = self.runner.decide(gate_id, decision)
+        except (CoimproveError, ValueError) as exc:
+            self.notify(str(exc), title="not recorded", severity="error", timeout=10)
+            self.poll(force=True)
+            return
+        self.decided_here.add(gate_id)
+        outcome = recorded.outcome
+        if isinstance(self.screen, DetailScreen):
+            self.action_close_detail()
+        if outcome is None:
+            self.notify(f"{verdict} recorded; the gate waits for more reviewers.")
+            self.decided_here.discard(gate_id)
+            self.poll(force=True)
+            return
+        table = self.queue
+        table.mark_user_move()
+        table.discard(gate_id)
+        self._settle_now()
+        shown = "canary" if outcome.outcome == "canary" else outcome.outcome
+        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {shown}.")
+        if outcome.outcome == "canary":
+            self._reveal(gate_id)
+        if self.apply and recorded.event.run_id:
+            self.run_worker(self._advance(recorded.event.run_id), group="advance")
+        self.poll(force=True)
+
+    def _settle_now(self) -> None:
+        if self._rest_timer is not None:
+            self._rest_timer.stop()
+        self._settle()
+
+    def _reveal(self, gate_id: str) -> None:
+        events_ = self.runner.ledger.events(gate_id=gate_id, types=["canary.revealed"])
+        if not events_:
+            return
+        data = events_[-1].data
+        mutation, caught = data.get("mutation"), bool(data.get("caught"))
+        self.reveals.append((gate_id, mutation, caught))
+        self._ask(RevealDialog(mutation, caught), lambda _: None)
+
+    async def _advance(self, run_id: str) -> None:
+        """Resume the run whose gate settled (exactly once: the runner guarantees it)."""
+        async with self._advance_lock:
+            try:
+                await self.runner.advance(run_id)
+            except CoimproveError as exc:
+                self.notify(f"run {run_id} was not resumed: {exc}", severity="error", timeout=10)
+            except Exception as exc:
+                log.exception("tui.advance_failed", run=run_id, exc_info=exc)
+                self.notify(f"run {run_id} failed to resume: {exc}", severity="error", timeout=10)
+        self.poll(force=True)
+
+    async def settled(self) -> None:
+        """Wait until pending resumes and refreshes are done (for tests and scripts)."""
+        await self.workers.wait_for_complete()
+        async with self._advance_lock:
+            pass
+
+
+def run_review(
+    db: str | os.PathLike[str],
+    *,
+    reviewer: str,
+    theme: Literal["dark", "light"] = "dark",
+    apply: bool = True,
+) -> None:
+    """Run the review app in this terminal until the reviewer quits.
+
+    While it runs, coimprove's log lines go to ``<ledger>.review.log`` instead of the
+    terminal the app draws on.
+    """
+    with _logs_to_file(Path(db).with_suffix(".review.log")):
+        ReviewApp(db, reviewer=reviewer, theme=theme, apply=apply).run()
+
+
+@contextmanager
+def _logs_to_file(path: Path) -> Iterator[None]:
+    root = logging.getLogger("coimprove")
+    streams = [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for h in streams:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        for h in streams:
+            root.addHandler(h)

@@ -1,0 +1,143 @@
+"""The TUI's data layer: a cheap change check and incremental reads of open gates.
+
+`ChangeProbe` runs ``PRAGMA data_version`` on its own connection (cheap enough for the UI
+loop). `GateIndex.refresh` runs in a worker thread: it reads only the gate events appended
+since its last call, re-folds the gates they touch and reports what opened, changed and
+closed. `load_detail` reads what the detail view shows beyond the gate itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coimprove.gates import GateRecord, fold_gate, gate_id_for
+from coimprove.model import EventType, LedgerEvent
+from coimprove.protocols import LedgerReader
+
+GATE_EVENTS: tuple[EventType, ...] = (
+    "gate.opened",
+    "gate.decided",
+    "gate.resolved",
+    "gate.resumed",
+    "gate.timed_out",
+)
+
+
+class ChangeProbe:
+    """Tells whether another connection committed to the ledger since the last check."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def changed(self) -> bool:
+        """True on the first call and whenever the database changed since the previous one."""
+        try:
+            if self._conn is None:
+                uri = self._path.resolve().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=1)
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self.close()
+            return True
+        changed = version != self._version
+        self._version = version
+        return changed
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one refresh found: gates that opened, changed (still open), and closed."""
+
+    opened: tuple[GateRecord, ...] = ()
+    changed: tuple[GateRecord, ...] = ()
+    closed: tuple[GateRecord, ...] = ()
+    seq: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.opened or self.changed or self.closed)
+
+
+@dataclass
+class GateIndex:
+    """Open gates folded from their events; refreshed incrementally by sequence number."""
+
+    seq: int = 0
+    _events: dict[str, list[LedgerEvent]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self, reader: LedgerReader) -> Delta:
+        """Read gate events after the last seen one; fold the gates they touch."""
+        with self._lock:
+            new = reader.events(types=GATE_EVENTS, after_seq=self.seq)
+            if not new:
+                return Delta(seq=self.seq)
+            fresh: set[str] = set()
+            touched: dict[str, None] = {}
+            for event in new:
+                gid = event.gate_id
+                if gid is None:
+                    continue
+                if event.type == "gate.opened":
+                    self._events[gid] = [event]
+                    fresh.add(gid)
+                    touched[gid] = None
+                elif gid in self._events:
+                    self._events[gid].append(event)
+                    touched[gid] = None
+            self.seq = new[-1].seq
+            opened: list[GateRecord] = []
+            changed: list[GateRecord] = []
+            closed: list[GateRecord] = []
+            for gid in touched:
+                record = fold_gate(self._events[gid])
+                if record.status != "open":
+                    del self._events[gid]
+                    if gid not in fresh:
+                        closed.append(record)
+                elif gid in fresh:
+                    opened.append(record)
+                else:
+                    changed.append(record)
+            return Delta(tuple(opened), tuple(changed), tuple(closed), self.seq)
+
+
+@dataclass(frozen=True)
+class DetailData:
+    """Everything the detail view shows about one gate."""
+
+    record: GateRecord
+    history: tuple[GateRecord, ...] = ()
+    results: tuple[dict[str, Any], ...] = ()
+
+
+def load_detail(reader: LedgerReader, record: GateRecord) -> DetailData:
+    """Earlier rounds of this gate and experiment results recorded in its run."""
+    history: list[GateRecord] = []
+    req = record.request
+    for round_ in range(1, req.round):
+        events = reader.events(gate_id=gate_id_for(req.run_id, req.gate, round_))
+        gate_events = [e for e in events if e.type in GATE_EVENTS]
+        if gate_events and gate_events[0].type == "gate.opened":
+            history.append(fold_gate(gate_events))
+    results = tuple(
+        {"gate": e.gate_id, **e.data}
+        for e in reader.events(run_id=req.run_id, types=["experiment.recorded"])
+    )
+    return DetailData(record, tuple(history), results)
+
+
+def open_records(reader: LedgerReader) -> Sequence[GateRecord]:
+    """Every open gate, oldest first (a fresh index, for one-off reads)."""
+    return GateIndex().refresh(reader).opened

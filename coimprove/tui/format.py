@@ -1,0 +1,92 @@
+"""Pure formatting helpers: ages, requirements, risk and diff colouring (no widgets here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+
+from coimprove.gates import GateRecord
+
+RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+RISKY = frozenset({"high", "critical"})
+MAX_DIFF_LINES = 2000
+
+
+def age(seconds: float) -> str:
+    """A short age: ``42s``, ``5m``, ``3h``, ``2d``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def needs(record: GateRecord) -> str:
+    """What the policy still needs, e.g. ``quorum 1/2`` or ``quorum 0/1 lead``."""
+    req = record.request.requirement
+    text = f"quorum {len(record.approvers())}/{req.quorum}"
+    if tuple(req.roles) != ("reviewer",):
+        text += " " + ",".join(req.roles)
+    return text
+
+
+def risk_style(risk: str, dark: bool) -> str:
+    """The style a risk level is shown in."""
+    if risk == "critical":
+        return "bold white on red" if dark else "bold white on red3"
+    if risk == "high":
+        return "bold red" if dark else "bold red3"
+    if risk == "medium":
+        return "yellow" if dark else "dark_orange3"
+    return "green" if dark else "dark_green"
+
+
+def risk_text(risk: str, dark: bool) -> Text:
+    return Text(risk, style=risk_style(risk, dark))
+
+
+def diff_text(diff: str, *, dark: bool, max_lines: int = MAX_DIFF_LINES) -> Text:
+    """A unified diff with added lines green, removed lines red and hunk headers cyan."""
+    add, rem = ("green", "red") if dark else ("dark_green", "red3")
+    hunk = "cyan" if dark else "dark_cyan"
+    out = Text()
+    lines = diff.splitlines()
+    for line in lines[:max_lines]:
+        if line.startswith(("+++", "---", "diff --git", "index ")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = add
+        elif line.startswith("-"):
+            style = rem
+        elif line.startswith("@@"):
+            style = hunk
+        else:
+            style = ""
+        out.append(line + "\n", style=style)
+    if len(lines) > max_lines:
+        out.append(f"… {len(lines) - max_lines} more lines not shown\n", style="italic")
+    return out
+
+
+def is_diff(name: str, media_type: str, content: str) -> bool:
+    """Whether an artifact is a diff worth colouring."""
+    return (
+        name.endswith((".diff", ".patch"))
+        or media_type in ("text/x-diff", "text/x-patch")
+        or content.startswith(("diff --git", "--- "))
+    )
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON as shown in the detail view and the edit dialog."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def short_digest(digest: str) -> str:
+    """``sha256:3f9a1c2b7d4e`` (12 hex digits, enough for `coimprove decide --digest`)."""
+    return digest[:19]

@@ -1,0 +1,244 @@
+"""The queue of pending gates: a DataTable keyed by gate id that never moves under the cursor.
+
+Live updates are applied as deltas: new gates are appended (counted as "new", not sorted in),
+changed gates update their cells, closed gates are removed, except the one under the cursor,
+which stays, marked, until the reviewer moves away. Sorting and filtering are user actions
+that rebuild the rows and put the cursor back on the same gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rich.text import Text
+from textual import events
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from coimprove.gates import GateRecord
+from coimprove.tui.format import RISK_ORDER, age, needs, risk_text
+
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("risk", "risk", 8),
+    ("kind", "kind", 10),
+    ("title", "title", 26),
+    ("needs", "needs", 11),
+    ("age", "age", 4),
+    ("gate", "gate", 12),
+    ("run", "run", 15),
+    ("graph", "graph", 12),
+)
+SORTS: tuple[str, ...] = ("age", "risk", "kind", "run", "graph", "title")
+
+
+def _sort_key(column: str) -> Callable[[GateRecord], Any]:
+    keys: dict[str, Callable[[GateRecord], Any]] = {
+        "age": lambda r: (r.opened.at, r.opened.seq),
+        "risk": lambda r: (-RISK_ORDER.get(r.proposal.risk, 0), r.opened.seq),
+        "kind": lambda r: (r.proposal.kind, r.opened.seq),
+        "run": lambda r: (r.run_id, r.opened.seq),
+        "graph": lambda r: (r.request.graph, r.request.gate, r.opened.seq),
+        "title": lambda r: (r.proposal.title.lower(), r.opened.seq),
+        "needs": lambda r: (needs(r), r.opened.seq),
+        "gate": lambda r: (r.request.gate, r.opened.seq),
+    }
+    return keys[column]
+
+
+def matches(record: GateRecord, text: str) -> bool:
+    """Whether a gate matches a filter: every word appears in one of its fields."""
+    hay = " ".join(
+        (
+            record.gate_id,
+            record.request.graph,
+            record.proposal.kind,
+            record.proposal.risk,
+            record.proposal.title,
+            needs(record),
+        )
+    ).lower()
+    return all(word in hay for word in text.lower().split())
+
+
+class QueueTable(DataTable[Any]):
+    """Pending gates, one row per gate id."""
+
+    DEFAULT_CSS = """
+    QueueTable { height: 1fr; }
+    """
+
+    def __init__(self, *, now: Callable[[], float], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._now = now
+        self.records: dict[str, GateRecord] = {}
+        self.closed: dict[str, GateRecord] = {}
+        self.filter_text = ""
+        self.sort_column = "age"
+        self.sort_reverse = False
+        self.new_count = 0
+        self.dark = True
+        self._user_moved = False
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    # -- who moved the cursor -----------------------------------------------------------------
+
+    def take_user_move(self) -> bool:
+        """Whether the last cursor move came from the reviewer (and forget it)."""
+        moved, self._user_moved = self._user_moved, False
+        return moved
+
+    def mark_user_move(self) -> None:
+        self._user_moved = True
+
+    def action_cursor_up(self) -> None:
+        self._user_moved = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._user_moved = True
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._user_moved = True
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._user_moved = True
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._user_moved = True
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._user_moved = True
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._user_moved = True
+        await super()._on_click(event)
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def current_key(self) -> str | None:
+        """The gate id under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # the cursor is out of range while rows change
+            return None
+        return None if key.value is None else str(key.value)
+
+    def _cells(self, record: GateRecord) -> list[Any]:
+        closed = record.gate_id in self.closed
+        status = Text("decided elsewhere", style="italic") if closed else needs(record)
+        return [
+            risk_text(record.proposal.risk, self.dark),
+            record.proposal.kind,
+            record.proposal.title,
+            status,
+            age(self._now() - record.opened.at),
+            f"{record.request.gate}#{record.request.round}",
+            record.run_id,
+            record.request.graph,
+        ]
+
+    def _visible(self, records: Iterable[GateRecord]) -> list[GateRecord]:
+        return [r for r in records if not self.filter_text or matches(r, self.filter_text)]
+
+    def _keep_cursor(self, key: str | None) -> None:
+        if key is None:
+            return
+        try:
+            index = self.get_row_index(key)
+        except RowDoesNotExist:
+            return
+        if index != self.cursor_row:
+            self.move_cursor(row=index, scroll=False)
+
+    def rebuild(self, keep: str | None = None) -> None:
+        """Re-sort and re-filter every row; the cursor stays on `keep` (default: current)."""
+        keep = keep if keep is not None else self.current_key()
+        ordered = sorted(
+            self._visible(self.records.values()),
+            key=_sort_key(self.sort_column),
+            reverse=self.sort_reverse,
+        )
+        self.clear()
+        for record in ordered:
+            self.add_row(*self._cells(record), key=record.gate_id)
+        self.new_count = 0
+        self._keep_cursor(keep)
+
+    def add(self, records: Iterable[GateRecord]) -> int:
+        """Append newly opened gates at the end (no re-sorting); returns how many show."""
+        shown = 0
+        for record in records:
+            if record.gate_id in self.records:
+                continue
+            self.records[record.gate_id] = record
+            if self._visible([record]):
+                self.add_row(*self._cells(record), key=record.gate_id)
+                shown += 1
+        return shown
+
+    def update(self, records: Iterable[GateRecord]) -> None:
+        """Refresh the cells of gates that changed but are still open."""
+        for record in records:
+            if record.gate_id not in self.records:
+                continue
+            self.records[record.gate_id] = record
+            self._set_cells(record)
+
+    def _set_cells(self, record: GateRecord) -> None:
+        if record.gate_id not in self.rows:
+            return
+        for (column, _, _), value in zip(COLUMNS, self._cells(record), strict=True):
+            self.update_cell(record.gate_id, column, value)
+
+    def close(self, records: Iterable[GateRecord], *, keep: str | None) -> None:
+        """Gates resolved elsewhere: remove them, except `keep` (under the cursor), marked."""
+        current = self.current_key()
+        for record in records:
+            if record.gate_id not in self.records:
+                continue
+            if record.gate_id == keep:
+                self.closed[record.gate_id] = record
+                self.records[record.gate_id] = record
+                self._set_cells(record)
+            else:
+                self.discard(record.gate_id, keep_cursor=False)
+        self._keep_cursor(current)
+
+    def discard(self, gate_id: str, *, keep_cursor: bool = True) -> None:
+        """Remove one gate's row (the cursor stays on its gate unless that one goes)."""
+        current = self.current_key()
+        self.records.pop(gate_id, None)
+        self.closed.pop(gate_id, None)
+        if gate_id in self.rows:
+            self.remove_row(gate_id)
+        if keep_cursor and current != gate_id:
+            self._keep_cursor(current)
+
+    def drop_closed(self, except_key: str | None) -> None:
+        """Remove rows marked as decided elsewhere once the cursor has left them."""
+        for gate_id in [g for g in self.closed if g != except_key]:
+            self.discard(gate_id)
+
+    def tick(self) -> None:
+        """Update the age column."""
+        for gate_id, record in self.records.items():
+            if gate_id in self.rows:
+                self.update_cell(gate_id, "age", age(self._now() - record.opened.at))
+
+    def restyle(self, dark: bool) -> None:
+        """Re-colour the risk column for a light or dark theme."""
+        self.dark = dark
+        for gate_id, record in self.records.items():
+            if gate_id in self.rows:
+                self.update_cell(gate_id, "risk", risk_text(record.proposal.risk, dark))

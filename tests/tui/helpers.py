@@ -1,0 +1,48 @@
+"""Driving the app under the pilot without timing assumptions."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from coimprove import Runner
+from coimprove.tui import ReviewApp
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until refreshes, detail loads and run resumes started so far have finished."""
+    app = pilot.app
+    assert isinstance(app, ReviewApp)
+    for _ in range(50):
+        await app.settled()
+        await pilot.pause()
+        if not app._refreshing and not any(w.is_running for w in app.workers):
+            return
+    raise AssertionError("the app did not settle")
+
+
+async def refresh(pilot: Pilot[Any]) -> None:
+    """Poll the ledger now (what the interval timer does) and wait for the result."""
+    app = pilot.app
+    assert isinstance(app, ReviewApp)
+    app.poll(force=True)
+    await settle(pilot)
+
+
+def events(runner: Runner, run_id: str, *types: str) -> list[Any]:
+    return runner.ledger.events(run_id=run_id, types=list(types) or None)  # type: ignore[arg-type]
+
+
+def types(runner: Runner, run_id: str) -> list[str]:
+    return [e.type for e in runner.ledger.events(run_id=run_id)]
+
+
+def text(widget: Static) -> str:
+    """The plain text a Static shows (its rich renderable rendered 200 columns wide)."""
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()

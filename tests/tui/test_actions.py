@@ -1,0 +1,218 @@
+"""Every action, end to end: keys in the real app, a real ledger, a real paused run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.widgets import Input, Static, TextArea
+
+from coimprove import Runner
+from coimprove.tui import ReviewApp
+from coimprove.tui.screens.detail import DetailScreen
+from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog
+from tests.tui.helpers import events, refresh, settle, text, types
+from tests.tui.review_graph import build
+
+MakeApp = Callable[..., ReviewApp]
+
+
+async def test_approve_records_the_view_and_decision_and_resumes_the_run(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        (gate_id,) = app.queue.records
+        assert app.tracker.shown == gate_id
+        digest = app.queue.records[gate_id].proposal.digest
+        await pilot.press("a")
+        await settle(pilot)
+        assert not app.queue.records
+    decided = events(runner, info.run_id, "gate.decided")
+    assert [(e.actor, e.data["verdict"]) for e in decided] == [("alice", "approve")]
+    assert decided[0].data["decision"]["digest"] == digest
+    assert decided[0].data["reviewer_kind"] == "human"
+    assert types(runner, info.run_id).index("gate.viewed") < types(runner, info.run_id).index(
+        "gate.decided"
+    )
+    assert runner.info(info.run_id).state == "finished"
+    assert (await runner.state(info.run_id))["trained"] == {"lr": 0.01, "epochs": 3}
+
+
+async def test_enter_opens_the_detail_and_never_approves(runner: Runner, make_app: MakeApp) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        shown = text(app.screen.query_one("#detail", Static))
+        assert "+LR = 0.01" in shown and "-LR = 0.1" in shown
+        await pilot.press("enter", "enter")
+        await settle(pilot)
+        assert "gate.decided" not in types(runner, info.run_id)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, DetailScreen)
+    assert types(runner, info.run_id)[-2:] == ["gate.viewed", "detail.viewed"]
+    assert runner.info(info.run_id).state == "waiting"
+
+
+async def test_high_risk_approval_asks_first_and_enter_cancels(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build("risky", risk="high"))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("enter")  # Cancel has the focus
+        await settle(pilot)
+        assert "gate.decided" not in types(runner, info.run_id)
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+    assert [e.data["verdict"] for e in events(runner, info.run_id, "gate.decided")] == ["approve"]
+    assert runner.info(info.run_id).state == "finished"
+
+
+async def test_request_changes_needs_a_note_and_the_revision_comes_back(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, NoteDialog)
+        await pilot.press("enter")  # an empty note is refused
+        await pilot.pause()
+        assert isinstance(app.screen, NoteDialog)
+        await pilot.press(*"cite the baseline", "enter")
+        await settle(pilot)
+        await refresh(pilot)
+        (second,) = app.queue.records.values()
+        assert second.request.round == 2
+        assert second.request.feedback == "cite the baseline"
+        assert app.tracker.shown == second.gate_id
+        summary = text(app.main.query_one("#summary", Static))
+        assert "previous round: cite the baseline" in summary
+        await pilot.press("d")
+        await settle(pilot)
+        detail = text(app.screen.query_one("#detail", Static))
+        assert "Earlier rounds" in detail and "alice request_changes: cite the baseline" in detail
+    (decided,) = events(runner, info.run_id, "gate.decided")
+    assert decided.data["decision"]["note"] == "cite the baseline"
+
+
+async def test_reject_ends_the_run_without_the_effect(runner: Runner, make_app: MakeApp) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press(*"unsafe", "enter")
+        await settle(pilot)
+    (decided,) = events(runner, info.run_id, "gate.decided")
+    assert decided.data["verdict"] == "reject" and decided.data["decision"]["note"] == "unsafe"
+    assert runner.info(info.run_id).state == "finished"
+    assert "effect.started" not in types(runner, info.run_id)
+    assert "trained" not in await runner.state(info.run_id)
+
+
+async def test_edit_is_validated_against_the_schema_before_it_is_accepted(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, EditDialog)
+        area = dialog.query_one(TextArea)
+        error = dialog.query_one("#error", Static)
+        area.load_text('{"lr": 0.001,')
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog and "not valid JSON" in text(error)
+        area.load_text('{"lr": 5, "epochs": 3}')
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog and "lr" in text(error)
+        area.load_text('{"lr": 0.001, "epochs": 5}')
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    (decided,) = events(runner, info.run_id, "gate.decided")
+    assert decided.data["verdict"] == "edit"
+    assert decided.data["decision"]["edited_payload"] == {"lr": 0.001, "epochs": 5}
+    assert (await runner.state(info.run_id))["trained"] == {"lr": 0.001, "epochs": 5}
+    (started,) = events(runner, info.run_id, "effect.started")
+    assert started.data["digest"] == decided.data["new_digest"]
+
+
+async def test_escalate_reopens_the_gate_for_a_lead_and_alice_cannot_decide_it(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press(*"needs a lead", "enter")
+        await settle(pilot)
+        await refresh(pilot)
+        (lead_gate,) = app.queue.records.values()
+        assert lead_gate.request.requirement.roles == ("lead",)
+        assert "quorum 0/1 lead" in str(app.queue.get_row(lead_gate.gate_id))
+        await pilot.press("a")  # refused by policy: nothing recorded
+        await settle(pilot)
+        assert lead_gate.gate_id in app.queue.records
+    assert [e.data["verdict"] for e in events(runner, info.run_id, "gate.decided")] == ["escalate"]
+    assert "gate.escalated" in types(runner, info.run_id)
+
+
+async def test_no_apply_records_the_decision_and_leaves_the_run(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app(apply=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+    assert runner.info(info.run_id).state == "ready"
+    await runner.advance()
+    assert runner.info(info.run_id).state == "finished"
+
+
+async def test_filter_narrows_the_queue_and_escape_restores_it(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    await runner.start(build())
+    await runner.start(build("risky", risk="high"))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.queue.row_count == 2
+        await pilot.press("slash", *"high")
+        await pilot.pause()
+        assert app.queue.row_count == 1
+        assert app.main.query_one("#filter", Input).has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.queue.row_count == 2
+
+
+def test_the_review_graph_module_is_importable(tmp_path: Path) -> None:
+    assert build().name == "tune"
