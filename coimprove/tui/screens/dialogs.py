@@ -124,7 +124,7 @@ class EditDialog(_Dialog):
         Binding("escape", "cancel", "Cancel"),
     ]
     DEFAULT_CSS = """
-    EditDialog TextArea { height: 14; }
+    EditDialog TextArea { height: 10; }
     """
 
     def __init__(self, title: str, payload: dict[str, Any], schema: dict[str, Any] | None):

@@ -1,0 +1,141 @@
+"""The installed `coimprove review`, in a real pseudo-terminal (tmux), used as a person would:
+read the queue, open the detail, go back, approve, watch the run finish, quit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAPH = "tests/tui/review_graph.py:workflow"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        ["coimprove", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Terminal:
+    """One tmux server of our own (its own socket), one session, 120x40."""
+
+    def __init__(self, command: str) -> None:
+        self.socket = f"coimprove-test-{uuid.uuid4().hex[:8]}"
+        self._tmux("new-session", "-d", "-s", "review", "-x", "120", "-y", "40", command)
+
+    def _tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
+        )
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "review").stdout
+
+    def alive(self) -> bool:
+        return self._tmux("has-session", "-t", "review").returncode == 0
+
+    def press(self, key: str) -> None:
+        self._tmux("send-keys", "-t", "review", key)
+
+    def shows(self, *texts: str) -> Callable[[], bool]:
+        return lambda: all(t in self.screen() for t in texts)
+
+    def close(self) -> None:
+        self._tmux("kill-server")
+
+
+@pytest.fixture
+def terminal_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(
+        COIMPROVE_DB=str(tmp_path / "ledger.db"),
+        COIMPROVE_TEST_EFFECTS=str(tmp_path / "effects.txt"),
+        TERM="xterm-256color",
+        TEXTUAL_ANIMATIONS="none",
+    )
+    return env
+
+
+@pytest.fixture
+def terminal(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Terminal]]:
+    opened: list[Terminal] = []
+
+    def start() -> Terminal:
+        script = tmp_path / "review.sh"
+        exports = "".join(
+            f"export {k}={json.dumps(terminal_env[k])}\n"
+            for k in ("COIMPROVE_DB", "COIMPROVE_TEST_EFFECTS", "TERM", "TEXTUAL_ANIMATIONS")
+        )
+        script.write_text(
+            f"unset COLUMNS LINES\n{exports}cd {json.dumps(str(ROOT))}\n"
+            f"exec {shutil.which('coimprove')} review --as alice\n"
+        )
+        term = Terminal(f"bash {script}")
+        opened.append(term)
+        return term
+
+    yield start
+    for term in opened:
+        term.close()
+
+
+@pytest.mark.slow
+def test_a_person_reviews_and_approves_in_a_real_terminal(
+    terminal_env: dict[str, str], terminal: Callable[[], Terminal], tmp_path: Path
+) -> None:
+    (run,) = json.loads(_cli(terminal_env, "run", GRAPH, "--json"))
+    assert run["state"] == "waiting"
+    term = terminal()
+    _wait("the queue", term.shows("1 waiting", "Lower the learning rate", "Approve"))
+    term.press("d")
+    _wait("the detail with its diff", term.shows("Rationale", "+LR = 0.01", "-LR = 0.1"))
+    term.press("Escape")
+    _wait("the queue again", term.shows("1 waiting", "press Enter or d to open"))
+    for _ in range(10):  # the key guard may swallow a key pressed too soon; look and retry
+        term.press("a")
+        try:
+            _wait("the decision", term.shows("0 waiting"), timeout=3)
+            break
+        except AssertionError:
+            continue
+    _wait("the run to finish", lambda: _state(terminal_env, run["run_id"]) == "finished")
+    term.press("q")
+    _wait("the app to exit", lambda: not term.alive(), timeout=30)
+
+    kinds = [
+        (e["type"], e.get("actor"))
+        for e in map(json.loads, _cli(terminal_env, "ledger", "events", "--json").splitlines())
+        if e["type"] in ("gate.viewed", "detail.viewed", "gate.decided")
+    ]
+    assert kinds == [
+        ("gate.viewed", "alice"),
+        ("detail.viewed", "alice"),
+        ("gate.decided", "alice"),
+    ]
+    assert (tmp_path / "effects.txt").read_text().count("\n") == 1
+
+
+def _state(env: dict[str, str], run_id: str) -> str:
+    (info,) = json.loads(_cli(env, "status", run_id, "--json"))
+    return str(info["state"])
