@@ -8,6 +8,7 @@ first), and settled gates are resumed with ``Runner.advance`` unless ``apply=Fal
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -71,8 +72,10 @@ class ReviewApp(App[None]):
         rest_s: float = 0.15,
         poll_s: float = 0.5,
         stats: bool | None = None,
+        freeze_gc: bool = False,
     ) -> None:
         super().__init__()
+        self.freeze_gc = freeze_gc
         self.db = Path(db)
         self.reviewer = reviewer
         self.apply = apply
@@ -90,11 +93,13 @@ class ReviewApp(App[None]):
         self._reader: SqliteLedger | None = None
         self._probe: ChangeProbe | None = None
         self._refreshing = False
+        self._initial = True
         self._dirty = False
         self._rest_timer: Timer | None = None
         self._detail_gen = 0
         self._advance_lock = asyncio.Lock()
         self._main: MainScreen | None = None
+        self.detail_screen = DetailScreen()
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -121,6 +126,7 @@ class ReviewApp(App[None]):
         self._reader = SqliteLedger(self.db)
         self._probe = ChangeProbe(self.db)
         self._main = MainScreen(self.reviewer, self.now)
+        self.install_screen(self.detail_screen, name="detail")
         await self.push_screen(self._main)
         stats = self._stats_wanted
         self.stats_panel.display = self.size.width >= 110 if stats is None else stats
@@ -191,14 +197,14 @@ class ReviewApp(App[None]):
     @work(thread=True, group="refresh")
     def _refresh(self) -> None:
         assert self._reader is not None
+        stats = None
         try:
-            delta = self.index.refresh(self._reader)
+            for delta in self.index.refresh_chunks(self._reader, size=400):
+                self.call_from_thread(self._apply, delta)
             stats = self._measures() if self._stats_visible() else None
         except Exception as exc:  # a broken read must not kill the app
             log.warning("tui.refresh_failed", error=str(exc))
-            self.call_from_thread(self._refresh_done, Delta(), None)
-            return
-        self.call_from_thread(self._refresh_done, delta, stats)
+        self.call_from_thread(self._refresh_done, stats)
 
     def _stats_visible(self) -> bool:
         try:
@@ -210,9 +216,11 @@ class ReviewApp(App[None]):
         assert self._reader is not None
         return summarize(self._reader, "reviewer").get(self.reviewer)
 
-    def _refresh_done(self, delta: Delta, stats: GroupMeasures | None) -> None:
+    def _refresh_done(self, stats: GroupMeasures | None) -> None:
         self._refreshing = False
-        self._apply(delta)
+        if self._initial and self.freeze_gc:
+            gc.freeze()  # the loaded queue is long-lived: keep it out of full collections
+        self._initial = False
         if stats is not None or self._stats_visible():
             self.stats_panel.show(stats)
         if self._dirty:
@@ -224,12 +232,13 @@ class ReviewApp(App[None]):
         table = self.queue
         shown = self.tracker.shown
         if delta.opened:
-            first = not table.records and table.row_count == 0
-            table.add(delta.opened)
-            if first:
+            if not table.records:  # first rows: sorted in
+                table.records.update((r.gate_id, r) for r in delta.opened)
                 table.rebuild()
             else:
-                table.new_count += len(delta.opened)
+                added = table.add(delta.opened)
+                if not self._initial:
+                    table.new_count += added
         table.update(delta.changed)
         closed = [r for r in delta.closed if r.gate_id not in self.decided_here]
         table.close(closed, keep=shown)
@@ -314,9 +323,10 @@ class ReviewApp(App[None]):
         if record is None:
             return
         self.tracker.detail_opened(record.gate_id)
-        self.push_screen(
-            DetailScreen(record.gate_id, render.detail(DetailData(record), dark=self.dark))
+        self.detail_screen.set_gate(
+            record.gate_id, render.detail(DetailData(record), dark=self.dark)
         )
+        self.push_screen(self.detail_screen)
         self._load_detail(record)
 
     def action_close_detail(self) -> None:
@@ -535,7 +545,7 @@ def run_review(
     terminal the app draws on.
     """
     with _logs_to_file(Path(db).with_suffix(".review.log")):
-        ReviewApp(db, reviewer=reviewer, theme=theme, apply=apply).run()
+        ReviewApp(db, reviewer=reviewer, theme=theme, apply=apply, freeze_gc=True).run()
 
 
 @contextmanager

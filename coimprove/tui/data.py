@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,10 +79,21 @@ class GateIndex:
 
     def refresh(self, reader: LedgerReader) -> Delta:
         """Read gate events after the last seen one; fold the gates they touch."""
+        parts = list(self.refresh_chunks(reader, size=0))
+        return Delta(
+            tuple(r for d in parts for r in d.opened),
+            tuple(r for d in parts for r in d.changed),
+            tuple(r for d in parts for r in d.closed),
+            self.seq,
+        )
+
+    def refresh_chunks(self, reader: LedgerReader, *, size: int = 500) -> Iterator[Delta]:
+        """Like `refresh`, folding `size` gates at a time (0: all at once), so a first load
+        of thousands of gates can be shown while the rest is still being read."""
         with self._lock:
             new = reader.events(types=GATE_EVENTS, after_seq=self.seq)
             if not new:
-                return Delta(seq=self.seq)
+                return
             fresh: set[str] = set()
             touched: dict[str, None] = {}
             for event in new:
@@ -97,20 +108,26 @@ class GateIndex:
                     self._events[gid].append(event)
                     touched[gid] = None
             self.seq = new[-1].seq
-            opened: list[GateRecord] = []
-            changed: list[GateRecord] = []
-            closed: list[GateRecord] = []
-            for gid in touched:
-                record = fold_gate(self._events[gid])
-                if record.status != "open":
-                    del self._events[gid]
-                    if gid not in fresh:
-                        closed.append(record)
-                elif gid in fresh:
-                    opened.append(record)
-                else:
-                    changed.append(record)
-            return Delta(tuple(opened), tuple(changed), tuple(closed), self.seq)
+            ids = list(touched)
+            step = size if size > 0 else max(1, len(ids))
+            for start in range(0, len(ids), step):
+                yield self._fold(ids[start : start + step], fresh)
+
+    def _fold(self, ids: Sequence[str], fresh: set[str]) -> Delta:
+        opened: list[GateRecord] = []
+        changed: list[GateRecord] = []
+        closed: list[GateRecord] = []
+        for gid in ids:
+            record = fold_gate(self._events[gid])
+            if record.status != "open":
+                del self._events[gid]
+                if gid not in fresh:
+                    closed.append(record)
+            elif gid in fresh:
+                opened.append(record)
+            else:
+                changed.append(record)
+        return Delta(tuple(opened), tuple(changed), tuple(closed), self.seq)
 
 
 @dataclass(frozen=True)

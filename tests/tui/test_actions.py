@@ -216,3 +216,21 @@ async def test_filter_narrows_the_queue_and_escape_restores_it(
 
 def test_the_review_graph_module_is_importable(tmp_path: Path) -> None:
     assert build().name == "tune"
+
+
+async def test_a_quorum_gate_shows_its_progress_and_waits_for_a_second_reviewer(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build(), policy="strict")  # code needs two reviewers
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        (gate_id,) = app.queue.records
+        assert "quorum 0/2" in str(app.queue.get_row(gate_id))
+        await pilot.press("a")
+        await settle(pilot)
+        assert "quorum 1/2" in str(app.queue.get_row(gate_id))
+        await pilot.press("a")  # the same reviewer cannot count twice: refused, nothing written
+        await settle(pilot)
+    assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["alice"]
+    assert runner.info(info.run_id).state == "waiting"

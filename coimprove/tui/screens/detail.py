@@ -1,4 +1,8 @@
-"""The detail screen: the whole proposal (payload, diff, spec, results, earlier rounds)."""
+"""The detail screen: the whole proposal (payload, diff, spec, results, earlier rounds).
+
+One instance is installed and re-used for every gate (building a screen is the expensive
+part of opening it).
+"""
 
 from __future__ import annotations
 
@@ -23,19 +27,36 @@ class DetailScreen(Screen[None]):
         Binding("t", "app.toggle_theme", "Theme"),
     ]
 
-    def __init__(self, gate_id: str, first: RenderableType) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.gate_id = gate_id
-        self._first = first
+        self.gate_id = ""
+        self._content: RenderableType = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f"detail · {self.gate_id}", id="status")
+        yield Static("", id="status")
         with VerticalScroll(id="detail-scroll"):
-            yield Static(self._first, id="detail")
+            yield Static("", id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
+        self._sync()
+
+    def on_screen_resume(self) -> None:
         self.query_one("#detail-scroll").focus()
 
+    def set_gate(self, gate_id: str, content: RenderableType) -> None:
+        """Show `gate_id` from the top."""
+        self.gate_id, self._content = gate_id, content
+        if self.is_mounted:
+            self._sync()
+            self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
+
     def show(self, content: RenderableType) -> None:
-        self.query_one("#detail", Static).update(content)
+        """Replace the content (the full detail once its extra data is loaded)."""
+        self._content = content
+        if self.is_mounted:
+            self.query_one("#detail", Static).update(content)
+
+    def _sync(self) -> None:
+        self.query_one("#status", Static).update(f"detail · {self.gate_id}")
+        self.query_one("#detail", Static).update(self._content)
