@@ -379,6 +379,7 @@ def review(
 
     if theme not in ("light", "dark"):
         raise CoimproveError(f"--theme must be light or dark, not {theme!r}")
+    _existing_ledger(db).close()
     reviewer = as_ or getpass.getuser()
     run_review(db, reviewer=reviewer, theme=theme, apply=apply)  # type: ignore[arg-type]
 

@@ -90,3 +90,16 @@ def pretty_json(value: Any) -> str:
 def short_digest(digest: str) -> str:
     """``sha256:3f9a1c2b7d4e`` (12 hex digits, enough for `coimprove decide --digest`)."""
     return digest[:19]
+
+
+CRITIQUE_MARK = "**Safety critique**"
+
+
+def split_critique(body: str) -> tuple[str, str | None]:
+    """The body without the AI safety critique an agent appended to it, and that critique."""
+    at = body.find(CRITIQUE_MARK)
+    if at < 0:
+        return body, None
+    head = body[:at].rstrip()
+    head = head.removesuffix("---").rstrip()
+    return head, body[at:].strip()

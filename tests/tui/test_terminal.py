@@ -139,3 +139,24 @@ def test_a_person_reviews_and_approves_in_a_real_terminal(
 def _state(env: dict[str, str], run_id: str) -> str:
     (info,) = json.loads(_cli(env, "status", run_id, "--json"))
     return str(info["state"])
+
+
+def test_review_refuses_a_missing_ledger_or_unknown_theme(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COIMPROVE_DB"}
+    missing = subprocess.run(
+        ["coimprove", "review", "--db", str(tmp_path / "nope.db"), "--as", "alice"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "no ledger at" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
+    theme = subprocess.run(
+        ["coimprove", "review", "--db", str(tmp_path / "nope.db"), "--theme", "pink"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert theme.returncode == 1 and "light or dark" in theme.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markdown import Markdown
 from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.table import Table
@@ -24,6 +25,7 @@ from coimprove.tui.format import (
     pretty_json,
     risk_style,
     short_digest,
+    split_critique,
 )
 
 MAX_TEXT_LINES = 400
@@ -86,10 +88,13 @@ def summary(record: GateRecord | None, *, dark: bool) -> RenderableType:
     if record is None:
         return Text("No gates are waiting. New ones appear here as runs reach them.", "dim")
     out = _header(record, dark)
-    body = record.proposal.body.strip()
+    body, critique = split_critique(record.proposal.body.strip())
     if body:
         lines = body.splitlines()
         out.append(Text("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "")))
+    if critique:
+        first = critique.splitlines()[0].replace("**", "")
+        out.append(Text(f"AI {first}", style="italic"))
     contents = _contents(record)
     if contents:
         out.append(Text(f"detail: {contents} — press Enter or d to open", style="italic"))
@@ -152,8 +157,11 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
     record = data.record
     p = record.proposal
     out = _header(record, dark)
-    if p.body.strip():
-        out += [_section("Rationale"), Text(p.body)]
+    body, critique = split_critique(p.body.strip())
+    if body:
+        out += [_section("Rationale"), Text(body)]
+    if critique:
+        out += [_section("AI risk critique (advisory)"), Markdown(critique)]
     if p.payload:
         if p.kind in SPEC_KINDS or "command" in p.payload:
             out += [_section("Experiment spec"), _spec(p.payload)]
