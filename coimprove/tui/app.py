@@ -239,12 +239,18 @@ class ReviewApp(App[None]):
                 added = table.add(delta.opened)
                 if not self._initial:
                     table.new_count += added
+        before = table.records.get(shown) if shown is not None else None
         table.update(delta.changed)
         closed = [r for r in delta.closed if r.gate_id not in self.decided_here]
         table.close(closed, keep=shown)
         for record in delta.changed + tuple(closed):
             if record.gate_id == shown:
-                self.tracker.changed()
+                if (
+                    before is None
+                    or record.status != "open"
+                    or record.proposal.digest != before.proposal.digest
+                ):
+                    self.tracker.changed()  # what is on screen changed: guard the keys again
                 self._render_shown()
         self._status()
         if shown is None or shown not in table.rows:

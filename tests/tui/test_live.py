@@ -153,3 +153,19 @@ async def test_an_empty_ledger_resizes_and_switches_theme_without_crashing(
         await pilot.press("t")
         await pilot.pause()
         assert app.dark
+
+
+async def test_the_poll_timer_picks_up_gates_opened_by_another_process(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    app = make_app(poll_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert not app.queue.records
+        info = await runner.start(build())  # another connection commits: data_version moves
+        for _ in range(200):  # no timing assertion: wait (up to ~minutes on a loaded box)
+            if app.queue.records:
+                break
+            await pilot.pause(0.05)
+        assert list(app.queue.records) == list(info.open_gates)
+        assert app.tracker.shown == info.open_gates[0]

@@ -36,7 +36,7 @@ class DetailScreen(Screen[None]):
         yield Static("", id="status")
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._sync()

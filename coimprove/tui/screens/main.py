@@ -50,7 +50,7 @@ class MainScreen(Screen[None]):
                     yield Static("", id="summary")
             yield StatsPanel(self.reviewer, id="stats")
         yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
