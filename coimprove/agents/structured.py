@@ -138,7 +138,7 @@ def extract_json(text: str) -> Any:
     error: json.JSONDecodeError | None = None
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return json.loads(candidate, strict=False)  # raw newlines inside strings
         except json.JSONDecodeError as exc:
             error = error or exc
     raise ValueError(f"not JSON ({error})" if error else "no JSON object in the reply")

@@ -77,7 +77,7 @@ class RoleOutput(BaseModel):
     title: str = Field(min_length=3, max_length=120, description="a short, specific title")
     changes: str = Field(
         default="",
-        max_length=600,
+        max_length=400,
         description="only when revising after reviewer feedback: what you changed and why",
     )
 

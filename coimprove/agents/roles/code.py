@@ -115,21 +115,16 @@ class CodeAgent(AgentRole[CodeOutput]):
         )
 
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 class Parameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=40, description="e.g. learning_rate")
-    value: str = Field(max_length=200, description="its value, as text")
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        if not _ENV_NAME.match(v):
-            raise ValueError("must be an identifier (letters, digits, underscore)")
-        return v
+    name: str = Field(
+        pattern=_ENV_NAME.pattern, max_length=40, description="an identifier, e.g. learning_rate"
+    )
+    value: str = Field(max_length=80, description="its value, as text")
 
 
 class ExperimentPayload(BaseModel):
@@ -144,17 +139,17 @@ class ExperimentPayload(BaseModel):
 
 
 class ExperimentOutput(RoleOutput):
-    hypothesis: str = Field(min_length=3, max_length=600, description="what the run tests")
+    hypothesis: str = Field(min_length=3, max_length=400, description="what the run tests")
     command: str = Field(
-        min_length=1, max_length=500, description="shell command that runs the experiment"
+        min_length=1, max_length=300, description="shell command that runs the experiment"
     )
     parameters: list[Parameter] = Field(
         default_factory=list,
-        max_length=20,
+        max_length=8,
         description="settings, passed to the command as upper-cased environment variables",
     )
     expected_outcome: str = Field(
-        min_length=3, max_length=800, description="the result you expect, with numbers"
+        min_length=3, max_length=400, description="the result you expect, with numbers"
     )
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="seconds before it is killed")
 
