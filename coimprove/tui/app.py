@@ -194,7 +194,7 @@ class ReviewApp(App[None]):
         self._refreshing = True
         self._refresh()
 
-    @work(thread=True, group="refresh")
+    @work(thread=True, group="refresh", exit_on_error=False)
     def _refresh(self) -> None:
         assert self._reader is not None
         stats = None
@@ -204,7 +204,8 @@ class ReviewApp(App[None]):
             stats = self._measures() if self._stats_visible() else None
         except Exception as exc:  # a broken read must not kill the app
             log.warning("tui.refresh_failed", error=str(exc))
-        self.call_from_thread(self._refresh_done, stats)
+        if self.is_running:
+            self.call_from_thread(self._refresh_done, stats)
 
     def _stats_visible(self) -> bool:
         try:
@@ -254,6 +255,7 @@ class ReviewApp(App[None]):
                 self._render_shown()
         self._status()
         if shown is None or shown not in table.rows:
+            table.take_user_move()  # this change of item is the app's doing, not a look
             self._settle()
 
     # -- what is on screen --------------------------------------------------------------------
@@ -344,7 +346,7 @@ class ReviewApp(App[None]):
         self._detail_gen += 1
         self._fetch_detail(record, self._detail_gen)
 
-    @work(thread=True, group="detail")
+    @work(thread=True, group="detail", exit_on_error=False)
     def _fetch_detail(self, record: GateRecord, generation: int) -> None:
         assert self._reader is not None
         try:
@@ -352,7 +354,8 @@ class ReviewApp(App[None]):
         except Exception as exc:
             log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
             return
-        self.call_from_thread(self._show_detail, data, generation)
+        if self.is_running:
+            self.call_from_thread(self._show_detail, data, generation)
 
     def _show_detail(self, data: DetailData, generation: int) -> None:
         screen = self.screen
