@@ -229,7 +229,7 @@ async def test_a_quorum_gate_shows_its_progress_and_waits_for_a_second_reviewer(
         assert "quorum 0/2" in str(app.queue.get_row(gate_id))
         await pilot.press("a")
         await settle(pilot)
-        assert "quorum 1/2" in str(app.queue.get_row(gate_id))
+        assert "quorum 1/2 ✓you" in str(app.queue.get_row(gate_id))
         await pilot.press("a")  # the same reviewer cannot count twice: refused, nothing written
         await settle(pilot)
     assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["alice"]

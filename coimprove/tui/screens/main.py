@@ -45,7 +45,7 @@ class MainScreen(Screen[None]):
         yield Static("", id="status")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield QueueTable(now=self._now, id="queue")
+                yield QueueTable(now=self._now, reviewer=self.reviewer, id="queue")
                 with VerticalScroll(id="preview", can_focus=False):
                     yield Static("", id="summary")
             yield StatsPanel(self.reviewer, id="stats")

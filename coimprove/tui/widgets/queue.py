@@ -68,9 +68,10 @@ class QueueTable(DataTable[Any]):
     QueueTable { height: 1fr; }
     """
 
-    def __init__(self, *, now: Callable[[], float], **kwargs: Any) -> None:
+    def __init__(self, *, now: Callable[[], float], reviewer: str = "", **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._now = now
+        self.reviewer = reviewer
         self.records: dict[str, GateRecord] = {}
         self.closed: dict[str, GateRecord] = {}
         self.filter_text = ""
@@ -136,7 +137,11 @@ class QueueTable(DataTable[Any]):
 
     def _cells(self, record: GateRecord) -> list[Any]:
         closed = record.gate_id in self.closed
-        status = Text("decided elsewhere", style="italic") if closed else needs(record)
+        status: str | Text = needs(record)
+        if closed:
+            status = Text("decided elsewhere", style="italic")
+        elif self.reviewer in record.approvers():
+            status = Text(f"{status} ✓you", style="italic")
         return [
             risk_text(record.proposal.risk, self.dark),
             record.proposal.kind,
