@@ -80,6 +80,7 @@ class QueueTable(DataTable[Any]):
         self.new_count = 0
         self.dark = True
         self._user_moved = False
+        self._ages: dict[str, str] = {}
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -147,11 +148,15 @@ class QueueTable(DataTable[Any]):
             record.proposal.kind,
             record.proposal.title,
             status,
-            age(self._now() - record.opened.at),
+            self._age(record),
             f"{record.request.gate}#{record.request.round}",
             record.run_id,
             record.request.graph,
         ]
+
+    def _age(self, record: GateRecord) -> str:
+        text = self._ages[record.gate_id] = age(self._now() - record.opened.at)
+        return text
 
     def _visible(self, records: Iterable[GateRecord]) -> list[GateRecord]:
         return [r for r in records if not self.filter_text or matches(r, self.filter_text)]
@@ -225,6 +230,7 @@ class QueueTable(DataTable[Any]):
         current = self.current_key()
         self.records.pop(gate_id, None)
         self.closed.pop(gate_id, None)
+        self._ages.pop(gate_id, None)
         if gate_id in self.rows:
             self.remove_row(gate_id)
         if keep_cursor and current != gate_id:
@@ -236,10 +242,14 @@ class QueueTable(DataTable[Any]):
             self.discard(gate_id)
 
     def tick(self) -> None:
-        """Update the age column."""
+        """Update the age column (only the cells whose text changed)."""
+        now = self._now()
         for gate_id, record in self.records.items():
             if gate_id in self.rows:
-                self.update_cell(gate_id, "age", age(self._now() - record.opened.at))
+                text = age(now - record.opened.at)
+                if self._ages.get(gate_id) != text:
+                    self._ages[gate_id] = text
+                    self.update_cell(gate_id, "age", text)
 
     def restyle(self, dark: bool) -> None:
         """Re-colour the risk column for a light or dark theme."""
