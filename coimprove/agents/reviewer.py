@@ -11,8 +11,10 @@ the model's measured latency (or a fixed `think_s`, for reproducible simulations
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Literal
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,12 +60,16 @@ class ModelReviewer:
         retry: RetryPolicy | None = None,
         think_s: float | None = None,
         read_detail: bool = True,
+        callbacks: Sequence[BaseCallbackHandler] = (),
     ) -> None:
         self.model_spec = model
         self._model: BaseChatModel | None = None
         self._id = id
         self.role, self.retry, self.think_s, self.read_detail = role, retry, think_s, read_detail
         self.prompt_text = load_prompt(prompt)
+        self.callbacks = list(callbacks)
+        """Extra callback handlers for its model calls (e.g. a `ModelCallRecorder` whose sink
+        writes the ledger: a reviewer's calls happen outside any graph run)."""
 
     @property
     def model(self) -> BaseChatModel:
@@ -107,6 +113,7 @@ class ModelReviewer:
             list(self.messages(request)),
             agent=f"reviewer:{self.id}",
             retry=self.retry,
+            config={"callbacks": self.callbacks} if self.callbacks else None,
         )
         elapsed = time.perf_counter() - began if self.think_s is None else self.think_s
         out = result.value

@@ -155,3 +155,8 @@ def test_local_spec_with_a_gguf_path_builds_its_own_model(tmp_path: Path) -> Non
     assert isinstance(model, BaseChatModel)
     assert model.max_tokens == 64
     assert model_label(model) == "local:tiny"
+
+
+def test_no_spec_uses_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COIMPROVE_MODEL", 'fake:["from env"]')
+    assert resolve_model(None).invoke("x").content == "from env"

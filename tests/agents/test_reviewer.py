@@ -118,3 +118,15 @@ async def test_an_unparsable_review_fails_loudly_not_as_an_approval() -> None:
     reviewer = ModelReviewer(model, id="ai-1", retry=FAST)
     with pytest.raises(AgentOutputError, match="reviewer:ai-1"):
         await reviewer.review(_request(("approve", "reject")), ReviewContext(FixedClock(0.0)))
+
+
+async def test_a_recorder_passed_to_the_reviewer_sees_its_model_calls() -> None:
+    from coimprove.agents import ModelCallRecorder
+
+    seen: list[dict[str, object]] = []
+    model = FakeChatModel(responses=[reply("review_approve")])
+    reviewer = ModelReviewer(
+        model, id="ai-1", retry=FAST, callbacks=[ModelCallRecorder(seen.append)]
+    )
+    await reviewer.review(_request(("approve", "reject")), ReviewContext(FixedClock(0.0)))
+    assert len(seen) == 1 and seen[0]["agent"] == "reviewer:ai-1" and seen[0]["model"] == "fake"
