@@ -169,3 +169,22 @@ async def test_the_poll_timer_picks_up_gates_opened_by_another_process(
             await pilot.pause(0.05)
         assert list(app.queue.records) == list(info.open_gates)
         assert app.tracker.shown == info.open_gates[0]
+
+
+async def test_the_open_detail_shows_a_decision_made_elsewhere_and_refuses_to_act(
+    db: Path, runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        _decide_elsewhere(db, info.open_gates[0], "reject")
+        await refresh(pilot)
+        detail = text(app.screen.query_one("#detail"))  # type: ignore[arg-type]
+        assert "decided elsewhere: reject (reject by bob)" in detail
+        await pilot.press("a", "e")
+        await settle(pilot)
+        assert app.screen is app.detail_screen  # no dialog opened, nothing recorded
+    assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["bob"]
