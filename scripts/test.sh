@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Debian packages: debootstrap builds the sandbox base image (there is no image registry).
-if ! command -v debootstrap >/dev/null 2>&1; then
+# Debian packages: debootstrap builds the sandbox base image (there is no image registry);
+# tmux runs the review TUI in a real terminal for its end-to-end test.
+if ! command -v debootstrap >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; then
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap tmux >/dev/null
 fi
 
 python -m pip install -q -e ".[dev,local]"   # local: llama-cpp-python builds from source (~7 min, once)
