@@ -161,6 +161,11 @@ class ReviewApp(App[None]):
         return self.main.query_one(StatsPanel)
 
     @property
+    def detail_open(self) -> bool:
+        """Whether the detail of the gate on screen is open."""
+        return isinstance(self.screen, DetailScreen)
+
+    @property
     def dark(self) -> bool:
         return self.current_theme.dark
 
