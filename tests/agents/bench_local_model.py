@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -21,7 +22,13 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from coimprove.agents import AgentOutputError, RetryPolicy, generate_structured, resolve_model
+from coimprove.agents import (
+    AgentOutputError,
+    ModelCallRecorder,
+    RetryPolicy,
+    generate_structured,
+    resolve_model,
+)
 from coimprove.agents.local import _ROLES, LocalChatModel, load_seconds
 from coimprove.agents.roles import ExperimentAgent
 from coimprove.agents.structured import response_format
@@ -68,17 +75,20 @@ async def main(n: int, tries: int) -> dict[str, Any]:
     agent_tps: list[float] = []
     direct_tps: list[float] = []
     for _ in range(n):
+        calls: list[dict[str, Any]] = []
+        recorder = ModelCallRecorder(calls.append)
         start = time.perf_counter()
-        try:
-            out = await generate_structured(
-                model, role.output_model, messages, agent="design", retry=one
+        with contextlib.suppress(AgentOutputError):
+            await generate_structured(
+                model,
+                role.output_model,
+                messages,
+                agent="design",
+                retry=one,
+                config={"callbacks": [recorder]},
             )
-            raw = out.raw
-        except AgentOutputError as exc:
-            raw = exc.last_output
         wall = time.perf_counter() - start
-        tokens = len(llm.tokenize(raw.encode(), add_bos=False))
-        agent_tps.append(tokens / wall)
+        agent_tps.append(calls[-1]["output_tokens"] / wall)  # llama.cpp's completion_tokens
 
         start = time.perf_counter()
         res = llm.create_chat_completion(
