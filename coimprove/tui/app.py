@@ -34,7 +34,6 @@ from coimprove.protocols import Clock
 from coimprove.runner import Runner
 from coimprove.tui.data import ChangeProbe, Delta, DetailData, GateIndex, load_detail
 from coimprove.tui.format import RISKY
-from coimprove.tui.screens.detail import DetailScreen
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
 from coimprove.tui.screens.main import MainScreen
 from coimprove.tui.timing import ViewKind, ViewTracker
@@ -99,7 +98,7 @@ class ReviewApp(App[None]):
         self._detail_gen = 0
         self._advance_lock = asyncio.Lock()
         self._main: MainScreen | None = None
-        self.detail_screen = DetailScreen()
+        self._detail_gate: str | None = None
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -126,7 +125,6 @@ class ReviewApp(App[None]):
         self._reader = SqliteLedger(self.db)
         self._probe = ChangeProbe(self.db)
         self._main = MainScreen(self.reviewer, self.now)
-        self.install_screen(self.detail_screen, name="detail")
         await self.push_screen(self._main)
         stats = self._stats_wanted
         self.stats_panel.display = self.size.width >= 110 if stats is None else stats
@@ -163,7 +161,15 @@ class ReviewApp(App[None]):
     @property
     def detail_open(self) -> bool:
         """Whether the detail of the gate on screen is open."""
-        return isinstance(self.screen, DetailScreen)
+        return self._main is not None and self._detail_gate is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Queue-only keys are off while the detail is open, and Back is off without it."""
+        if action == "close_detail":
+            return self.detail_open
+        if action in ("open_detail", "cycle_sort", "toggle_stats"):
+            return not self.detail_open
+        return True
 
     @property
     def dark(self) -> bool:
@@ -175,6 +181,9 @@ class ReviewApp(App[None]):
         return None if shown is None else self.queue.records.get(shown)
 
     def _status(self) -> None:
+        if self._detail_gate is not None:
+            self.main.query_one("#status", Static).update(f"detail · {self._detail_gate}")
+            return
         table = self.queue
         parts = [f"coimprove review · {self.reviewer}", f"{len(table.records)} waiting"]
         if table.new_count:
@@ -300,12 +309,7 @@ class ReviewApp(App[None]):
     def _render_shown(self) -> None:
         record = self.shown_record()
         self.main.query_one("#summary", Static).update(render.summary(record, dark=self.dark))
-        screen = self.screen
-        if (
-            isinstance(screen, DetailScreen)
-            and record is not None
-            and screen.gate_id == record.gate_id
-        ):
+        if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
 
     def _record_view(self, gate_id: str, what: ViewKind) -> None:
@@ -329,23 +333,24 @@ class ReviewApp(App[None]):
     # -- detail -------------------------------------------------------------------------------
 
     def action_open_detail(self) -> None:
-        if isinstance(self.screen, DetailScreen):
+        if self.detail_open:
             return
         self._settle()
         record = self.shown_record()
         if record is None:
             return
         self.tracker.detail_opened(record.gate_id)
-        self.detail_screen.set_gate(
-            record.gate_id, render.detail(DetailData(record), dark=self.dark)
-        )
-        self.push_screen(self.detail_screen)
+        self._detail_gate = record.gate_id
+        self.main.show_detail(render.detail(DetailData(record), dark=self.dark))
+        self._status()
         self._load_detail(record)
 
     def action_close_detail(self) -> None:
-        if isinstance(self.screen, DetailScreen):
-            self.pop_screen()
+        if self.detail_open:
+            self._detail_gate = None
+            self.main.hide_detail()
             self.tracker.detail_closed()
+            self._status()
 
     def _load_detail(self, record: GateRecord) -> None:
         self._detail_gen += 1
@@ -363,11 +368,8 @@ class ReviewApp(App[None]):
             self.call_from_thread(self._show_detail, data, generation)
 
     def _show_detail(self, data: DetailData, generation: int) -> None:
-        screen = self.screen
-        if generation != self._detail_gen or not isinstance(screen, DetailScreen):
-            return
-        if screen.gate_id == data.record.gate_id:
-            screen.show(render.detail(data, dark=self.dark))
+        if generation == self._detail_gen and self._detail_gate == data.record.gate_id:
+            self.main.update_detail(render.detail(data, dark=self.dark))
 
     # -- view options -------------------------------------------------------------------------
 
@@ -494,23 +496,31 @@ class ReviewApp(App[None]):
             return
         self.decided_here.add(gate_id)
         outcome = recorded.outcome
-        if isinstance(self.screen, DetailScreen):
-            self.action_close_detail()
+        self.action_close_detail()
         if outcome is None:
             self.notify(f"{verdict} recorded; the gate waits for more reviewers.")
             self.decided_here.discard(gate_id)
             self.poll(force=True)
             return
+        # The screen first: the next item replaces the decided one in this frame. Everything
+        # else (the notice, a canary reveal, resuming the run, re-reading the ledger) waits
+        # until that frame is drawn, so the reviewer never waits for it.
         table = self.queue
         table.mark_user_move()
         table.discard(gate_id)
         self._settle_now()
-        shown = "canary" if outcome.outcome == "canary" else outcome.outcome
-        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {shown}.")
-        if outcome.outcome == "canary":
+        self.call_after_refresh(
+            self._after_decision, gate_id, verdict, outcome.outcome, recorded.event.run_id
+        )
+
+    def _after_decision(
+        self, gate_id: str, verdict: Verdict, outcome: str, run_id: str | None
+    ) -> None:
+        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {outcome}.")
+        if outcome == "canary":
             self._reveal(gate_id)
-        if self.apply and recorded.event.run_id:
-            self.run_worker(self._advance(recorded.event.run_id), group="advance")
+        if self.apply and run_id:
+            self.run_worker(self._advance(run_id), group="advance")
         self.poll(force=True)
 
     def _settle_now(self) -> None:

@@ -9,7 +9,6 @@ from textual.widgets import Input, Static, TextArea
 
 from coimprove import Runner
 from coimprove.tui import ReviewApp
-from coimprove.tui.screens.detail import DetailScreen
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog
 from tests.tui.helpers import events, refresh, settle, text, types
 from tests.tui.review_graph import build
@@ -48,15 +47,19 @@ async def test_enter_opens_the_detail_and_never_approves(runner: Runner, make_ap
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
-        assert isinstance(app.screen, DetailScreen)
-        shown = text(app.screen.query_one("#detail", Static))
+        assert app.detail_open and app.screen is app.main
+        assert app.main.query_one("#detail-scroll").display
+        assert not app.main.query_one("#body").visible
+        shown = text(app.main.query_one("#detail", Static))
         assert "+LR = 0.01" in shown and "-LR = 0.1" in shown
         await pilot.press("enter", "enter")
         await settle(pilot)
         assert "gate.decided" not in types(runner, info.run_id)
         await pilot.press("escape")
         await settle(pilot)
-        assert not isinstance(app.screen, DetailScreen)
+        assert not app.detail_open
+        assert app.main.query_one("#body").visible
+        assert not app.main.query_one("#detail-scroll").display
     assert types(runner, info.run_id)[-2:] == ["gate.viewed", "detail.viewed"]
     assert runner.info(info.run_id).state == "waiting"
 
@@ -106,7 +109,7 @@ async def test_request_changes_needs_a_note_and_the_revision_comes_back(
         assert "previous round: cite the baseline" in summary
         await pilot.press("d")
         await settle(pilot)
-        detail = text(app.screen.query_one("#detail", Static))
+        detail = text(app.main.query_one("#detail", Static))
         assert "Earlier rounds" in detail and "alice request_changes: cite the baseline" in detail
     (decided,) = events(runner, info.run_id, "gate.decided")
     assert decided.data["decision"]["note"] == "cite the baseline"

@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.widgets import Static
+
 from coimprove import Decision, Proposal, Runner, SimClock
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import RevealDialog
@@ -182,9 +184,9 @@ async def test_the_open_detail_shows_a_decision_made_elsewhere_and_refuses_to_ac
         await settle(pilot)
         _decide_elsewhere(db, info.open_gates[0], "reject")
         await refresh(pilot)
-        detail = text(app.screen.query_one("#detail"))  # type: ignore[arg-type]
+        detail = text(app.main.query_one("#detail", Static))
         assert "decided elsewhere: reject (reject by bob)" in detail
         await pilot.press("a", "e")
         await settle(pilot)
-        assert app.screen is app.detail_screen  # no dialog opened, nothing recorded
+        assert app.screen is app.main and app.detail_open  # no dialog, nothing recorded
     assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["bob"]

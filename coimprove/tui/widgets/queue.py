@@ -13,8 +13,9 @@ from typing import Any
 
 from rich.text import Text
 from textual import events
+from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
 from coimprove.gates import GateRecord
 from coimprove.tui.format import RISK_ORDER, age, needs, risk_text
@@ -85,6 +86,57 @@ class QueueTable(DataTable[Any]):
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
+
+    # -- DataTable's O(rows) paths, made cheap -------------------------------------------------
+    # Every change to the table (a removed row, an updated cell) bumps DataTable's update
+    # count, and the next render rebuilds the row order and line offsets for every row;
+    # `remove_row` also re-inserts every row location one by one. With thousands of gates
+    # these cost tens of milliseconds per change. The overrides below compute the same
+    # results with plain dict/list comprehensions (tests/tui/test_queue.py checks them
+    # against DataTable's own implementation).
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        """The rows in display order (as `DataTable.ordered_rows`, in one comprehension)."""
+        cache_key = (len(self.rows), self._update_count)
+        cached: list[Row] | None = self._ordered_row_cache.get(cache_key)
+        if cached is None:
+            at = self._row_locations._reverse
+            rows = self.rows
+            cached = [rows[at[i]] for i in range(len(rows))]
+            self._ordered_row_cache[cache_key] = cached
+        return cached
+
+    @property
+    def _y_offsets(self) -> list[tuple[RowKey, int]]:
+        cached: list[tuple[RowKey, int]] | None = self._offset_cache.get(self._update_count)
+        if cached is None:
+            cached = [(row.key, y) for row in self.ordered_rows for y in range(row.height)]
+            self._offset_cache[self._update_count] = cached
+        return cached
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        """Remove a row (as `DataTable.remove_row`, re-indexing the rows in one pass)."""
+        if isinstance(row_key, str):
+            row_key = RowKey(row_key)
+        if row_key not in self._row_locations:
+            raise RowDoesNotExist(f"Row key {row_key!r} is not valid.")
+        self._require_update_dimensions = True
+        self.check_idle()
+        gone = self._row_locations.get(row_key)
+        assert gone is not None
+        forward = self._row_locations._forward
+        self._row_locations = TwoWayDict(
+            {k: (i - 1 if i > gone else i) for k, i in forward.items() if k != row_key}
+        )
+        for column_key in self._data.get(row_key, {}):
+            self._updated_cells.discard(CellKey(row_key, column_key))
+        del self.rows[row_key]
+        del self._data[row_key]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
 
     # -- who moved the cursor -----------------------------------------------------------------
 
