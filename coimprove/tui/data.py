@@ -8,9 +8,10 @@ closed. `load_detail` reads what the detail view shows beyond the gate itself.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,42 @@ GATE_EVENTS: tuple[EventType, ...] = (
     "gate.resumed",
     "gate.timed_out",
 )
+
+
+# The first load reads only the gates that are still open (one indexed query) and then their
+# events a chunk at a time, instead of every gate event ever recorded: the first rows are on
+# screen after one small chunk. Everything is bounded by the head sequence read first, so the
+# chunks are one consistent snapshot of the append-only log, and later refreshes continue
+# from that sequence.
+_HEAD_SQL = "SELECT COALESCE(MAX(seq), 0) FROM events"
+_OPEN_IDS_SQL = """
+SELECT o.gate_id FROM events o WHERE o.type = 'gate.opened' AND o.seq <= ?
+AND NOT EXISTS (SELECT 1 FROM events r
+                WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved' AND r.seq <= ?)
+ORDER BY o.seq
+"""
+_GATE_EVENTS_SQL = (
+    "SELECT seq, type, run_id, gate_id, actor, at, data, prev_hash, hash FROM events "
+    "WHERE gate_id IN ({ids}) AND type IN ({types}) AND seq <= ? ORDER BY seq"
+)
+FIRST_CHUNK = 100
+
+Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+def _event(row: Sequence[Any]) -> LedgerEvent:
+    seq, type_, run_id, gate_id, actor, at, data, prev_hash, hash_ = row
+    return LedgerEvent(
+        seq=seq,
+        type=type_,
+        run_id=run_id,
+        gate_id=gate_id,
+        actor=actor,
+        at=at,
+        data=json.loads(data),
+        prev_hash=prev_hash,
+        hash=hash_,
+    )
 
 
 class ChangeProbe:
@@ -91,6 +128,10 @@ class GateIndex:
         """Like `refresh`, folding `size` gates at a time (0: all at once), so a first load
         of thousands of gates can be shown while the rest is still being read."""
         with self._lock:
+            query: Query | None = getattr(reader, "query", None)
+            if self.seq == 0 and query is not None:
+                yield from self._first_load(query, size)
+                return
             new = reader.events(types=GATE_EVENTS, after_seq=self.seq)
             if not new:
                 return
@@ -112,6 +153,29 @@ class GateIndex:
             step = size if size > 0 else max(1, len(ids))
             for start in range(0, len(ids), step):
                 yield self._fold(ids[start : start + step], fresh)
+
+    def _first_load(self, query: Query, size: int) -> Iterator[Delta]:
+        """The open gates only, oldest first: a small first chunk, then `size` at a time."""
+        head = int(query(_HEAD_SQL, ())[0][0])
+        if head == 0:
+            return
+        ids = [str(r[0]) for r in query(_OPEN_IDS_SQL, (head, head))]
+        self.seq = head
+        step = size if size > 0 else max(1, len(ids))
+        types = ",".join("?" * len(GATE_EVENTS))
+        start = 0
+        while start < len(ids):
+            chunk = ids[start : start + (min(step, FIRST_CHUNK) if start == 0 else step)]
+            start += len(chunk)
+            sql = _GATE_EVENTS_SQL.format(ids=",".join("?" * len(chunk)), types=types)
+            for row in query(sql, (*chunk, *GATE_EVENTS, head)):
+                event = _event(row)
+                gid = str(event.gate_id)
+                if event.type == "gate.opened":
+                    self._events[gid] = [event]
+                elif gid in self._events:
+                    self._events[gid].append(event)
+            yield self._fold([g for g in chunk if g in self._events], set(chunk))
 
     def _fold(self, ids: Sequence[str], fresh: set[str]) -> Delta:
         opened: list[GateRecord] = []
