@@ -13,7 +13,6 @@ from typing import Any
 
 from rich.text import Text
 from textual import events
-from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
@@ -125,10 +124,14 @@ class QueueTable(DataTable[Any]):
         self.check_idle()
         gone = self._row_locations.get(row_key)
         assert gone is not None
-        forward = self._row_locations._forward
-        self._row_locations = TwoWayDict(
-            {k: (i - 1 if i > gone else i) for k, i in forward.items() if k != row_key}
-        )
+        forward, at = self._row_locations._forward, self._row_locations._reverse
+        last = len(forward) - 1
+        for index in range(gone, last):  # shift the rows below up by one, in place
+            key = at[index + 1]
+            at[index] = key
+            forward[key] = index
+        del at[last]
+        del forward[row_key]
         for column_key in self._data.get(row_key, {}):
             self._updated_cells.discard(CellKey(row_key, column_key))
         del self.rows[row_key]
@@ -136,7 +139,7 @@ class QueueTable(DataTable[Any]):
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
-        self.refresh(layout=True)
+        self.refresh()  # the table's own size is fixed by CSS: no need to lay out the screen
 
     # -- who moved the cursor -----------------------------------------------------------------
 
