@@ -1,14 +1,20 @@
-"""QueueTable's faster DataTable internals give the same answers as DataTable's own."""
+"""QueueTable: its faster DataTable internals agree with DataTable's own; cells are not markup."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
+from coimprove import Runner
+from coimprove.tui import ReviewApp
 from coimprove.tui.widgets.queue import COLUMNS, QueueTable
+from tests.tui.helpers import settle
+from tests.tui.review_graph import build
 
 
 class Tables(App[None]):
@@ -52,3 +58,19 @@ async def test_row_removal_order_and_offsets_match_datatable() -> None:
             reference.remove_row(key)
             await pilot.pause()
             assert _state(fast) == _state(reference)
+
+
+async def test_titles_are_shown_as_written_not_read_as_markup(
+    runner: Runner, make_app: Callable[..., ReviewApp]
+) -> None:
+    await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        table = app.queue
+        ((gate_id, record),) = table.records.items()
+        record.proposal = record.proposal.model_copy(update={"title": "[/] [red]x[/red]"})
+        table.update([record])
+        await settle(pilot)  # rendering the row must not raise
+        cells = [c.plain if isinstance(c, Text) else c for c in table.get_row(gate_id)]
+        assert "[/] [red]x[/red]" in [Text.from_markup(c).plain for c in cells]

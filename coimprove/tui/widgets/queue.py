@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
@@ -198,15 +199,17 @@ class QueueTable(DataTable[Any]):
             status = Text("decided elsewhere", style="italic")
         elif self.reviewer in record.approvers():
             status = Text(f"{status} ✓you", style="italic")
+        # DataTable reads str cells as Rich markup: escape what agents wrote, or a title
+        # like "[/] fix" would fail to render (and "[red]" would restyle the row).
         return [
             risk_text(record.proposal.risk, self.dark),
-            record.proposal.kind,
-            record.proposal.title,
+            escape(record.proposal.kind),
+            escape(record.proposal.title),
             status,
             self._age(record),
-            f"{record.request.gate}#{record.request.round}",
-            record.run_id,
-            record.request.graph,
+            escape(f"{record.request.gate}#{record.request.round}"),
+            escape(record.run_id),
+            escape(record.request.graph),
         ]
 
     def _age(self, record: GateRecord) -> str:
