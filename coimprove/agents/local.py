@@ -85,25 +85,38 @@ def shared_llama(path: Path, n_ctx: int) -> Any:
 
 GRAMMAR_MAX_REPEAT = 1000
 """llama.cpp refuses a grammar whose bounded repetitions exceed its limit (a string
-``maxLength`` of about 1,000+), and a refused grammar crashes the process at sampling time.
-Larger bounds are dropped from the decoding constraint; validation still enforces them."""
+``maxLength`` of about 1,000+), and a refused grammar crashes the process at sampling time."""
 
 
-def grammar_safe_schema(schema: Any) -> Any:
-    """`schema` without ``maxLength``/``maxItems`` bounds llama.cpp's grammar cannot take."""
-    if isinstance(schema, dict):
-        out = {}
-        for key, value in schema.items():
-            too_big = isinstance(value, int) and value > GRAMMAR_MAX_REPEAT
-            if key in ("maxLength", "maxItems") and too_big:
-                continue
-            if key in ("minLength", "minItems") and too_big:
-                continue
-            out[key] = grammar_safe_schema(value)
+def grammar_safe_schema(schema: Any, *, max_string: int = 600, max_items: int = 4) -> Any:
+    """`schema` as a decoding constraint a small model can finish within its token budget.
+
+    Every free-text string gets ``maxLength <= max_string`` and every array ``maxItems <=
+    max_items`` (never above what llama.cpp accepts). Tighter than the schema, so whatever the
+    grammar lets through still validates against the schema itself; without a bound, a tiny
+    model that starts repeating itself runs into ``max_tokens`` mid-string.
+    """
+    max_string = min(max_string, GRAMMAR_MAX_REPEAT)
+    max_items = min(max_items, GRAMMAR_MAX_REPEAT)
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, list):
+            return [visit(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: visit(v) for k, v in node.items()}
+        kind = out.get("type")
+        if kind == "string" and "pattern" not in out and "enum" not in out and "format" not in out:
+            out["maxLength"] = min(int(out.get("maxLength", max_string)), max_string)
+            if int(out.get("minLength", 0)) > out["maxLength"]:
+                out["minLength"] = out["maxLength"]
+        elif kind == "array":
+            out["maxItems"] = min(int(out.get("maxItems", max_items)), max_items)
+            if int(out.get("minItems", 0)) > out["maxItems"]:
+                out["minItems"] = out["maxItems"]
         return out
-    if isinstance(schema, list):
-        return [grammar_safe_schema(v) for v in schema]
-    return schema
+
+    return visit(schema)
 
 
 class LocalChatModel(BaseChatModel):
@@ -118,6 +131,10 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.2
     repeat_penalty: float = 1.0
     seed: int = 0
+    grammar_max_string: int = 600
+    """Longest free-text string the decoding grammar allows (see `grammar_safe_schema`)."""
+    grammar_max_items: int = 4
+    """Longest array the decoding grammar allows."""
 
     @property
     def _llm_type(self) -> str:
@@ -160,7 +177,11 @@ class LocalChatModel(BaseChatModel):
             if isinstance(response_format, dict) and "schema" in response_format:
                 response_format = {
                     **response_format,
-                    "schema": grammar_safe_schema(response_format["schema"]),
+                    "schema": grammar_safe_schema(
+                        response_format["schema"],
+                        max_string=self.grammar_max_string,
+                        max_items=self.grammar_max_items,
+                    ),
                 }
             params["response_format"] = response_format
         with _lock:

@@ -29,7 +29,7 @@ from coimprove.agents import (
     generate_structured,
     resolve_model,
 )
-from coimprove.agents.local import _ROLES, LocalChatModel, load_seconds
+from coimprove.agents.local import _ROLES, LocalChatModel, grammar_safe_schema, load_seconds
 from coimprove.agents.roles import ExperimentAgent
 from coimprove.agents.structured import response_format
 
@@ -67,6 +67,9 @@ async def main(n: int, tries: int) -> dict[str, Any]:
     messages = _messages(role, TOPICS[0])
     chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
     fmt = response_format(role.output_model)
+    fmt["schema"] = grammar_safe_schema(  # the same grammar the agent's call decodes with
+        fmt["schema"], max_string=model.grammar_max_string, max_items=model.grammar_max_items
+    )
     one = RetryPolicy(max_attempts=1)
 
     # warm-up: compiles the grammar once for both paths

@@ -126,3 +126,25 @@ def test_parse_output_finds_the_object_inside_prose() -> None:
 def test_retry_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RetryPolicy(max_attempts=0)
+
+
+def test_the_local_decoding_grammar_bounds_every_string_and_list() -> None:
+    from coimprove.agents.local import grammar_safe_schema
+    from coimprove.agents.roles import CodeOutput, ExperimentOutput, WriteupOutput
+
+    def walk(node: object) -> list[dict[str, object]]:
+        if isinstance(node, list):
+            return [n for v in node for n in walk(v)]
+        if isinstance(node, dict):
+            return [node, *(n for v in node.values() for n in walk(v))]
+        return []
+
+    for schema in (CodeOutput, ExperimentOutput, WriteupOutput):
+        safe = grammar_safe_schema(schema.model_json_schema(), max_string=600, max_items=4)
+        nodes = walk(safe)
+        strings = [n for n in nodes if n.get("type") == "string" and "pattern" not in n]
+        arrays = [n for n in nodes if n.get("type") == "array"]
+        assert strings and all(0 < int(n["maxLength"]) <= 600 for n in strings)  # type: ignore[call-overload]
+        assert all(int(n["maxItems"]) <= 4 for n in arrays)  # type: ignore[call-overload]
+    original = ExperimentOutput.model_json_schema()
+    assert original["properties"]["command"]["maxLength"] == 300  # the schema itself untouched
