@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coimprove._log import get_logger
+from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.gates import GateRecord
 from coimprove.model import GateRequest, Review
@@ -85,6 +86,7 @@ class HeadlessSession:
         self._heap: list[_Pending] = []
         self._order = 0
         self.decisions = 0
+        self._current: tuple[str | None, str | None, str | None, float] = (None, None, None, 0.0)
 
     def _eligible(self, record: GateRecord, desk: _Desk) -> bool:
         req, reviewer = record.request.requirement, desk.reviewer
@@ -154,6 +156,7 @@ class HeadlessSession:
                 canary=bool(record.hidden.get("canary")),
             )
             request = record.request.model_copy(update={"proposal": record.proposal})
+            self._current = (record.run_id, gid, desk.reviewer.id, start)
             review = await desk.reviewer.review(GateRequest.model_validate(request), context)
             at = review.decided_at if review.decided_at is not None else start
             at = max([at, start, *(v.at for v in review.views)])
@@ -181,8 +184,31 @@ class HeadlessSession:
         for run_id in sorted(due):
             await self.runner.advance(run_id)
 
+    def _record_model_call(self, data: dict[str, Any]) -> None:
+        """A model reviewer's call, recorded as ``model.called`` on the gate it was reviewing."""
+        run_id, gate_id, actor, at = self._current
+        self.runner.ledger.append(
+            "model.called", at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data
+        )
+
     async def run(self, max_decisions: int = 1_000_000) -> None:
         """Process decisions in time order until nothing is left to decide."""
+        recorder = ModelCallRecorder(self._record_model_call, name="headless-reviewers")
+        models = [
+            d.reviewer
+            for d in self.desks.values()
+            if d.reviewer.kind == "model"
+            and isinstance(getattr(d.reviewer, "callbacks", None), list)
+        ]
+        for reviewer in models:
+            reviewer.callbacks.append(recorder)  # type: ignore[attr-defined]
+        try:
+            await self._run(max_decisions)
+        finally:
+            for reviewer in models:
+                reviewer.callbacks.remove(recorder)  # type: ignore[attr-defined]
+
+    async def _run(self, max_decisions: int) -> None:
         while True:
             self._sync()
             await self._assign()

@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS events (
     min_review_s  REAL GENERATED ALWAYS AS (json_extract(data, '$.min_review_s')) VIRTUAL,
     category      TEXT GENERATED ALWAYS AS (json_extract(data, '$.category')) VIRTUAL,
     reason        TEXT GENERATED ALWAYS AS (json_extract(data, '$.reason')) VIRTUAL,
-    deadline      REAL GENERATED ALWAYS AS (json_extract(data, '$.deadline')) VIRTUAL
+    deadline      REAL GENERATED ALWAYS AS (json_extract(data, '$.deadline')) VIRTUAL,
+    latency_s     REAL GENERATED ALWAYS AS (json_extract(data, '$.latency_s')) VIRTUAL,
+    tokens        INTEGER GENERATED ALWAYS AS (json_extract(data, '$.total_tokens')) VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS events_gate ON events (gate_id, type);
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, type);

@@ -6,7 +6,7 @@ category. All of it is SQL aggregates over ``Ledger.query``; see `coimprove.metr
 the exact definitions and `coimprove.metrics.stats` for d′ and kappa.
 """
 
-from coimprove.metrics.compute import TREND_BUCKETS, agreement, report, summarize
+from coimprove.metrics.compute import TREND_BUCKETS, agreement, model_usage, report, summarize
 from coimprove.metrics.models import (
     Agreement,
     CanaryMeasures,
@@ -14,6 +14,7 @@ from coimprove.metrics.models import (
     Distribution,
     GroupMeasures,
     HumanContribution,
+    ModelUsage,
     OverrideRates,
     PairAgreement,
     Report,
@@ -35,6 +36,7 @@ __all__ = [
     "GroupBy",
     "GroupMeasures",
     "HumanContribution",
+    "ModelUsage",
     "OverrideRates",
     "PairAgreement",
     "Report",
@@ -43,6 +45,7 @@ __all__ = [
     "cohen_kappa",
     "d_prime",
     "fleiss_kappa",
+    "model_usage",
     "rate",
     "report",
     "summarize",

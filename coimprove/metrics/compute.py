@@ -14,6 +14,7 @@ from coimprove.metrics.models import (
     Distribution,
     GroupMeasures,
     HumanContribution,
+    ModelUsage,
     OverrideRates,
     PairAgreement,
     Report,
@@ -203,6 +204,42 @@ _GROUPINGS: dict[str, GroupBy] = {
 }
 
 
+_MODEL_SQL = """
+SELECT COALESCE(actor, '(unknown)'), COUNT(*), COALESCE(SUM(latency_s), 0),
+       COALESCE(SUM(tokens), 0)
+FROM events WHERE type = 'model.called' {scope} GROUP BY COALESCE(actor, '(unknown)')
+"""
+
+_WAIT_SQL = """
+SELECT COALESCE(SUM(r.at - o.at), 0) FROM events o JOIN events r
+  ON r.gate_id = o.gate_id AND r.type = 'gate.resolved'
+WHERE o.type = 'gate.opened' {scope}
+"""
+
+
+def model_usage(ledger: Ledger, *, run_id: str | None = None) -> ModelUsage:
+    """Model calls, seconds and tokens (per actor) from ``model.called`` events, and the time
+    runs waited on reviewers, so a report can show model time beside human time."""
+    params = [run_id] if run_id else []
+    by_actor: dict[str, dict[str, float]] = {}
+    calls = 0
+    seconds = 0.0
+    tokens = 0
+    for actor, n, secs, toks in ledger.query(
+        _MODEL_SQL.format(scope="AND run_id = ?" if run_id else ""), params
+    ):
+        by_actor[str(actor)] = {"calls": n, "seconds": round(float(secs), 3), "tokens": toks}
+        calls, seconds, tokens = calls + n, seconds + float(secs), tokens + int(toks)
+    wait = ledger.query(_WAIT_SQL.format(scope="AND o.run_id = ?" if run_id else ""), params)
+    return ModelUsage(
+        calls=calls,
+        seconds=round(seconds, 3),
+        tokens=tokens,
+        by_actor=by_actor,
+        human_wait_s=round(float(wait[0][0]), 3),
+    )
+
+
 def report(
     ledger: Ledger, *, run_id: str | None = None, trend_buckets: int = TREND_BUCKETS
 ) -> Report:
@@ -214,6 +251,7 @@ def report(
     return Report(
         **dims[OVERALL][OVERALL].model_dump(),
         run_id=run_id,
+        model=model_usage(ledger, run_id=run_id),
         agreement=agreement(ledger, run_id=run_id),
         **{name: dims[sql.dimension(group_by)] for name, group_by in _GROUPINGS.items()},
     )

@@ -122,10 +122,23 @@ class Agreement(_Model):
     )
 
 
+class ModelUsage(BaseModel):
+    """Chat-model calls recorded as ``model.called``, beside the time people spent."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    by_actor: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per agent (``agent:<name>``) or model reviewer: calls, seconds, tokens."""
+    human_wait_s: float = 0.0
+    """Sum over settled gates of (resolved − opened): time the runs waited on reviewers."""
+
+
 class Report(GroupMeasures):
     """The whole ledger (or one run): overall measures, agreement, and every grouping."""
 
     run_id: str | None = None
+    model: ModelUsage = Field(default_factory=ModelUsage)
     agreement: Agreement = Field(default_factory=Agreement)
     by_reviewer: dict[str, GroupMeasures] = Field(default_factory=dict)
     by_reviewer_kind: dict[str, GroupMeasures] = Field(default_factory=dict)

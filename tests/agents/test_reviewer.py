@@ -130,3 +130,19 @@ async def test_a_recorder_passed_to_the_reviewer_sees_its_model_calls() -> None:
     )
     await reviewer.review(_request(("approve", "reject")), ReviewContext(FixedClock(0.0)))
     assert len(seen) == 1 and seen[0]["agent"] == "reviewer:ai-1" and seen[0]["model"] == "fake"
+
+
+async def test_a_headless_model_reviewers_calls_are_in_the_ledger_and_the_report() -> None:
+    from coimprove.metrics import report
+
+    model = FakeChatModel(responses=[reply("review_approve")])
+    reviewer = ModelReviewer(model, id="ai-1", think_s=12.0, retry=FAST)
+    result = await run_headless(linear_workflow("wf-ai-rec", pairs=2), [reviewer])
+    with SqliteLedger(result.db) as ledger:
+        calls = ledger.events(types=["model.called"])
+        usage = report(ledger).model
+    assert [(c.actor, c.gate_id is not None) for c in calls] == [("ai-1", True)] * 2
+    assert usage.calls == 2 and usage.by_actor["ai-1"]["calls"] == 2
+    assert usage.tokens > 0
+    assert usage.human_wait_s == pytest.approx(24.0)  # two gates, 12 s each
+    assert reviewer.callbacks == []  # the session's recorder is detached afterwards
