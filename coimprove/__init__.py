@@ -5,6 +5,7 @@ The public API is re-exported here; implementation modules are private to the pa
 
 from langgraph.graph import END, START
 
+from coimprove.agents import ModelReviewer, resolve_model
 from coimprove.effects import Approved
 from coimprove.errors import (
     ApprovalRequiredError,
@@ -83,6 +84,7 @@ __all__ = [
     "LedgerError",
     "LedgerEvent",
     "LedgerIntegrityError",
+    "ModelReviewer",
     "NotALedgerError",
     "Policy",
     "PolicyError",
@@ -110,5 +112,6 @@ __all__ = [
     "check_gated",
     "load_policy",
     "load_workflow",
+    "resolve_model",
     "run_headless",
 ]
