@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from coimprove.agents.telemetry import recording
 from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterruptedError
 from coimprove.gates import NodeRole
 from coimprove.model import EventType, GateOutcome, LedgerEvent, Proposal
 from coimprove.protocols import Ledger
-from coimprove.state import GatedState, run_context
+from coimprove.state import GatedState, model_recorder, run_context
 
 EFFECT_EVENTS: tuple[EventType, ...] = (
     "effect.started",
@@ -132,9 +133,10 @@ class EffectNode:
         )
         approved = Approved(outcome.gate_id, outcome.digest, proposal, outcome, key, attempt)
         try:
-            result = self.fn(state, approved)
-            if inspect.isawaitable(result):
-                result = await result
+            with recording(model_recorder(ctx)):
+                result = self.fn(state, approved)
+                if inspect.isawaitable(result):
+                    result = await result
             update = dict(result or {})
             json.dumps(update)
         except Exception as exc:

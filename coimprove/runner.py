@@ -274,25 +274,7 @@ class Runner:
             canaries=self.canaries,
             seed=self.seed,
         )
-        from coimprove.agents.telemetry import ModelCallRecorder
-
-        ledger, clock = self.ledger, self.clock
-
-        def record_model_call(data: dict[str, Any]) -> None:
-            """Every chat-model call inside the run's nodes becomes a ``model.called`` event."""
-            agent = data.get("agent")
-            ledger.append(
-                "model.called",
-                at=clock.now(),
-                run_id=run_id,
-                actor=f"agent:{agent}" if agent else None,
-                data=data,
-            )
-
-        return {
-            "configurable": {"thread_id": run_id, CONTEXT_KEY: ctx},
-            "callbacks": [ModelCallRecorder(record_model_call, name=f"ledger:{run_id}")],
-        }
+        return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
 
     async def start(
         self,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.config import get_config
 
+from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError
 from coimprove.model import Proposal
 from coimprove.policy import Policy
@@ -69,6 +70,26 @@ class RunContext:
     canaries: CanarySource | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def model_recorder(ctx: RunContext) -> ModelCallRecorder:
+    """The run's recorder: each chat-model call becomes a ``model.called`` ledger event."""
+    recorder = ctx.extra.get("model_recorder")
+    if not isinstance(recorder, ModelCallRecorder):
+        ledger, clock, run_id = ctx.ledger, ctx.clock, ctx.run_id
+
+        def record(data: dict[str, Any]) -> None:
+            agent = data.get("agent")
+            ledger.append(
+                "model.called",
+                at=clock.now(),
+                run_id=run_id,
+                actor=f"agent:{agent}" if agent else None,
+                data=data,
+            )
+
+        recorder = ctx.extra["model_recorder"] = ModelCallRecorder(record, name=f"ledger:{run_id}")
+    return recorder
 
 
 def run_context() -> RunContext:

@@ -35,11 +35,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ValidationError
 
+from coimprove.agents.telemetry import recording
 from coimprove.effects import EffectFn, EffectNode
 from coimprove.errors import CoimproveError, GraphDefinitionError, UngatedEffectError
 from coimprove.gates import ROLE_ATTR, GateNode, GateSpec, NodeRole
 from coimprove.model import Proposal
-from coimprove.state import GatedState, run_context
+from coimprove.state import GatedState, model_recorder, run_context
 
 AnyGraph = StateGraph[Any, Any, Any, Any] | CompiledStateGraph[Any, Any, Any, Any]
 
@@ -96,9 +97,10 @@ class AgentNode:
                 raw_fb["note"], raw_fb["gate_id"], Proposal.from_state(raw_fb["previous"])
             )
         args: tuple[Any, ...] = (state, AgentContext(self.name, ctx.run_id, feedback))
-        result = self.fn(*args[: 2 if self._wants_context else 1])
-        if inspect.isawaitable(result):
-            result = await result
+        with recording(model_recorder(ctx)):  # this agent's model calls go to the ledger
+            result = self.fn(*args[: 2 if self._wants_context else 1])
+            if inspect.isawaitable(result):
+                result = await result
         extra: dict[str, Any] = {}
         if isinstance(result, tuple):
             result, extra = result

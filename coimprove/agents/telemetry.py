@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.tracers.context import register_configure_hook
 
 from coimprove._log import get_logger
 
@@ -184,3 +187,19 @@ def log_sink(record: dict[str, Any]) -> None:
 
 
 agents_log = get_logger("coimprove.agents")
+
+
+_ACTIVE: ContextVar[ModelCallRecorder | None] = ContextVar("coimprove_model_recorder", default=None)
+register_configure_hook(_ACTIVE, inheritable=True)
+
+
+@contextmanager
+def recording(recorder: ModelCallRecorder) -> Iterator[ModelCallRecorder]:
+    """Attach `recorder` to every chat-model call made inside this block (and the tasks and
+    threads it starts), without putting callbacks on the whole graph: only code that runs
+    inside the block pays for them."""
+    token = _ACTIVE.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _ACTIVE.reset(token)
