@@ -84,6 +84,18 @@ def verify_approval(
     return outcome, proposal, [e for e in events if e.type != "gate.resolved"]
 
 
+def _state_update(effect: str, result: Any) -> dict[str, Any]:
+    """The effect's return value as a state update that the ledger can record."""
+    try:
+        update = dict(result or {})
+        json.dumps(update)
+    except (TypeError, ValueError) as exc:
+        raise CoimproveError(
+            f"effect {effect!r} must return a JSON-serialisable state update (a dict): {exc}"
+        ) from exc
+    return update
+
+
 class EffectNode:
     """The node an effect compiles to. Use `coimprove.add_effect` in your own graph."""
 
@@ -137,8 +149,7 @@ class EffectNode:
                 result = self.fn(state, approved)
                 if inspect.isawaitable(result):
                     result = await result
-            update = dict(result or {})
-            json.dumps(update)
+            update = _state_update(self.name, result)
         except Exception as exc:
             ledger.append(
                 "effect.failed",
@@ -151,10 +162,6 @@ class EffectNode:
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
-            if isinstance(exc, TypeError | ValueError) and "JSON" in str(exc):
-                raise CoimproveError(
-                    f"effect {self.name!r} must return a JSON-serialisable state update: {exc}"
-                ) from exc
             raise
         ledger.append(
             "effect.finished",

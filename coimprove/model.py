@@ -227,11 +227,6 @@ class Requirement(_Frozen):
     escalation: tuple[str, ...]
     level: int = Field(default=0, ge=0, description="0 = first line; n = n-th escalation")
 
-    @property
-    def describe(self) -> str:
-        """E.g. ``quorum 2 · roles reviewer`` — what the queue shows."""
-        return f"quorum {self.quorum} · roles {','.join(self.roles)}"
-
 
 class GateRequest(_Frozen):
     """What a reviewer is asked to decide. Contains nothing hidden (no truth, no canary flag)."""

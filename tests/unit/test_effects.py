@@ -226,3 +226,38 @@ async def test_a_canary_policy_without_a_canary_source_says_so(
         await runner.start(linear_workflow(), policy="canary")
     assert "canaries.unavailable" in caplog.text
     assert "no canaries will be planted" in caplog.text
+
+
+def _one_effect_workflow(name: str, effect: Any) -> Workflow:
+    wf = Workflow(name, state=ToyState)
+    wf.agent("propose", lambda s: Proposal(kind="idea", title="x", author="agent:propose"))
+    wf.gate("review", proposal_from="propose", on_approve="apply")
+    wf.effect("apply", effect, gate="review")
+    wf.edge(START, "propose")
+    wf.edge("propose", "review")
+    wf.edge("apply", END)
+    return wf
+
+
+async def test_an_effect_returning_something_the_ledger_cannot_record_fails_clearly(
+    runner: Runner,
+) -> None:
+    info = await runner.start(_one_effect_workflow("unjson", lambda s, a: {"done": object()}))
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    info = runner.info(info.run_id)
+    assert info.state == "failed"
+    assert "must return a JSON-serialisable state update" in (info.error or "")
+
+
+async def test_an_effects_own_error_is_reported_as_its_own(runner: Runner) -> None:
+    def broken(state: Any, approved: Any) -> dict[str, Any]:
+        raise ValueError("could not parse the JSON config")
+
+    info = await runner.start(_one_effect_workflow("own-error", broken))
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    info = runner.info(info.run_id)
+    assert info.error == "ValueError: could not parse the JSON config"
+    failed = runner.ledger.events(run_id=info.run_id, types=["effect.failed"])
+    assert failed[0].data["error"] == "ValueError: could not parse the JSON config"
