@@ -317,6 +317,14 @@ def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     return record
 
 
+def may_decide(record: GateRecord, reviewer: str, roles: set[str] | None) -> bool:
+    """Whether `reviewer` holds a role this gate needs: from `roles` (what the run's policy
+    grants them) or, when the policy is not at hand, the patterns snapshotted at opening."""
+    if roles is not None:
+        return bool(roles & set(record.request.requirement.roles))
+    return any(fnmatch.fnmatchcase(reviewer, pattern) for pattern in record.eligible)
+
+
 def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | None) -> None:
     """Raise a `DecisionError` naming the problem if `decision` may not be recorded.
 
@@ -348,12 +356,9 @@ def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | 
             f"gate {gid!r}: {decision.reviewer!r} is an author of this proposal and may not "
             "decide it (separation of duties)"
         )
-    eligible = (
-        bool(roles & set(req.roles))
-        if roles is not None
-        else any(fnmatch.fnmatchcase(decision.reviewer, p) for p in record.eligible)
-    )
-    if not eligible or (decision.role is not None and decision.role not in req.roles):
+    if not may_decide(record, decision.reviewer, roles) or (
+        decision.role is not None and decision.role not in req.roles
+    ):
         raise ReviewerNotAllowedError(
             f"gate {gid!r}: reviewer {decision.reviewer!r} does not hold a role this gate needs "
             f"({' or '.join(req.roles)}, level {req.level}) under policy {req.policy!r}"

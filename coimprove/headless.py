@@ -9,7 +9,6 @@ the measures in `coimprove.metrics` mean the same as for people.
 
 from __future__ import annotations
 
-import fnmatch
 import heapq
 import os
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, GateClosedError
-from coimprove.gates import GateRecord
+from coimprove.gates import GateRecord, may_decide
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
 from coimprove.protocols import ReviewContext, Reviewer
@@ -90,24 +89,13 @@ class HeadlessSession:
 
     def _eligible(self, record: GateRecord, desk: _Desk) -> bool:
         req, reviewer = record.request.requirement, desk.reviewer
-        policy = self._policy(record.run_id)
-        roles = (
-            policy.roles_of(reviewer.id)
-            if policy
-            else {
-                r for p in record.eligible if fnmatch.fnmatchcase(reviewer.id, p) for r in req.roles
-            }
-        )
+        roles = self.runner.roles_of(record.run_id, reviewer.id)
         return (
             reviewer.kind in req.reviewer_kinds
-            and bool(roles & set(req.roles))
+            and may_decide(record, reviewer.id, roles)
             and reviewer.id not in {record.request.proposal.author, record.proposal.author}
             and reviewer.id not in self._decided_by.get(record.gate_id, set())
         )
-
-    def _policy(self, run_id: str) -> Policy | None:
-        run = self.runner._runs.get(run_id)
-        return run.policy if run is not None else None
 
     def _sync(self) -> None:
         """Learn about gates opened or settled since the last look (incremental)."""

@@ -329,7 +329,7 @@ class Runner:
         at: float | None = None,
     ) -> Recorded:
         """Validate and record one decision (ledger only). Call `advance` to apply it."""
-        roles = self._roles_for(gate_id, decision.reviewer)
+        roles = self.roles_of(gate_id.rsplit(".", 2)[0], decision.reviewer)
         recorded = record_decision(
             self.ledger,
             gate_id,
@@ -347,8 +347,8 @@ class Runner:
         )
         return recorded
 
-    def _roles_for(self, gate_id: str, reviewer: str) -> set[str] | None:
-        run_id = gate_id.rsplit(".", 2)[0]
+    def roles_of(self, run_id: str, reviewer: str) -> set[str] | None:
+        """Roles `reviewer` holds under the policy of `run_id`, if that run is loaded here."""
         run = self._runs.get(run_id)
         return run.policy.roles_of(reviewer) if run is not None else None
 
