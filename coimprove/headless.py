@@ -5,13 +5,20 @@ reviewer it allows is free, the reviewer's `Review` says when it looked and when
 and decisions are applied in simulated-time order. Policy timeouts fire on the same clock.
 A thousand gates take seconds, and every event in the ledger carries its simulated time, so
 the measures in `coimprove.metrics` mean the same as for people.
+
+Reviewers named in `feedback_to` are shown what becomes knowable about their decisions
+(`coimprove.feedback`: canary reveals, outcomes of what they approved with the hidden ground
+truth, quorum peers) as soon as it is in the ledger; each item is recorded as
+``feedback.shown`` and handed to the reviewer's ``observe`` (a learning `ScriptedReviewer`
+gets better). Such a reviewer picks up its next gate only when it is free, so its review
+reflects every lesson delivered before it starts.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +26,9 @@ from typing import Any
 from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, GateClosedError
+from coimprove.feedback import FeedbackBuilder, record_feedback
 from coimprove.gates import GateRecord, may_decide
+from coimprove.memory import MemoryConfig
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
 from coimprove.protocols import ReviewContext, Reviewer
@@ -68,7 +77,14 @@ class _Pending:
 class HeadlessSession:
     """Runs workflows with scripted (or model) reviewers until every run is finished or stuck."""
 
-    def __init__(self, runner: Runner, reviewers: Sequence[Reviewer]) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        reviewers: Sequence[Reviewer],
+        *,
+        feedback_to: Collection[str] | bool = False,
+        include_truth: bool = True,
+    ) -> None:
         if not reviewers:
             raise CoimproveError("a headless session needs at least one reviewer")
         ids = [r.id for r in reviewers]
@@ -86,6 +102,29 @@ class HeadlessSession:
         self._order = 0
         self.decisions = 0
         self._current: tuple[str | None, str | None, str | None, float] = (None, None, None, 0.0)
+        learners = set(ids) if feedback_to is True else set(feedback_to or ())
+        unknown = learners - set(ids)
+        if unknown:
+            raise CoimproveError(f"feedback_to names reviewers not in the session: {unknown}")
+        self.feedback_to = frozenset(learners)
+        self._feedback = (
+            FeedbackBuilder(runner.ledger, include_truth=include_truth, reviewers=self.feedback_to)
+            if learners
+            else None
+        )
+
+    def _deliver_feedback(self) -> None:
+        """Show reviewers with feedback on what became knowable since the last look."""
+        if self._feedback is None:
+            return
+        items = self._feedback.new()
+        if not items:
+            return
+        record_feedback(self.runner.ledger, items, at=self.clock.now())
+        for item in items:
+            observe = getattr(self.desks[item.reviewer].reviewer, "observe", None)
+            if callable(observe):
+                observe(item)
 
     def _eligible(self, record: GateRecord, desk: _Desk) -> bool:
         req, reviewer = record.request.requirement, desk.reviewer
@@ -125,6 +164,8 @@ class HeadlessSession:
             if not desks:
                 continue
             desk = min(desks, key=lambda d: (d.free_at, d.reviewer.id))
+            if desk.reviewer.id in self.feedback_to and desk.free_at > self.clock.now():
+                continue  # it learns from feedback: pick up only once free (lessons so far)
             start = max(self.clock.now(), desk.free_at, record.opened.at)
             # gates waiting behind this one for the same reviewer
             queue = (
@@ -199,6 +240,7 @@ class HeadlessSession:
     async def _run(self, max_decisions: int) -> None:
         while True:
             self._sync()
+            self._deliver_feedback()
             await self._assign()
             deadline = self._next_deadline()
             if not self._heap:
@@ -243,17 +285,23 @@ async def run_headless(
     seed: int = 0,
     arrival_s: float = 0.0,
     canaries: CanarySource | None = None,
+    feedback_to: Collection[str] | bool = False,
+    memory: MemoryConfig | None = None,
 ) -> HeadlessResult:
     """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds) and answer
-    every gate with `reviewers` on a simulated clock. Returns when all runs are settled."""
+    every gate with `reviewers` on a simulated clock. Returns when all runs are settled.
+
+    `feedback_to` (reviewer ids, or True for all) turns reviewer feedback on; `memory` turns
+    agent memory of review on for every run (see `coimprove.memory`).
+    """
     clock = SimClock(0.0)
     path = None if str(db) == ":memory:" else Path(db)
     if path is None:
         import tempfile
 
         path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
-    async with Runner(path, clock=clock, seed=seed, canaries=canaries) as runner:
-        session = HeadlessSession(runner, reviewers)
+    async with Runner(path, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
+        session = HeadlessSession(runner, reviewers, feedback_to=feedback_to)
         run_ids: list[str] = []
         for i in range(runs):
             clock.set(max(clock.now(), i * arrival_s))

@@ -54,6 +54,7 @@ EventType = Literal[
     "effect.reapproved",
     "experiment.recorded",
     "model.called",
+    "feedback.shown",
 ]
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)
@@ -124,6 +125,11 @@ class Proposal(_Frozen):
     truth: Truth | None = Field(
         default=None,
         description="hidden ground truth for headless studies; not in the digest, never shown",
+    )
+    recalled: tuple[str, ...] = Field(
+        default=(),
+        description="ids of the past review notes the agent was given (`coimprove.memory`); "
+        "provenance, not content: outside the payload and the digest",
     )
     _digest: str | None = PrivateAttr(default=None)
 
@@ -303,6 +309,31 @@ class GateOutcome(_Frozen):
     reason: Literal["decision", "timeout", "canary"] = "decision"
     reviewers: tuple[str, ...] = ()
     agent: str | None = Field(default=None, description="the agent node that proposed it")
+
+
+FeedbackKind = Literal["canary", "outcome", "peers"]
+"""What a reviewer learns after deciding: a canary reveal, what became of an approval, how
+others decided the same gate."""
+
+
+class FeedbackItem(_Frozen):
+    """What is knowable about one of a reviewer's decisions after the fact (`coimprove.feedback`).
+
+    ``correct`` says whether the reviewer's verdict was right when that is known (a canary was
+    caught or missed; an approval's proposal turned out sound or flawed); ``lesson`` marks an
+    item that tells the reviewer it got something wrong — what a learning profile learns from.
+    """
+
+    kind: FeedbackKind
+    reviewer: str
+    gate_id: str
+    run_id: str | None = None
+    verdict: Verdict = Field(description="the reviewer's own verdict on the gate")
+    correct: bool | None = None
+    lesson: bool = False
+    source_seq: int = Field(ge=0, description="seq of the ledger event this was learnt from")
+    detail: dict[str, Any] = Field(default_factory=dict)
+    explanation: str = ""
 
 
 class LedgerEvent(_Frozen):

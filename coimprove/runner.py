@@ -53,6 +53,7 @@ from coimprove.gates import (
     record_view,
 )
 from coimprove.ledger import SqliteLedger
+from coimprove.memory import MemoryConfig, ReviewMemory
 from coimprove.model import (
     Decision,
     LedgerEvent,
@@ -110,6 +111,7 @@ class _Run:
     policy: Policy
     graph: CompiledStateGraph[Any, Any, Any, Any]
     lease: _Lease = field(default_factory=_Lease)
+    memory: ReviewMemory | None = None
 
 
 def _dead_here(owner: str) -> bool:
@@ -195,6 +197,7 @@ class Runner:
         canaries: CanarySource | None = None,
         seed: int = 0,
         lease_ttl_s: float = 60.0,
+        memory: MemoryConfig | None = None,
     ) -> None:
         self.ledger: Ledger = ledger if ledger is not None else SqliteLedger(db)
         self._own_ledger = ledger is None
@@ -211,6 +214,9 @@ class Runner:
         self._workflows: dict[str, Workflow] = {}
         self._runs: dict[str, _Run] = {}
         self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
+        self.memory = memory
+        """Agent memory for runs started here without their own setting (None = off)."""
+        self._memories: dict[MemoryConfig, ReviewMemory] = {}
 
     async def __aenter__(self) -> Runner:
         if self.checkpointer is None:
@@ -261,8 +267,20 @@ class Runner:
             workflow = load_workflow(data["workflow_ref"])
             self.register(workflow)
         policy = Policy.model_validate(data["policy_doc"])
-        run = self._runs[run_id] = _Run(workflow, policy, self._compile(workflow))
+        memory = self._memory(data.get("memory"))
+        run = self._runs[run_id] = _Run(workflow, policy, self._compile(workflow), memory=memory)
         return run
+
+    def _memory(self, config: MemoryConfig | dict[str, Any] | None) -> ReviewMemory | None:
+        """The shared `ReviewMemory` for a run's recorded memory settings (None when off)."""
+        if config is None:
+            return None
+        cfg = MemoryConfig.model_validate(config)
+        if not cfg.enabled:
+            return None
+        if cfg not in self._memories:
+            self._memories[cfg] = ReviewMemory(self.ledger, cfg)
+        return self._memories[cfg]
 
     def _config(self, run_id: str, run: _Run) -> RunnableConfig:
         ctx = RunContext(
@@ -273,6 +291,7 @@ class Runner:
             clock=self.clock,
             canaries=self.canaries,
             seed=self.seed,
+            memory=run.memory,
         )
         return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
 
@@ -283,8 +302,14 @@ class Runner:
         *,
         run_id: str | None = None,
         policy: str | Policy | None = None,
+        memory: MemoryConfig | None = None,
     ) -> RunInfo:
-        """Start a run and drive it until it pauses at gates or finishes."""
+        """Start a run and drive it until it pauses at gates or finishes.
+
+        `memory` (default: the Runner's) turns agent memory of review on for this run; the
+        setting is recorded in ``run.started`` and used again when the run is resumed.
+        """
+        memory = memory if memory is not None else self.memory
         self.register(workflow)
         pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
         if pol.uses_canaries and self.canaries is None:
@@ -312,9 +337,12 @@ class Runner:
                 "policy_doc": pol.model_dump(mode="json"),
                 "inputs": inputs or {},
                 "seed": self.seed,
+                "memory": memory.model_dump(mode="json") if memory is not None else None,
             },
         )
-        run = self._runs[run_id] = _Run(workflow, pol, self._compile(workflow))
+        run = self._runs[run_id] = _Run(
+            workflow, pol, self._compile(workflow), memory=self._memory(memory)
+        )
         await self._drive(run_id, run, dict(inputs or {}))
         return self.info(run_id)
 

@@ -16,6 +16,7 @@ from langgraph.config import get_config
 
 from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError
+from coimprove.memory import ReviewMemory
 from coimprove.model import Proposal
 from coimprove.policy import Policy
 from coimprove.protocols import Clock, Ledger
@@ -70,6 +71,8 @@ class RunContext:
     canaries: CanarySource | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    memory: ReviewMemory | None = None
+    """Agent memory of review, when the run has it on (`coimprove.memory`)."""
 
 
 def model_recorder(ctx: RunContext) -> ModelCallRecorder:

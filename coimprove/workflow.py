@@ -39,6 +39,7 @@ from coimprove.agents.telemetry import recording
 from coimprove.effects import EffectFn, EffectNode
 from coimprove.errors import CoimproveError, GraphDefinitionError, UngatedEffectError
 from coimprove.gates import ROLE_ATTR, GateNode, GateSpec, NodeRole
+from coimprove.memory import Recall, ReviewNote
 from coimprove.model import Proposal
 from coimprove.state import GatedState, model_recorder, run_context
 
@@ -61,6 +62,13 @@ class AgentContext:
     name: str
     run_id: str
     feedback: Feedback | None
+    memory: Recall | None = None
+    """Agent memory of review, when the run has it on; use `recall`."""
+
+    def recall(self, text: str = "", *, k: int | None = None) -> list[ReviewNote]:
+        """Past review notes relevant to `text` (none when memory is off). The notes returned
+        are recorded on the proposal this agent returns (`Proposal.recalled`)."""
+        return [] if self.memory is None else self.memory(text, k=k)
 
 
 AgentFn = Callable[..., Any]
@@ -96,7 +104,17 @@ class AgentNode:
             feedback = Feedback(
                 raw_fb["note"], raw_fb["gate_id"], Proposal.from_state(raw_fb["previous"])
             )
-        args: tuple[Any, ...] = (state, AgentContext(self.name, ctx.run_id, feedback))
+        recall = None
+        if ctx.memory is not None and ctx.memory.config.enabled:
+            recall = Recall(
+                ctx.memory,
+                graph=ctx.graph,
+                agent=self.name,
+                kind=self.kind,
+                exclude_gates=(feedback.gate_id,) if feedback else (),
+            )
+        agent_ctx = AgentContext(self.name, ctx.run_id, feedback, recall)
+        args: tuple[Any, ...] = (state, agent_ctx)
         with recording(model_recorder(ctx)):  # this agent's model calls go to the ledger
             result = self.fn(*args[: 2 if self._wants_context else 1])
             if inspect.isawaitable(result):
@@ -104,10 +122,13 @@ class AgentNode:
         extra: dict[str, Any] = {}
         if isinstance(result, tuple):
             result, extra = result
-        proposal = self._normalise(result, feedback)
+        given = tuple(n.id for n in recall.given) if recall is not None else ()
+        proposal = self._normalise(result, feedback, given)
         return {**extra, "proposals": {self.name: proposal.model_dump(mode="json")}}
 
-    def _normalise(self, result: Any, feedback: Feedback | None) -> Proposal:
+    def _normalise(
+        self, result: Any, feedback: Feedback | None, recalled: tuple[str, ...] = ()
+    ) -> Proposal:
         if isinstance(result, Proposal):
             fields = result.model_dump(exclude={"digest"})
         elif isinstance(result, dict):
@@ -122,6 +143,8 @@ class AgentNode:
             fields.setdefault("kind", self.kind)
         if feedback is not None and not fields.get("revises"):
             fields["revises"] = feedback.previous.id
+        if recalled:
+            fields["recalled"] = tuple(dict.fromkeys((*fields.get("recalled", ()), *recalled)))
         if self.payload_model is not None:
             try:
                 fields["payload"] = self.payload_model.model_validate(

@@ -22,7 +22,14 @@ edit_rate: 0.1
 escalate_rate: 0.02
 approval_bias: 0.0
 fatigue: {skim_per_queued: 0.005, skim_per_hour: 0.01, catch_drop_per_hour: 0.01}
+learning: {catch_gain: 0.02, max_catch_rate: 0.95, skim_drop: 0.0, from: [canary, outcome]}
 ```
+
+A `learning` block makes the reviewer improve with feedback (`coimprove.feedback`): every
+*lesson* — a feedback item telling it that it missed something — of a kind listed in ``from``
+adds `catch_gain` to its catch rate (up to `max_catch_rate`) and removes `skim_drop` from its
+skim rate. Lessons reach a reviewer only when its session delivers feedback to it, so the
+effect of feedback can be ablated.
 
 A duration may also be a bare number of seconds (``skim_time: 3`` means ``{dist: fixed,
 seconds: 3}``). Built-in profiles live in ``policies/reviewers/<name>.yaml``.
@@ -55,6 +62,7 @@ __all__ = [
     "Fatigue",
     "Fixed",
     "Latency",
+    "Learning",
     "LogNormal",
     "ReviewerProfile",
     "builtin_profiles",
@@ -147,6 +155,26 @@ class Fatigue(_Strict):
     )
 
 
+class Learning(_Strict):
+    """How feedback changes a reviewer: per lesson (a revealed miss), linear and capped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    catch_gain: float = Field(
+        default=0.0, ge=0, le=1, description="catch_rate added per lesson (the learning rate)"
+    )
+    max_catch_rate: float = Field(
+        default=1.0, ge=0, le=1, description="catch_rate never rises above this"
+    )
+    skim_drop: float = Field(default=0.0, ge=0, le=1, description="skim_rate removed per lesson")
+    from_: tuple[Literal["canary", "outcome", "peers"], ...] = Field(
+        default=("canary", "outcome"),
+        alias="from",
+        min_length=1,
+        description="feedback kinds the reviewer learns from",
+    )
+
+
 class ReviewerProfile(_Strict):
     """How a scripted reviewer behaves. Load with `load_profile`; all rates are in [0, 1].
 
@@ -199,6 +227,9 @@ class ReviewerProfile(_Strict):
         default=0.0, description="multiplies catch and false-alarm probabilities by (1 - bias)"
     )
     fatigue: Fatigue = Fatigue()
+    learning: Learning | None = Field(
+        default=None, description="how feedback raises catch_rate (None: never learns)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -223,20 +254,30 @@ class ReviewerProfile(_Strict):
                 raise ValueError(f"@{'.'.join([field, *loc])}: {msg}") from None
         return data
 
-    def effective_skim_rate(self, queue_length: int, session_elapsed_s: float) -> float:
-        """`skim_rate` raised by the queue and the session's length, clamped to [0, 1]."""
+    def effective_skim_rate(
+        self, queue_length: int, session_elapsed_s: float, lessons: int = 0
+    ) -> float:
+        """`skim_rate` raised by the queue and the session's length and lowered by `lessons`
+        learnt (with a `learning` block), clamped to [0, 1]."""
         hours = max(session_elapsed_s, 0.0) / 3600.0
         rate = (
             self.skim_rate
             + self.fatigue.skim_per_queued * max(queue_length, 0)
             + self.fatigue.skim_per_hour * hours
         )
+        if self.learning is not None:
+            rate -= self.learning.skim_drop * max(lessons, 0)
         return min(max(rate, 0.0), 1.0)
 
-    def effective_catch_rate(self, session_elapsed_s: float) -> float:
-        """`catch_rate` lowered by the session's length, clamped to [0, 1] (before bias)."""
+    def effective_catch_rate(self, session_elapsed_s: float, lessons: int = 0) -> float:
+        """`catch_rate` raised by `lessons` learnt (up to the learning block's cap) and lowered
+        by the session's length, clamped to [0, 1] (before bias)."""
+        rate = self.catch_rate
+        if self.learning is not None and lessons > 0:
+            ceiling = max(self.learning.max_catch_rate, self.catch_rate)
+            rate = min(rate + self.learning.catch_gain * lessons, ceiling)
         hours = max(session_elapsed_s, 0.0) / 3600.0
-        return min(max(self.catch_rate - self.fatigue.catch_drop_per_hour * hours, 0.0), 1.0)
+        return min(max(rate - self.fatigue.catch_drop_per_hour * hours, 0.0), 1.0)
 
 
 # -- loading ----------------------------------------------------------------------------------

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from coimprove.errors import InvalidDecisionError
-from coimprove.model import Decision, GateRequest, Review, ReviewerKind, Verdict, ViewEvent
+from coimprove.model import (
+    Decision,
+    FeedbackItem,
+    GateRequest,
+    Review,
+    ReviewerKind,
+    Verdict,
+    ViewEvent,
+)
 from coimprove.protocols import ReviewContext
 from coimprove.reviewers.profiles import ReviewerProfile, load_profile
 
@@ -68,6 +76,17 @@ class ScriptedReviewer:
         self._kind: ReviewerKind = kind
         self.seed = seed
         self.role = role
+        self.lessons = 0
+        """Lessons learnt so far (misses revealed by feedback the profile learns from)."""
+        self.feedback_seen = 0
+
+    def observe(self, item: FeedbackItem) -> None:
+        """Take in feedback on an earlier decision; a lesson of a kind the profile's `learning`
+        block learns from raises its catch rate for every later review."""
+        self.feedback_seen += 1
+        learning = self.profile.learning
+        if learning is not None and item.lesson and item.kind in learning.from_:
+            self.lessons += 1
 
     @classmethod
     def from_profile_name(
@@ -124,7 +143,9 @@ class ScriptedReviewer:
         ) = (rng.random() for _ in range(11))
 
         bad = context.canary or context.truth in ("flawed", "dead_end")
-        skim = u_skim < p.effective_skim_rate(context.queue_length, context.session_elapsed_s)
+        skim = u_skim < p.effective_skim_rate(
+            context.queue_length, context.session_elapsed_s, self.lessons
+        )
 
         # -- timing ---------------------------------------------------------------------------
         start = context.clock.now() + p.pickup.sample(u_pickup)
@@ -152,7 +173,9 @@ class ScriptedReviewer:
         else:
             if bad:
                 p_negative = (
-                    p.skim_catch_rate if skim else p.effective_catch_rate(context.session_elapsed_s)
+                    p.skim_catch_rate
+                    if skim
+                    else p.effective_catch_rate(context.session_elapsed_s, self.lessons)
                 )
             else:
                 p_negative = p.false_alarm_rate

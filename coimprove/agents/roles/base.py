@@ -56,6 +56,18 @@ class AgentContextLike(Protocol):
     def feedback(self) -> FeedbackLike | None: ...
 
 
+class NoteLike(Protocol):
+    """A past review note (`coimprove.memory.ReviewNote`)."""
+
+    def render(self, max_chars: int = 400) -> str: ...
+
+
+def recalled_notes(ctx: AgentContextLike, query: str) -> list[NoteLike]:
+    """Past review notes for `query` when the run has agent memory on (`ctx.recall`), else []."""
+    recall = getattr(ctx, "recall", None)
+    return list(recall(query)) if callable(recall) else []
+
+
 class WorkflowLike(Protocol):
     """Anything with `Workflow.agent`'s signature."""
 
@@ -156,11 +168,17 @@ class AgentRole(Generic[OutT]):
         system = self.prompt_text
         if self.instructions:
             system += "\n\n" + self.instructions
-        task = [
-            "## Context",
-            render_context(state, self.context, self.max_context_chars) or "(none)",
-        ]
+        context = render_context(state, self.context, self.max_context_chars)
+        task = ["## Context", context or "(none)"]
         fb = ctx.feedback
+        notes = recalled_notes(ctx, context + ("\n" + fb.note if fb is not None else ""))
+        if notes:
+            task += [
+                "## Notes from past reviews",
+                "Reviewers decided these earlier proposals like this one. Avoid what they "
+                "objected to; keep what they changed.",
+                *(f"- {n.render()}" for n in notes),
+            ]
         if fb is not None:
             task += [
                 "## Reviewer feedback",
