@@ -6,47 +6,89 @@ category. All of it is SQL aggregates over ``Ledger.query``; see `coimprove.metr
 the exact definitions and `coimprove.metrics.stats` for d′ and kappa.
 """
 
-from coimprove.metrics.compute import TREND_BUCKETS, agreement, model_usage, report, summarize
+from coimprove.metrics.compute import (
+    TREND_BUCKETS,
+    agreement,
+    co_improvement,
+    model_usage,
+    report,
+    summarize,
+)
+from coimprove.metrics.convergence import human_convergence, text_similarity
+from coimprove.metrics.learning import SESSION_GAP_S, agent_learning, reviewer_learning
 from coimprove.metrics.models import (
+    AgentLearning,
+    AgentMeasures,
     Agreement,
     CanaryMeasures,
+    CoImprovement,
+    ContributionPoint,
     DeadEnd,
     Distribution,
     GroupMeasures,
     HumanContribution,
+    HumanConvergence,
+    MeanPoint,
     ModelUsage,
     OverrideRates,
     PairAgreement,
+    RatePoint,
     Report,
+    ReviewerLearning,
+    Slope,
     TrendBucket,
 )
 from coimprove.metrics.sql import CONTRIBUTOR_KINDS, GROUP_BYS, MISSING, OVERALL, GroupBy
-from coimprove.metrics.stats import cohen_kappa, d_prime, fleiss_kappa, rate
+from coimprove.metrics.stats import (
+    cohen_kappa,
+    d_prime,
+    fleiss_kappa,
+    least_squares,
+    rate,
+    wilson,
+)
 
 __all__ = [
     "CONTRIBUTOR_KINDS",
     "GROUP_BYS",
     "MISSING",
     "OVERALL",
+    "SESSION_GAP_S",
     "TREND_BUCKETS",
+    "AgentLearning",
+    "AgentMeasures",
     "Agreement",
     "CanaryMeasures",
+    "CoImprovement",
+    "ContributionPoint",
     "DeadEnd",
     "Distribution",
     "GroupBy",
     "GroupMeasures",
     "HumanContribution",
+    "HumanConvergence",
+    "MeanPoint",
     "ModelUsage",
     "OverrideRates",
     "PairAgreement",
+    "RatePoint",
     "Report",
+    "ReviewerLearning",
+    "Slope",
     "TrendBucket",
+    "agent_learning",
     "agreement",
+    "co_improvement",
     "cohen_kappa",
     "d_prime",
     "fleiss_kappa",
+    "human_convergence",
+    "least_squares",
     "model_usage",
     "rate",
     "report",
+    "reviewer_learning",
     "summarize",
+    "text_similarity",
+    "wilson",
 ]

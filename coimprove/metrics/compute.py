@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from coimprove.metrics import sql
+from coimprove.metrics.convergence import human_convergence
+from coimprove.metrics.learning import agent_learning, reviewer_learning
 from coimprove.metrics.models import (
     Agreement,
     CanaryMeasures,
+    CoImprovement,
     DeadEnd,
     Distribution,
     GroupMeasures,
@@ -240,12 +243,25 @@ def model_usage(ledger: Ledger, *, run_id: str | None = None) -> ModelUsage:
     )
 
 
+def co_improvement(
+    ledger: Ledger, *, run_id: str | None = None, trend_buckets: int = TREND_BUCKETS
+) -> CoImprovement:
+    """Both directions: reviewers learning from feedback, agents learning from notes, and
+    whether people's contribution converges on the agent's (see `CoImprovement`)."""
+    return CoImprovement(
+        reviewers=reviewer_learning(ledger, run_id=run_id, buckets=trend_buckets),
+        agents=agent_learning(ledger, run_id=run_id, buckets=trend_buckets),
+        convergence=human_convergence(ledger, run_id=run_id, buckets=trend_buckets),
+    )
+
+
 def report(
     ledger: Ledger, *, run_id: str | None = None, trend_buckets: int = TREND_BUCKETS
 ) -> Report:
     """The whole report: overall measures, agreement and every grouping (``coimprove report``).
 
-    Five read-only statements in all, however many events the ledger holds.
+    Five read-only statements for the oversight measures, however many events the ledger
+    holds, and a handful more for `co_improvement`.
     """
     dims = _summaries(ledger, [None, *_GROUPINGS.values()], run_id, trend_buckets)
     return Report(
@@ -253,5 +269,6 @@ def report(
         run_id=run_id,
         model=model_usage(ledger, run_id=run_id),
         agreement=agreement(ledger, run_id=run_id),
+        co_improvement=co_improvement(ledger, run_id=run_id, trend_buckets=trend_buckets),
         **{name: dims[sql.dimension(group_by)] for name, group_by in _GROUPINGS.items()},
     )

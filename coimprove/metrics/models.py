@@ -134,12 +134,164 @@ class ModelUsage(BaseModel):
     """Sum over settled gates of (resolved − opened): time the runs waited on reviewers."""
 
 
+# -- bidirectional co-improvement (coimprove.metrics.learning / .convergence) ------------------
+
+
+class RatePoint(_Model):
+    """A rate over one slice of time: ``hits`` of ``n`` trials, with a 95% Wilson interval.
+
+    ``index`` is the slice (1-based bucket of equal size, or session number); ``first`` and
+    ``last`` are the positions covered (the reviewer's or agent's k-th trial), ``from_at`` and
+    ``to_at`` their times.
+    """
+
+    index: int
+    n: int
+    hits: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    first: int
+    last: int
+    from_at: float
+    to_at: float
+
+
+class MeanPoint(_Model):
+    """A mean over one slice of time, with a 95% normal interval (None below two values)."""
+
+    index: int
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    first: int
+    last: int
+
+
+class Slope(_Model):
+    """Least-squares line ``y = intercept + slope·x`` with the slope's 95% interval (normal
+    approximation, ordinary standard error). None where there are fewer than three points or
+    no spread in x."""
+
+    n: int = 0
+    slope: float | None = None
+    intercept: float | None = None
+    se: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class ReviewerLearning(_Model):
+    """Does a reviewer get better with feedback? (one reviewer, from ledger events)
+
+    A *signal* decision is one on a canary or on a proposal whose hidden truth is flawed or a
+    dead end (escalations left out); catching it is rejecting it or sending it back. Gate
+    index k is the reviewer's k-th decision; sessions are runs of decisions with no gap longer
+    than `session_gap_s`. ``lessons`` before a decision are ``feedback.shown`` items flagged
+    as lessons, shown to this reviewer no later than its first look at that gate.
+    """
+
+    reviewer_kind: str | None = None
+    decisions: int = 0
+    signal: int = 0
+    caught: int = 0
+    approvals: int = 0
+    rubber_stamps: int = 0
+    sessions: int = 0
+    feedback_shown: int = 0
+    lessons: int = 0
+    catch_by_gate: list[RatePoint] = Field(default_factory=list)
+    catch_by_session: list[RatePoint] = Field(default_factory=list)
+    rubber_stamp_by_gate: list[RatePoint] = Field(default_factory=list)
+    rubber_stamp_by_session: list[RatePoint] = Field(default_factory=list)
+    catch_per_lesson: Slope = Field(
+        default_factory=Slope, description="caught (0/1) on lessons before: the learning rate"
+    )
+    catch_per_gate: Slope = Field(default_factory=Slope, description="caught on gate index")
+    rubber_stamp_per_gate: Slope = Field(
+        default_factory=Slope, description="rubber stamp (0/1) on gate index, over approvals"
+    )
+
+
+class AgentLearning(_Model):
+    """Does an agent get better from reviewers' notes? (one agent, or one memory condition)
+
+    An *attempt* is a non-canary proposal put to a gate (escalations of the same proposal are
+    the same attempt). A *first pass* is an attempt that is not a revision after
+    request_changes; its episode runs through its revisions until the gate approves (or edits),
+    rejects or times out. Rounds to approval = attempts in an episode that ended approved.
+    Trends run over the agent's episodes in time order.
+    """
+
+    attempts: int = 0
+    first_passes: int = 0
+    first_pass_resolved: int = 0
+    first_pass_approved: int = 0
+    first_pass_approval_rate: float | None = None
+    approved_episodes: int = 0
+    rounds_to_approval_mean: float | None = None
+    notes_given_mean: float | None = Field(
+        default=None, description="past review notes given per attempt (agent memory)"
+    )
+    first_pass_trend: list[RatePoint] = Field(default_factory=list)
+    rounds_trend: list[MeanPoint] = Field(default_factory=list)
+    first_pass_per_episode: Slope = Field(default_factory=Slope)
+
+
+class AgentMeasures(_Model):
+    """Agent learning per agent (``graph/agent``) and per memory condition (``on``/``off``)."""
+
+    by_agent: dict[str, AgentLearning] = Field(default_factory=dict)
+    by_memory: dict[str, AgentLearning] = Field(default_factory=dict)
+
+
+class ContributionPoint(_Model):
+    """People's contribution in one slice of their decisions (time order, equal slices)."""
+
+    index: int
+    n: int
+    changed: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    similarity: float | None = Field(
+        description="mean similarity of a change (edited payload or note) to the agent's proposal"
+    )
+    human_diversity: float | None = Field(
+        description="1 − mean pairwise similarity among people's changes in the slice"
+    )
+    agent_diversity: float | None = Field(
+        description="1 − mean pairwise similarity among the agent proposals they decided"
+    )
+
+
+class HumanConvergence(_Model):
+    """Does the human converge on the AI? Contribution falling, changes growing more like the
+    agent's proposals, or less diverse than the proposals they change, over time."""
+
+    decisions: int = 0
+    changed: int = 0
+    trend: list[ContributionPoint] = Field(default_factory=list)
+    contribution_per_decision: Slope = Field(default_factory=Slope)
+    similarity_per_change: Slope = Field(default_factory=Slope)
+
+
+class CoImprovement(_Model):
+    """Both directions of co-improvement: reviewers learning, agents learning, convergence."""
+
+    reviewers: dict[str, ReviewerLearning] = Field(default_factory=dict)
+    agents: AgentMeasures = Field(default_factory=AgentMeasures)
+    convergence: HumanConvergence = Field(default_factory=HumanConvergence)
+
+
 class Report(GroupMeasures):
     """The whole ledger (or one run): overall measures, agreement, and every grouping."""
 
     run_id: str | None = None
     model: ModelUsage = Field(default_factory=ModelUsage)
     agreement: Agreement = Field(default_factory=Agreement)
+    co_improvement: CoImprovement = Field(default_factory=CoImprovement)
     by_reviewer: dict[str, GroupMeasures] = Field(default_factory=dict)
     by_reviewer_kind: dict[str, GroupMeasures] = Field(default_factory=dict)
     by_proposal_kind: dict[str, GroupMeasures] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ They take counts that SQL has already aggregated, so they never see individual e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
@@ -94,3 +95,42 @@ def cohen_kappa(table: Mapping[tuple[str, str], int]) -> float | None:
     if p_e >= 1.0:
         return None
     return (p_o - p_e) / (1.0 - p_e)
+
+
+def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """The Wilson score interval for a proportion ``hits / n`` (95% by default); None if n = 0.
+
+    ``centre = (p + z²/2n) / (1 + z²/n)``, ``half = z·√(p(1−p)/n + z²/4n²) / (1 + z²/n)``.
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 and n.
+    """
+    if n <= 0:
+        return None
+    p = hits / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def least_squares(
+    xs: Sequence[float], ys: Sequence[float], z: float = 1.959964
+) -> tuple[float, float, float, float, float] | None:
+    """Ordinary least squares of `ys` on `xs`: (slope, intercept, se, low, high).
+
+    ``se = √(Σ residual² / (n − 2) / Σ (x − x̄)²)``; the interval is ``slope ± z·se``.
+    None with fewer than three points or no spread in x.
+    """
+    n = len(xs)
+    if n != len(ys):
+        raise ValueError("xs and ys differ in length")
+    if n < 3:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    intercept = my - slope * mx
+    rss = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    se = math.sqrt(rss / (n - 2) / sxx)
+    return slope, intercept, se, slope - z * se, slope + z * se
