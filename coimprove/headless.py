@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ from coimprove.workflow import Workflow
 log = get_logger("coimprove.headless")
 
 Inputs = dict[str, Any] | Callable[[int], dict[str, Any]] | None
+Arrival = tuple[float, Callable[[], Awaitable[Any]]]
+"""A run to start at a simulated time: (when, coroutine function that starts it)."""
 
 
 @dataclass
@@ -220,8 +222,14 @@ class HeadlessSession:
             "model.called", at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data
         )
 
-    async def run(self, max_decisions: int = 1_000_000) -> None:
-        """Process decisions in time order until nothing is left to decide."""
+    async def run(
+        self, max_decisions: int = 1_000_000, *, arrivals: Sequence[Arrival] = ()
+    ) -> None:
+        """Process decisions in time order until nothing is left to decide.
+
+        `arrivals` start runs inside the simulation, in time order between decisions, so a run
+        arriving later sees (and its agents can recall) everything decided before it arrives.
+        """
         recorder = ModelCallRecorder(self._record_model_call, name="headless-reviewers")
         models = [
             d.reviewer
@@ -232,17 +240,28 @@ class HeadlessSession:
         for reviewer in models:
             reviewer.callbacks.append(recorder)  # type: ignore[attr-defined]
         try:
-            await self._run(max_decisions)
+            await self._run(max_decisions, sorted(arrivals, key=lambda a: a[0]))
         finally:
             for reviewer in models:
                 reviewer.callbacks.remove(recorder)  # type: ignore[attr-defined]
 
-    async def _run(self, max_decisions: int) -> None:
+    async def _run(self, max_decisions: int, arrivals: list[Arrival]) -> None:
+        next_arrival = 0
         while True:
             self._sync()
             self._deliver_feedback()
             await self._assign()
             deadline = self._next_deadline()
+            if next_arrival < len(arrivals):
+                at, start = arrivals[next_arrival]
+                if all(
+                    t is None or at <= t
+                    for t in (deadline, self._heap[0].at if self._heap else None)
+                ):
+                    self.clock.set(max(self.clock.now(), at))
+                    next_arrival += 1
+                    await start()
+                    continue
             if not self._heap:
                 if deadline is None:
                     break
@@ -288,8 +307,9 @@ async def run_headless(
     feedback_to: Collection[str] | bool = False,
     memory: MemoryConfig | None = None,
 ) -> HeadlessResult:
-    """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds) and answer
-    every gate with `reviewers` on a simulated clock. Returns when all runs are settled.
+    """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds, inside the
+    simulation: gates of earlier runs are decided in between) and answer every gate with
+    `reviewers` on a simulated clock. Returns when all runs are settled.
 
     `feedback_to` (reviewer ids, or True for all) turns reviewer feedback on; `memory` turns
     agent memory of review on for every run (see `coimprove.memory`).
@@ -303,11 +323,15 @@ async def run_headless(
     async with Runner(path, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
         session = HeadlessSession(runner, reviewers, feedback_to=feedback_to)
         run_ids: list[str] = []
-        for i in range(runs):
-            clock.set(max(clock.now(), i * arrival_s))
-            data = inputs(i) if callable(inputs) else dict(inputs or {})
-            info = await runner.start(workflow, data, policy=policy)
-            run_ids.append(info.run_id)
-        await session.run()
+
+        def arrival(i: int) -> Callable[[], Awaitable[None]]:
+            async def start() -> None:
+                data = inputs(i) if callable(inputs) else dict(inputs or {})
+                info = await runner.start(workflow, data, policy=policy)
+                run_ids.append(info.run_id)
+
+            return start
+
+        await session.run(arrivals=[(i * arrival_s, arrival(i)) for i in range(runs)])
         infos = [runner.info(r) for r in run_ids]
         return HeadlessResult(infos, session.decisions, clock.now(), path)
