@@ -306,13 +306,17 @@ async def run_headless(
     canaries: CanarySource | None = None,
     feedback_to: Collection[str] | bool = False,
     memory: MemoryConfig | None = None,
+    run_ids: Callable[[int], str] | None = None,
 ) -> HeadlessResult:
     """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds, inside the
     simulation: gates of earlier runs are decided in between) and answer every gate with
     `reviewers` on a simulated clock. Returns when all runs are settled.
 
     `feedback_to` (reviewer ids, or True for all) turns reviewer feedback on; `memory` turns
-    agent memory of review on for every run (see `coimprove.memory`).
+    agent memory of review on for every run (see `coimprove.memory`). `run_ids` names the
+    i-th run (default: random ids); scripted reviewers and canaries draw their random numbers
+    per gate id, so fixed run ids make a session reproducible and pair it with another
+    session's same-named runs (common random numbers across the cells of an ablation).
     """
     clock = SimClock(0.0)
     path = None if str(db) == ":memory:" else Path(db)
@@ -322,16 +326,17 @@ async def run_headless(
         path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
     async with Runner(path, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
         session = HeadlessSession(runner, reviewers, feedback_to=feedback_to)
-        run_ids: list[str] = []
+        started: list[str] = []
 
         def arrival(i: int) -> Callable[[], Awaitable[None]]:
             async def start() -> None:
                 data = inputs(i) if callable(inputs) else dict(inputs or {})
-                info = await runner.start(workflow, data, policy=policy)
-                run_ids.append(info.run_id)
+                rid = run_ids(i) if run_ids is not None else None
+                info = await runner.start(workflow, data, policy=policy, run_id=rid)
+                started.append(info.run_id)
 
             return start
 
         await session.run(arrivals=[(i * arrival_s, arrival(i)) for i in range(runs)])
-        infos = [runner.info(r) for r in run_ids]
+        infos = [runner.info(r) for r in started]
         return HeadlessResult(infos, session.decisions, clock.now(), path)

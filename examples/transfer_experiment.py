@@ -308,6 +308,7 @@ async def run_cell(cell: Mapping[str, bool], seed: int, settings: Settings, db: 
         canaries=PlantedFlaw(),
         feedback_to=bool(cell["feedback"]),
         memory=memory,
+        run_ids=lambda i: f"s{seed}-{i:05d}",  # the same runs in every cell: paired draws
     )
     return db
 
@@ -340,6 +341,7 @@ def measure(db: Path, buckets: int) -> dict[str, Any]:
             [r.rubber_stamps / r.approvals if r.approvals else None for r in reviewers.values()]
         ),
         "agent first-pass approval": agent.first_pass_approval_rate if agent else None,
+        "agent first-pass sound": agent.first_pass_sound_rate if agent else None,
         "agent first-pass slope /100 episodes": per100(agent.first_pass_per_episode.slope)
         if agent
         else None,
@@ -362,6 +364,9 @@ def measure(db: Path, buckets: int) -> dict[str, Any]:
             [r.rubber_stamp_by_gate for r in reviewers.values()]
         ),
         "agent first-pass approval by episode": pooled([agent.first_pass_trend] if agent else []),
+        "agent first-pass sound by episode": pooled(
+            [agent.first_pass_sound_trend] if agent else []
+        ),
         "human contribution by decision": [(p.changed, p.n) for p in people.trend],
     }
     return {"scalars": scalars, "trends": trends}

@@ -45,7 +45,8 @@ ORDER BY d.seq
 _FEEDBACK_SQL = "SELECT actor, at, data FROM events WHERE type = 'feedback.shown' ORDER BY seq"
 
 _ATTEMPTS_SQL = """
-SELECT o.seq, o.run_id, o.at, CASE WHEN o.canary = 1 THEN 1 ELSE 0 END, o.data, r.outcome
+SELECT o.seq, o.run_id, o.at, CASE WHEN o.canary = 1 THEN 1 ELSE 0 END, o.data, r.outcome,
+       o.truth
 FROM events o
 LEFT JOIN events r ON r.seq = (
     SELECT MIN(x.seq) FROM events x WHERE x.gate_id = o.gate_id AND x.type = 'gate.resolved'
@@ -201,6 +202,7 @@ class _Episode:
     agent: str
     memory: str
     at: float
+    truth: str | None = None
     outcomes: list[str | None] = field(default_factory=list)
     notes: list[int] = field(default_factory=list)
 
@@ -223,12 +225,13 @@ def _episodes(ledger: Ledger, run_id: str | None) -> list[_Episode]:
     by_gate: dict[tuple[str, str], list[tuple[float, dict[str, Any], str | None]]] = defaultdict(
         list
     )
-    for _seq, rid, at, canary, data, outcome in ledger.query(
+    for _seq, rid, at, canary, data, outcome, truth in ledger.query(
         _ATTEMPTS_SQL.format(scope=scope), params
     ):
         if canary:
             continue  # a planted variant, not the agent's work
         opened = _json(data)
+        opened["__truth__"] = truth
         by_gate[str(rid), str(opened.get("gate"))].append((float(at), opened, outcome))
     episodes: list[_Episode] = []
     for (rid, _gate), rounds in by_gate.items():
@@ -241,7 +244,7 @@ def _episodes(ledger: Ledger, run_id: str | None) -> list[_Episode]:
             else:
                 if current is None or previous != "request_changes":
                     agent = f"{opened.get('graph')}/{opened.get('agent')}"
-                    current = _Episode(agent, memory.get(rid, "off"), at)
+                    current = _Episode(agent, memory.get(rid, "off"), at, opened["__truth__"])
                     episodes.append(current)
                 current.outcomes.append(outcome)
                 current.notes.append(len(proposal.get("recalled") or ()))
@@ -261,6 +264,10 @@ def _agent(episodes: list[_Episode], buckets: int) -> AgentLearning:
         for i, e in enumerate(resolved)
     ]
     round_trials = [Trial(i + 1, e.at, float(len(e.outcomes))) for i, e in enumerate(approved)]
+    labelled = [e for e in episodes if e.truth is not None]
+    sound_trials = [
+        Trial(i + 1, e.at, 1.0 if e.truth == "sound" else 0.0) for i, e in enumerate(labelled)
+    ]
     return AgentLearning(
         attempts=attempts,
         first_passes=len(episodes),
@@ -274,6 +281,13 @@ def _agent(episodes: list[_Episode], buckets: int) -> AgentLearning:
         rounds_trend=mean_trend(round_trials, buckets),
         first_pass_per_episode=slope(
             [float(t.position) for t in first_trials], [t.value for t in first_trials]
+        ),
+        first_pass_labelled=len(labelled),
+        first_pass_sound=int(sum(t.value for t in sound_trials)),
+        first_pass_sound_rate=rate(sum(t.value for t in sound_trials), len(labelled)),
+        first_pass_sound_trend=rate_trend(sound_trials, buckets),
+        first_pass_sound_per_episode=slope(
+            [float(t.position) for t in sound_trials], [t.value for t in sound_trials]
         ),
     )
 

@@ -221,7 +221,9 @@ class AgentLearning(_Model):
     the same attempt). A *first pass* is an attempt that is not a revision after
     request_changes; its episode runs through its revisions until the gate approves (or edits),
     rejects or times out. Rounds to approval = attempts in an episode that ended approved.
-    Trends run over the agent's episodes in time order.
+    Trends run over the agent's episodes in time order. Where proposals carry a hidden truth
+    label (headless studies) the *sound* rate of first passes measures the agent alone, apart
+    from how strict its reviewers are.
     """
 
     attempts: int = 0
@@ -237,6 +239,11 @@ class AgentLearning(_Model):
     first_pass_trend: list[RatePoint] = Field(default_factory=list)
     rounds_trend: list[MeanPoint] = Field(default_factory=list)
     first_pass_per_episode: Slope = Field(default_factory=Slope)
+    first_pass_labelled: int = Field(0, description="first passes with a hidden truth label")
+    first_pass_sound: int = 0
+    first_pass_sound_rate: float | None = None
+    first_pass_sound_trend: list[RatePoint] = Field(default_factory=list)
+    first_pass_sound_per_episode: Slope = Field(default_factory=Slope)
 
 
 class AgentMeasures(_Model):
