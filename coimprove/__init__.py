@@ -29,6 +29,7 @@ from coimprove.errors import (
 )
 from coimprove.headless import HeadlessResult, HeadlessSession, run_headless
 from coimprove.ledger import SqliteLedger
+from coimprove.memory import MemoryConfig
 from coimprove.model import (
     Artifact,
     Decision,
@@ -84,6 +85,7 @@ __all__ = [
     "LedgerError",
     "LedgerEvent",
     "LedgerIntegrityError",
+    "MemoryConfig",
     "ModelReviewer",
     "NotALedgerError",
     "Policy",

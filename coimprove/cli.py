@@ -433,6 +433,58 @@ def report(
                 fmt((m.get("dwell_s") or {}).get("p50")),
             )
         out.print(t2)
+    _print_co_improvement(data.get("co_improvement") or {}, fmt)
+
+
+def _print_co_improvement(co: dict[str, Any], fmt: Any) -> None:
+    """Both directions of learning (reviewers from feedback, agents from notes), if any."""
+    reviewers = co.get("reviewers") or {}
+    if any(r.get("signal") for r in reviewers.values()):
+        t = Table(
+            "reviewer",
+            "catch",
+            "lessons",
+            "catch/lesson [95% CI]",
+            "catch/100 gates",
+            title="reviewers learning from feedback",
+        )
+        for rid, r in reviewers.items():
+            fit, per_gate = r.get("catch_per_lesson") or {}, r.get("catch_per_gate") or {}
+            ci = (
+                f" [{fmt(fit.get('low'))}, {fmt(fit.get('high'))}]"
+                if fit.get("low") is not None
+                else ""
+            )
+            slope = per_gate.get("slope")
+            t.add_row(
+                rid,
+                f"{r.get('caught')}/{r.get('signal')}",
+                fmt(r.get("lessons")),
+                fmt(fit.get("slope")) + ci,
+                fmt(None if slope is None else 100 * slope),
+            )
+        out.print(t)
+    agents = (co.get("agents") or {}).get("by_memory") or {}
+    if agents:
+        t = Table(
+            "agent memory",
+            "first passes",
+            "approved first time",
+            "sound first time",
+            "rounds to approval",
+            "notes/attempt",
+            title="agents learning from notes",
+        )
+        for key, a in agents.items():
+            t.add_row(
+                key,
+                fmt(a.get("first_passes")),
+                fmt(a.get("first_pass_approval_rate")),
+                fmt(a.get("first_pass_sound_rate")),
+                fmt(a.get("rounds_to_approval_mean")),
+                fmt(a.get("notes_given_mean")),
+            )
+        out.print(t)
 
 
 @ledger_app.command("verify")
