@@ -272,3 +272,28 @@ async def test_a_plain_agent_function_can_recall(tmp_path: Path) -> None:
         memory = [e.data["memory"] for e in ledger.events(types=["run.started"])]
     assert [m["enabled"] for m in memory] == [True, False, True]
     assert json.dumps(memory)  # recorded as plain JSON
+
+
+async def test_a_resumed_run_keeps_the_memory_setting_it_started_with(tmp_path: Path) -> None:
+    from coimprove import Decision
+
+    model = FakeChatModel(responses=[reply("idea")])
+    wf = one_agent_workflow("wf-resume", IdeaAgent(model, retry=FAST))
+    db = tmp_path / "l.db"
+    async with Runner(db, clock=SimClock(), memory=MemoryConfig(match="exact")) as runner:
+        session = HeadlessSession(runner, [Verdicts(["reject"], note="a past note")])
+        await runner.start(wf, {"topic": "t"})
+        await session.run()
+        info = await runner.start(wf, {"topic": "t"})  # pauses at its gate
+    (gate_id,) = info.open_gates
+    async with Runner(db, clock=SimClock()) as other:  # another process, memory off by default
+        other.register(wf)
+        digest = other.gate(gate_id).proposal.digest
+        other.decide(
+            gate_id,
+            Decision(verdict="request_changes", reviewer="bob", digest=digest, note="again"),
+        )
+        await other.advance()
+    revision_prompt = str(model.calls[-1][1].content)
+    assert "Reviewer's note: again" in revision_prompt
+    assert "a past note" in revision_prompt  # recalled: the run's own setting was used
