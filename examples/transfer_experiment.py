@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import math
 import random
 import re
@@ -530,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--buckets", type=int, default=6)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    logging.getLogger("coimprove").setLevel(logging.WARNING)  # thousands of runs: no chatter
     settings = Settings(
         runs=args.runs,
         model=args.model,
