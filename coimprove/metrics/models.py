@@ -190,6 +190,11 @@ class ReviewerLearning(_Model):
     index k is the reviewer's k-th decision; sessions are runs of decisions with no gap longer
     than `session_gap_s`. ``lessons`` before a decision are ``feedback.shown`` items flagged
     as lessons, shown to this reviewer no later than its first look at that gate.
+
+    ``catch_per_lesson`` is an association, not an experiment: lessons follow misses, and the
+    last stretch after a reviewer's final lesson is cut off by the end of the data, so with few
+    lessons per reviewer the slope can sit above the true per-lesson gain. Compare feedback on
+    against off (as `examples/transfer_experiment.py` does) for a causal estimate.
     """
 
     reviewer_kind: str | None = None
