@@ -787,7 +787,7 @@ def scripted_reply(messages: list[BaseMessage]) -> str:
             ],
         },
         "write": {
-            "title": "A small MLP separates the rings",
+            "title": f"A 16-unit MLP on the rings: held-out accuracy {acc_txt}",
             "abstract": f"An MLP with 16 hidden units reached held-out accuracy {acc_txt} "
             "where a linear baseline cannot beat chance.",
             "text": "## Question\nWhy does the baseline fail?\n## Result\n"
