@@ -752,7 +752,7 @@ def scripted_reply(messages: list[BaseMessage]) -> str:
             "rationale": "A circle-shaped boundary needs a nonlinear model; 16 units suffice.",
             "model": "mlp",
             "hidden_units": 16,
-            "l2": 0.0001,
+            "l2": 0.001 if revising else 0.0001,
             "features": "raw",
         },
         "design": {
