@@ -128,19 +128,20 @@ _SHOWN: tuple[EventType, ...] = (
 def describe_event(event: LedgerEvent) -> str | None:
     """One progress line for an event, or None."""
     gate = (event.gate_id or "").split(".", 1)[-1]
+    run = f"[dim]{(event.run_id or '')[:8]}[/] "
     data = event.data
     if event.type == "gate.opened":
         title = data.get("request", {}).get("proposal", {}).get("title", "")
         category = data.get("category") or "-"
-        return f"  [cyan]{gate}[/] opened [dim]({category})[/]: {title[:70]}"
+        return f"  {run}[cyan]{gate}[/] opened [dim]({category})[/]: {title[:70]}"
     if event.type == "gate.decided":
-        return f"  [cyan]{gate}[/] {data.get('verdict')} by {event.actor}"
+        return f"  {run}[cyan]{gate}[/] {data.get('verdict')} by {event.actor}"
     if event.type == "effect.finished":
-        return f"  [green]{data.get('effect')}[/] ran (approved at {gate})"
+        return f"  {run}[green]{data.get('effect')}[/] ran (approved at {gate})"
     if event.type == "effect.failed":
-        return f"  [red]{data.get('effect')} failed[/]: {data.get('error')}"
+        return f"  {run}[red]{data.get('effect')} failed[/]: {data.get('error')}"
     if event.type == "run.failed":
-        return f"  [red]run {event.run_id} failed[/]: {data.get('error')}"
+        return f"  {run}[red]failed[/]: {data.get('error')}"
     return None
 
 
