@@ -451,10 +451,30 @@ class AnalysisAgent(ExecutionAnalysisAgent):
         proposal = proposal.model_copy(
             update={"body": measured_line(state) + "\n\n" + proposal.body}
         )
-        failed = run_failed(state)
-        if failed and output.outcome == "as_expected":
-            return _flag(proposal, [f"the analysis calls the run as expected, but {failed}"])
-        return proposal
+        return _flag(proposal, analysis_warnings(output.outcome, state))
+
+
+def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
+    """Where an analysis's verdict contradicts what was measured."""
+    if outcome != "as_expected":
+        return []
+    failed = run_failed(state)
+    if failed:
+        return [f"the analysis calls the run as expected, but {failed}"]
+    expected = re.search(
+        r"about (-?[0-9.eE+-]+)", _approved(state, "design").get("expected_outcome") or ""
+    )
+    acc = measured(state)["metrics"].get("held_out_accuracy")
+    try:
+        target = float(expected.group(1)) if expected else None
+    except ValueError:
+        target = None
+    if target is not None and isinstance(acc, float) and abs(acc - target) > 0.15:
+        return [
+            f"the analysis calls the run as expected, but it measured held-out accuracy "
+            f"{acc:.3f} where {_fmt(target)} was expected"
+        ]
+    return []
 
 
 class DiagnosisAgent(ErrorAnalysisAgent):
