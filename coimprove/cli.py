@@ -455,7 +455,10 @@ def demo(
     runs: Annotated[int, typer.Option(min=1, help="Runs of each demo graph.")] = 1,
     reviewer: Annotated[
         list[str] | None,
-        typer.Option(help="Scripted reviewer profile; role:profile makes a lead (repeatable)."),
+        typer.Option(
+            help="Scripted reviewer profile (repeatable); ROLE:PROFILE is named ROLE-PROFILE, "
+            "e.g. lead:careful takes escalations."
+        ),
     ] = None,
     policy: Annotated[
         str | None, typer.Option(help="Policy for every run (default: each graph's own).")
