@@ -31,7 +31,9 @@ where it makes sense, and what falls outside is shown to the reviewer as a warni
 of the proposal, raises its risk to ``high`` and labels it ``flawed`` (the hidden ground truth
 scripted reviewers use in headless studies). Approved anyway, it runs, and the metrics say
 what happened. The analysis and write-up gates show the measured numbers beside the model's
-claims, and an analysis that calls a failed run "as expected" is flagged too.
+claims, and an analysis that calls a failed run "as expected" is flagged too. A method that
+stays linear in the raw coordinates is labelled a ``dead_end`` but not flagged: noticing it is
+the reviewer's job, and the report's dead-end detection measures whether they did.
 
 Run inputs (all optional): ``topic`` (the team's goal), ``model`` (a model spec: ``local``,
 the default, SmolLM2 in-process; ``fake``, this graph's deterministic scripted model;
@@ -284,7 +286,18 @@ class MethodAgent(AgentRole[MethodOutput]):
                 summary=summary, paths=["train.py"], test_command=COMMAND
             ).model_dump(mode="json"),
         )
-        return _flag(proposal, method_warnings(output.model, hidden, output.l2))
+        flagged = _flag(proposal, method_warnings(output.model, hidden, output.l2))
+        if flagged.truth is None and is_dead_end(output.model, hidden, output.features):
+            flagged = flagged.model_copy(update={"truth": "dead_end"})
+        return flagged
+
+
+def is_dead_end(model: str, hidden_units: int, features: str) -> bool:
+    """Whether a method is still a straight line in the raw coordinates: it cannot separate a
+    disk from the ring around it, whatever the training (hidden ground truth, not a warning:
+    seeing it is the reviewer's job, and `coimprove report` measures dead-end detection)."""
+    linear = model == "logistic" or hidden_units < 2
+    return linear and features == "raw"
 
 
 # -- the design stage: hyperparameters as an experiment spec on the approved commit -----------

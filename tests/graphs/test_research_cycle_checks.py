@@ -114,3 +114,10 @@ def test_planted_flaws_touch_only_experiments_and_look_like_real_ones(rc: Module
     assert canary.payload != real.payload and canary.risk == "high"
     assert canary.body.startswith("**Check before approving:**")
     assert rc.canaries.mutate(real.model_copy(update={"kind": "idea"}), random.Random(1)) is None
+
+
+def test_a_linear_method_on_raw_coordinates_is_a_known_dead_end(rc: ModuleType) -> None:
+    assert rc.is_dead_end("logistic", 0, "raw")
+    assert rc.is_dead_end("mlp", 1, "raw")
+    assert not rc.is_dead_end("logistic", 0, "quadratic")
+    assert not rc.is_dead_end("mlp", 16, "raw")
