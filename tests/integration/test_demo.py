@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from coimprove import SqliteLedger
 from coimprove.demo import STEPS, DemoSettings, start_step
 from coimprove.sandbox.images import BuiltImage
 from tests.graphs.conftest import docker_client, python_image
+from tests.tui.test_terminal import Terminal, _wait
 
 __all__ = ["docker_client", "python_image"]
 
@@ -79,3 +81,41 @@ async def test_interactive_runs_start_and_wait_at_the_first_gate_for_a_person(
     (info,) = await start_step(STEPS[0], settings)
     assert info.state == "waiting"
     assert info.open_gates == (f"{info.run_id}.idea_gate.1",)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_the_interactive_demo_hands_the_gates_to_a_person_in_a_real_terminal(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    script = tmp_path / "demo.sh"
+    script.write_text(
+        "unset COLUMNS LINES\nexport TERM=xterm-256color TEXTUAL_ANIMATIONS=none\n"
+        f"cd {json.dumps(str(tmp_path))}\n"
+        f"{shutil.which('coimprove')} demo --interactive --model fake --out {out}\n"
+        "echo DEMO-EXIT $?\nsleep 60\n"
+    )
+    term = Terminal(f"bash {script}")
+    try:
+        _wait("the review app", term.shows("1 waiting", "A linear model cannot separate"))
+        for _ in range(10):  # the key guard may swallow a key pressed too soon; retry
+            term.press("a")
+            try:
+                _wait("the code gate", term.shows("One-hidden-layer MLP"), timeout=5)
+                break
+            except AssertionError:
+                continue
+        term.press("q")
+        _wait("the summary", term.shows("DEMO-EXIT 0"), timeout=60)
+        screen = term.screen()
+    finally:
+        term.close()
+    assert "demo finished in" in screen
+    with SqliteLedger(out / "ledger.db") as ledger:
+        (decided,) = ledger.events(types=["gate.decided"])
+        opened = [e.data["gate"] for e in ledger.events(types=["gate.opened"])]
+    assert decided.data["verdict"] == "approve" and decided.data["reviewer_kind"] == "human"
+    assert ".idea_gate.1" in str(decided.gate_id)
+    assert opened == ["idea_gate", "code_gate"]  # the run now waits for the next decision
+    assert json.loads((out / "report.json").read_text())["pending"] == 1
