@@ -270,6 +270,8 @@ async def test_the_cycle_completes_with_the_embedded_local_model(
     calls = events(db, "model.called")
     assert len(calls) >= 6 and all(c.data["model"].startswith("local:SmolLM2") for c in calls)
     (recorded,) = events(db, "experiment.recorded")
-    assert recorded.data["metrics"], recorded.data  # train.py's metrics, or its error report
+    # whatever SmolLM2 proposed ran: train.py's metrics, its report of a bad setting, or a
+    # sandbox timeout (a huge epoch count) - never a crash of the graph
+    assert recorded.data["metrics"] or recorded.data["ended_by"] == "timeout", recorded.data
     assert_every_effect_follows_an_approval_of_its_digest(db)
     assert {c.hexsha for c in branch_commits(tmp_path, run_id)[:-1]} == approved_commits(db)
