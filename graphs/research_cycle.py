@@ -23,7 +23,10 @@ block and commits it to the run's git workspace, so the code gate shows a real d
 approval names its SHA. The design agent picks the learning rate, epochs and seed; the
 experiment effect runs exactly the approved commit with those settings in a Docker sandbox and
 records real metrics (accuracy, log-loss, loss curve, where the errors are) in the ledger.
-Request changes sends a proposal back to its agent with the note; reject ends the run.
+Request changes sends a proposal back to its agent with the note; reject ends the run. An
+edited experiment spec runs as edited (the approval names the edited digest); code and the
+write-up are commits, so change them by requesting changes (an edited payload would not change
+the commit that is merged).
 
 Small models propose odd things (a learning rate of 1000, 0 epochs, an MLP with no hidden
 units). Nothing here clamps or crashes on them: every value is checked against the range
