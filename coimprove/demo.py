@@ -213,6 +213,11 @@ def _run_lines(info: RunInfo, state: dict[str, Any], ledger: SqliteLedger) -> li
         lines.append(f"  [red]{info.error}[/]")
     for gid in info.open_gates:
         lines.append(f"  waiting at {gid}")
+    resolved = ledger.events(run_id=info.run_id, types=["gate.resolved"])
+    if resolved and resolved[-1].data.get("outcome") == "reject":
+        last = resolved[-1]
+        note = (last.data.get("result") or {}).get("note") or ""
+        lines.append(f"  ended: rejected at {last.gate_id} ({last.data.get('reason')}) {note}")
     for event in ledger.events(run_id=info.run_id, types=["experiment.recorded"]):
         metrics = event.data.get("metrics") or {}
         shown = {
