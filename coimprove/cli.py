@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -433,6 +434,10 @@ def report(
                 fmt((m.get("dwell_s") or {}).get("p50")),
             )
         out.print(t2)
+    if rep.by_category:
+        from coimprove.report_view import category_table
+
+        out.print(category_table(rep))
     _print_co_improvement(data.get("co_improvement") or {}, fmt)
 
 
@@ -485,6 +490,46 @@ def _print_co_improvement(co: dict[str, Any], fmt: Any) -> None:
                 fmt(a.get("notes_given_mean")),
             )
         out.print(t)
+
+
+@app.command()
+def demo(
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Review the gates yourself in the TUI.")
+    ] = False,
+    model: Annotated[
+        str, typer.Option(help="Model spec: local (SmolLM2, default), fake, provider:model.")
+    ] = "local",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where the ledger, workspaces and report go (default: new)."),
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs of each demo graph.")] = 1,
+    reviewer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Scripted reviewer profile (repeatable); ROLE:PROFILE is named ROLE-PROFILE, "
+            "e.g. lead:careful takes escalations."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Policy for every run (default: each graph's own).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the scripted reviewers.")] = 0,
+) -> None:
+    """Run the built-in research workflows end to end: local model, real sandboxes, report."""
+    from coimprove.demo import DemoSettings, run_demo
+
+    if policy is not None:
+        load_policy(policy)
+    settings = DemoSettings(
+        model=model, runs=runs, policy=policy, seed=seed, interactive=interactive
+    )
+    if out_dir is not None:
+        settings = replace(settings, out=out_dir.resolve())
+    if reviewer:
+        settings = replace(settings, reviewers=tuple(reviewer))
+    run_demo(settings, console=out)
 
 
 @ledger_app.command("verify")

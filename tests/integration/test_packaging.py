@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_wheel_carries_the_built_in_data(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("coimprove-*.whl")
@@ -29,6 +31,10 @@ def test_the_wheel_carries_the_built_in_data(tmp_path: Path) -> None:
         "coimprove/_builtin/sandboxes/python/Dockerfile",
         "coimprove/_builtin/sandboxes/python/sandbox.yaml",
         "coimprove/_builtin/graphs/README.md",
+        "coimprove/_builtin/graphs/research_cycle.py",
+        "coimprove/_builtin/graphs/assets/research_cycle/train.py",
+        "coimprove/_builtin/graphs/assets/research_cycle/data.py",
+        "coimprove/_builtin/graphs/assets/research_cycle/method.md",
         "coimprove/cli.py",
     ):
         assert required in names, required

@@ -1,0 +1,121 @@
+"""`coimprove demo` from a shell: real sandbox, the graph's scripted model, scripted reviewers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import docker
+import git
+import pytest
+
+from coimprove import SqliteLedger
+from coimprove.demo import STEPS, DemoSettings, start_step
+from coimprove.sandbox.images import BuiltImage
+from tests.graphs.conftest import docker_client, python_image
+from tests.tui.test_terminal import Terminal, _wait
+
+__all__ = ["docker_client", "python_image"]
+
+ROOT = Path(__file__).resolve().parents[2]
+CATEGORIES = {
+    "problem_identification",
+    "method_innovation",
+    "experiment_design",
+    "execution",
+    "error_analysis",
+    "scientific_communication",
+}
+
+pytestmark = pytest.mark.docker
+
+
+def test_the_demo_runs_from_the_shell_and_reports_by_category(
+    tmp_path: Path, docker_client: docker.DockerClient, python_image: BuiltImage
+) -> None:
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        ["coimprove", "demo", "--model", "fake", "--out", str(out), "--runs", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"sandbox image python: {python_image.tag}" in text
+    assert "oversight by collaboration category" in text
+    assert f"ledger:       {out / 'ledger.db'}" in text
+
+    # scripted reviewers decide with seeded randomness per gate id (run ids are fresh), so a
+    # run may end at any gate; what holds for every outcome is checked here
+    report = json.loads((out / "report.json").read_text())
+    assert "problem_identification" in report["by_category"]
+    assert set(report["by_category"]) <= CATEGORIES
+    for category in report["by_category"]:
+        assert category in text
+    assert report["pending"] == 0 and report["gates"] >= 2
+    with SqliteLedger(out / "ledger.db") as ledger:
+        assert ledger.verify().ok
+        runs = ledger.events(types=["run.started"])
+        finished = ledger.events(types=["run.finished"])
+        recorded = ledger.events(types=["experiment.recorded"])
+        merged = ledger.events(types=["effect.finished"])
+    assert len(runs) == 2 and len(finished) == 2
+    assert all(r.data["metrics"] for r in recorded)  # the sandbox really ran
+    for event in merged:
+        if event.data["effect"] == "merge_code":
+            workspace = out / "workspaces" / str(event.run_id)
+            assert f"git workspace: {workspace}" in text
+            assert event.data["update"]["merged_code"]["commit"] in git.Repo(workspace).git.log()
+
+
+async def test_interactive_runs_start_and_wait_at_the_first_gate_for_a_person(
+    tmp_path: Path,
+) -> None:
+    settings = DemoSettings(model="fake", out=tmp_path, interactive=True)
+    (info,) = await start_step(STEPS[0], settings)
+    assert info.state == "waiting"
+    assert info.open_gates == (f"{info.run_id}.idea_gate.1",)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_the_interactive_demo_hands_the_gates_to_a_person_in_a_real_terminal(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    script = tmp_path / "demo.sh"
+    script.write_text(
+        "unset COLUMNS LINES\nexport TERM=xterm-256color TEXTUAL_ANIMATIONS=none\n"
+        f"cd {json.dumps(str(tmp_path))}\n"
+        f"{shutil.which('coimprove')} demo --interactive --model fake --out {out}\n"
+        "echo DEMO-EXIT $?\nsleep 60\n"
+    )
+    term = Terminal(f"bash {script}")
+    try:
+        _wait("the review app", term.shows("1 waiting", "A linear model cannot separate"))
+        for _ in range(10):  # the key guard may swallow a key pressed too soon; retry
+            term.press("a")
+            try:
+                _wait("the code gate", term.shows("One-hidden-layer MLP"), timeout=5)
+                break
+            except AssertionError:
+                continue
+        term.press("q")
+        _wait("the summary", term.shows("DEMO-EXIT 0"), timeout=60)
+        screen = term.screen()
+    finally:
+        term.close()
+    assert "demo finished in" in screen
+    with SqliteLedger(out / "ledger.db") as ledger:
+        (decided,) = ledger.events(types=["gate.decided"])
+        opened = [e.data["gate"] for e in ledger.events(types=["gate.opened"])]
+    assert decided.data["verdict"] == "approve" and decided.data["reviewer_kind"] == "human"
+    assert ".idea_gate.1" in str(decided.gate_id)
+    assert opened == ["idea_gate", "code_gate"]  # the run now waits for the next decision
+    assert json.loads((out / "report.json").read_text())["pending"] == 1
