@@ -33,6 +33,7 @@ from langgraph.types import Command, Interrupt
 
 from coimprove._log import get_logger
 from coimprove._resources import builtin_dir
+from coimprove.canaries import default_canaries
 from coimprove.effects import EFFECT_EVENTS
 from coimprove.errors import (
     CoimproveError,
@@ -271,10 +272,17 @@ class Runner:
             policy=run.policy,
             ledger=self.ledger,
             clock=self.clock,
-            canaries=self.canaries,
+            canaries=self._canaries_for(run.policy),
             seed=self.seed,
         )
         return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
+
+    def _canaries_for(self, policy: Policy) -> CanarySource | None:
+        """The source given, else the built-in one (`default_canaries`) if `policy` plants any."""
+        if self.canaries is None and policy.uses_canaries:
+            self.canaries = default_canaries()
+            log.info("canaries.default", policy=policy.name)
+        return self.canaries
 
     async def start(
         self,
@@ -287,13 +295,6 @@ class Runner:
         """Start a run and drive it until it pauses at gates or finishes."""
         self.register(workflow)
         pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
-        if pol.uses_canaries and self.canaries is None:
-            log.warning(
-                "canaries.unavailable",
-                policy=pol.name,
-                hint="the policy sets canary_rate but this Runner has no canary source "
-                "(Runner(canaries=...)); no canaries will be planted",
-            )
         run_id = run_id or new_id("r-")
         if self.ledger.events(run_id=run_id, types=["run.started"]):
             raise RunError(f"run {run_id!r} already exists")

@@ -219,15 +219,6 @@ async def test_a_users_own_state_graph_runs_with_gates(runner: Runner, tmp_path:
     assert (await runner.state(info.run_id))["published"] == "on canaries"
 
 
-async def test_a_canary_policy_without_a_canary_source_says_so(
-    runner: Runner, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level("WARNING", logger="coimprove.runner"):
-        await runner.start(linear_workflow(), policy="canary")
-    assert "canaries.unavailable" in caplog.text
-    assert "no canaries will be planted" in caplog.text
-
-
 def _one_effect_workflow(name: str, effect: Any) -> Workflow:
     wf = Workflow(name, state=ToyState)
     wf.agent("propose", lambda s: Proposal(kind="idea", title="x", author="agent:propose"))
