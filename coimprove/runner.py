@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,7 @@ from langgraph.types import Command, Interrupt
 from coimprove._log import get_logger
 from coimprove._resources import builtin_dir
 from coimprove.canaries import default_canaries
+from coimprove.checkpoints import postgres_checkpointer
 from coimprove.effects import EFFECT_EVENTS
 from coimprove.errors import (
     CoimproveError,
@@ -53,7 +55,7 @@ from coimprove.gates import (
     record_decision,
     record_view,
 )
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import SqliteLedger, open_ledger
 from coimprove.model import (
     Decision,
     LedgerEvent,
@@ -197,7 +199,7 @@ class Runner:
         seed: int = 0,
         lease_ttl_s: float = 60.0,
     ) -> None:
-        self.ledger: Ledger = ledger if ledger is not None else SqliteLedger(db)
+        self.ledger: Ledger = ledger if ledger is not None else open_ledger(db)
         self._own_ledger = ledger is None
         self._checkpoint_path = (
             self.ledger.checkpoint_path
@@ -206,6 +208,7 @@ class Runner:
         )
         self.checkpointer = checkpointer
         self._conn: aiosqlite.Connection | None = None
+        self._exits = AsyncExitStack()
         self.clock: Clock = clock or WallClock()
         self.canaries, self.seed, self.lease_ttl_s = canaries, seed, lease_ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -214,6 +217,9 @@ class Runner:
         self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 
     async def __aenter__(self) -> Runner:
+        dsn = getattr(self.ledger, "postgres_dsn", None)  # a Postgres ledger: checkpoints there
+        if self.checkpointer is None and isinstance(dsn, str):
+            self.checkpointer = await self._exits.enter_async_context(postgres_checkpointer(dsn))
         if self.checkpointer is None:
             self._conn = await aiosqlite.connect(self._checkpoint_path)
             await self._conn.execute("PRAGMA busy_timeout=30000")
@@ -227,6 +233,7 @@ class Runner:
             self.ledger.release_lease(run_id, self.owner)
         if self._conn is not None:
             await self._conn.close()
+        await self._exits.aclose()
         if self._own_ledger:
             self.ledger.close()
 
@@ -447,9 +454,9 @@ class Runner:
             expire_gate(self.ledger, gate_id, now=now)
         scope = scope.replace("o.run_id", "r.run_id")
         rows = self.ledger.query(
-            "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+            "SELECT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
             f"{scope} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
-            "AND m.type = 'gate.resumed') ORDER BY r.seq",
+            "AND m.type = 'gate.resumed') GROUP BY r.run_id ORDER BY MIN(r.seq)",
             params,
         )
         out = [r[0] for r in rows]
