@@ -20,6 +20,7 @@ from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.gates import GateRecord, may_decide
+from coimprove.ledger import ledger_kind, sqlite_path
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
 from coimprove.protocols import ReviewContext, Reviewer
@@ -41,6 +42,9 @@ class HeadlessResult:
     decisions: int
     sim_seconds: float
     db: Path | None = None
+    """The SQLite ledger file (None for a Postgres ledger)."""
+    url: str = ""
+    """Where the ledger is: the SQLite path or the postgresql:// URL."""
 
     @property
     def run_ids(self) -> list[str]:
@@ -247,12 +251,18 @@ async def run_headless(
     """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds) and answer
     every gate with `reviewers` on a simulated clock. Returns when all runs are settled."""
     clock = SimClock(0.0)
-    path = None if str(db) == ":memory:" else Path(db)
-    if path is None:
-        import tempfile
+    target: str | os.PathLike[str]
+    path: Path | None = None
+    if ledger_kind(db) == "postgres":
+        target = db  # a shared Postgres ledger (and its checkpoints)
+    else:
+        path = None if str(db) == ":memory:" else sqlite_path(db)
+        if path is None:
+            import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
-    async with Runner(path, clock=clock, seed=seed, canaries=canaries) as runner:
+            path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
+        target = path
+    async with Runner(target, clock=clock, seed=seed, canaries=canaries) as runner:
         session = HeadlessSession(runner, reviewers)
         run_ids: list[str] = []
         for i in range(runs):
@@ -262,4 +272,4 @@ async def run_headless(
             run_ids.append(info.run_id)
         await session.run()
         infos = [runner.info(r) for r in run_ids]
-        return HeadlessResult(infos, session.decisions, clock.now(), path)
+        return HeadlessResult(infos, session.decisions, clock.now(), path, os.fspath(target))
