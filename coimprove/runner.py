@@ -186,7 +186,12 @@ def load_workflow(ref: str) -> Workflow:
 
 
 class Runner:
-    """Drives many runs in one process (async). Use as ``async with Runner(db) as runner``."""
+    """Drives many runs in one process (async). Use as ``async with Runner(db) as runner``.
+
+    `db` is an SQLite file (checkpoints beside it) or a ``postgresql://`` URL (checkpoints in
+    the same database). Without `canaries`, a policy that plants canaries gets the built-in
+    `coimprove.canaries.default_canaries()`.
+    """
 
     def __init__(
         self,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 
+from coimprove._log import get_logger
 from coimprove.canaries.base import CanaryFamily
 from coimprove.canaries.benchmark import BenchmarkCanaries
 from coimprove.canaries.code import CodeCanaries, WorkspaceSource
 from coimprove.canaries.experiment import ExperimentCanaries
 from coimprove.errors import CoimproveError
 from coimprove.model import Proposal
+
+log = get_logger("coimprove.canaries")
 
 
 class Canaries:
@@ -58,7 +61,11 @@ class Canaries:
         options = self.candidates(proposal)
         rng.shuffle(options)
         for family, kind in options:
-            made = family.apply(kind, proposal, rng)
+            try:
+                made = family.apply(kind, proposal, rng)
+            except Exception as exc:  # a measuring aid must never break the research run
+                log.warning("canaries.failed", mutation=kind, proposal=proposal.id, error=repr(exc))
+                continue
             if made is not None and made.digest != proposal.digest:
                 return made, kind
         return None

@@ -26,6 +26,7 @@ from coimprove.headless import run_headless
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import summarize
 from coimprove.model import Artifact, GateRequest
+from coimprove.reviewers.profiles import Fatigue, load_profile
 from coimprove.reviewers.scripted import ScriptedReviewer
 from coimprove.sandbox.workspace import GitWorkspace
 from tests.helpers import ToyState, linear_workflow
@@ -387,12 +388,16 @@ async def test_catch_rate_and_d_prime_from_a_headless_run_with_the_canary_policy
     tmp_path: Path,
 ) -> None:
     results = {}
-    for profile in ("careful", "rubber_stamper"):
+    # a careful reviewer who does not tire over the simulated day, and one who never looks
+    sharp = load_profile("careful").model_copy(
+        update={"catch_rate": 0.95, "skim_rate": 0.0, "fatigue": Fatigue()}
+    )
+    for name, profile in (("sharp", sharp), ("autonomous", load_profile("autonomous"))):
         result = await run_headless(
-            linear_workflow(f"canary-{profile}", policy="canary", pairs=2),
-            [ScriptedReviewer(profile, id=f"{profile}-1", seed=3)],
+            linear_workflow(f"canary-{name}", policy="canary", pairs=2),
+            [ScriptedReviewer(profile, id=f"{name}-1", seed=3)],
             runs=100,
-            db=tmp_path / f"{profile}.db",
+            db=tmp_path / f"{name}.db",
             seed=11,
         )
         assert result.db is not None
@@ -411,6 +416,26 @@ async def test_catch_rate_and_d_prime_from_a_headless_run_with_the_canary_policy
         assert measures.caught == caught
         assert measures.catch_rate == pytest.approx(caught / len(verdicts))
         assert measures.d_prime is not None
-        results[profile] = measures
-    assert results["careful"].catch_rate > results["rubber_stamper"].catch_rate
-    assert results["careful"].d_prime > results["rubber_stamper"].d_prime  # type: ignore[operator]
+        results[name] = measures
+    # the measures recover what the profiles were configured to do
+    assert results["autonomous"].catch_rate == 0.0  # approves everything unseen
+    assert results["sharp"].catch_rate is not None and results["sharp"].catch_rate > 0.7
+    assert results["sharp"].d_prime > results["autonomous"].d_prime + 1  # type: ignore[operator]
+
+
+class _Broken:
+    kinds: tuple[str, ...] = ("broken",)
+    proposal_kinds: tuple[str, ...] = ("experiment",)
+
+    def mutations(self, proposal: Proposal) -> tuple[str, ...]:
+        return self.kinds
+
+    def apply(self, kind: str, proposal: Proposal, rng: random.Random) -> Proposal | None:
+        raise ValueError("a bug in a canary family")
+
+
+def test_a_failing_family_is_skipped_not_fatal() -> None:
+    source = Canaries([_Broken(), ExperimentCanaries()])
+    made = source.mutate(experiment(), random.Random(0))
+    assert made is not None and made[1] in ExperimentCanaries.kinds
+    assert Canaries([_Broken()]).mutate(experiment(), random.Random(0)) is None
