@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +68,6 @@ def _bin_dir() -> Path | None:
     return Path(pg_ctl).parent if pg_ctl else None
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"no PostgreSQL server: {reason}")
-
-
 def _run(cmd: list[str], user: str | None) -> None:
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
@@ -81,75 +76,52 @@ def _run(cmd: list[str], user: str | None) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server for this test session."""
+class PgUnavailable(Exception):
+    """No PostgreSQL server can be had here (the reason is the message)."""
+
+
+@contextmanager
+def throwaway_server() -> Iterator[PgServer]:
+    """$COIMPROVE_TEST_PG_DSN's server, or a new cluster in a temp dir, stopped afterwards."""
     try:
         import psycopg
-    except ImportError:
-        _unavailable("psycopg is not installed (pip install 'coimprove[postgres]')")
-        raise
+    except ImportError as exc:
+        raise PgUnavailable("psycopg is not installed (pip install 'coimprove[postgres]')") from exc
     if dsn := os.environ.get(ENV_DSN):
         yield PgServer(dsn)
         return
     bindir = _bin_dir()
     if bindir is None or not (bindir / "initdb").exists():
-        _unavailable("initdb/pg_ctl not found (apt-get install postgresql)")
-        return
+        raise PgUnavailable("initdb/pg_ctl not found (apt-get install postgresql)")
     user = None
-    if os.geteuid() == 0:
-        user = "postgres"
-        try:
-            import pwd
+    owner: tuple[int, int] | None = None
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
 
-            pw = pwd.getpwnam(user)
-        except KeyError:
-            _unavailable("running as root and there is no 'postgres' user to run the server")
-            return
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise PgUnavailable("running as root and there is no 'postgres' user") from exc
+        user, owner = "postgres", (pw.pw_uid, pw.pw_gid)
     root = Path(tempfile.mkdtemp(prefix="coimprove-pg-"))
-    if user is not None:
-        os.chown(root, pw.pw_uid, pw.pw_gid)
+    if owner is not None:
+        os.chown(root, *owner)
     data, port = root / "data", _free_port()
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "coimprove", "--auth=trust"]
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
     try:
+        _run([*initdb, "-E", "UTF8", "--locale=C", "--no-sync"], user)
         _run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "coimprove",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options,
+             "-w", "-t", "60", "start"],
             user,
-        )
-        options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        _run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            user,
-        )
+        )  # fmt: skip
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"could not start a throwaway cluster: {exc}")
-        return
+        raise PgUnavailable(f"could not start a throwaway cluster: {exc}") from exc
     try:
         admin = f"host=127.0.0.1 port={port} user=coimprove dbname=postgres"
         with psycopg.connect(admin, connect_timeout=10):
@@ -160,6 +132,18 @@ def pg_server() -> Iterator[PgServer]:
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], user)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for this test session (skipped without one, failed under CI=true)."""
+    try:
+        with throwaway_server() as server:
+            yield server
+    except PgUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"no PostgreSQL server: {exc}")
 
 
 @pytest.fixture
