@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"  # the server's wall clock
 _SCHEMA_LOCK = 0x636F696D  # advisory lock id ("coim") taken while creating the schema
 
 # A '?' placeholder outside quotes; quoted text is matched first and kept as is.
@@ -246,6 +247,8 @@ class PostgresLedger:
         """Serialised read-then-append: the head row's lock makes concurrent writers queue."""
         with self._lock, self._conn.transaction():
             self._conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
+            # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken after
+            # the lock was granted, so it sees the events the previous holder committed
             row = self._conn.execute(
                 "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -334,15 +337,15 @@ class PostgresLedger:
         self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
     ) -> bool:
         """Take the lease on `key` if it is free, expired, ours, or held by `steal_from`
-        (a holder known to be dead). The TTL is wall-clock time."""
-        now = time.time()
+        (a holder known to be dead). The TTL runs on the database server's clock, so runners
+        on machines whose clocks disagree still agree on when a lease expires."""
         with self._lock:
             row = self._conn.execute(
-                "INSERT INTO leases (key, owner, expires) VALUES (%s, %s, %s) "
+                f"INSERT INTO leases (key, owner, expires) VALUES (%s, %s, {_NOW} + %s) "
                 "ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, "
                 "expires = EXCLUDED.expires WHERE leases.owner = EXCLUDED.owner "
-                "OR leases.owner = %s OR leases.expires <= %s RETURNING owner",
-                (key, owner, now + ttl_s, steal_from, now),
+                f"OR leases.owner = %s OR leases.expires <= {_NOW} RETURNING owner",
+                (key, owner, float(ttl_s), steal_from),
             ).fetchone()
         return row is not None
 
@@ -350,7 +353,7 @@ class PostgresLedger:
         """Who holds the (unexpired) lease on `key`, if anyone."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT owner FROM leases WHERE key = %s AND expires > %s", (key, time.time())
+                f"SELECT owner FROM leases WHERE key = %s AND expires > {_NOW}", (key,)
             ).fetchone()
         return None if row is None else str(row[0])
 

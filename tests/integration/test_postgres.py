@@ -90,6 +90,13 @@ def test_the_shell_drives_a_run_on_a_postgres_ledger(pg_dsn: str, tmp_path: Path
     assert status["run_id"] == run["run_id"] and status["state"] == "finished"
     assert effects.read_text().count("\n") == 2
     assert _cli("report", db=url, effects=effects)["decided"] == 2
+    head = _cli("ledger", "verify", db=url, effects=effects)
+    assert head["ok"] and head["events"] > 10
+    assert _cli("ledger", "verify", "--anchor", head["head"], db=url, effects=effects)["ok"]
+    refused = subprocess.run(
+        ["coimprove", "review", "--db", url], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "coimprove decide" in refused.stderr
 
 
 async def test_the_same_events_give_the_same_chain_and_measures_on_both_backends(
