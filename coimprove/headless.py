@@ -249,7 +249,10 @@ async def run_headless(
     canaries: CanarySource | None = None,
 ) -> HeadlessResult:
     """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds) and answer
-    every gate with `reviewers` on a simulated clock. Returns when all runs are settled."""
+    every gate with `reviewers` on a simulated clock. Returns when all runs are settled.
+
+    `db` is an SQLite file (``":memory:"``: a new temporary one) or a ``postgresql://`` URL.
+    """
     clock = SimClock(0.0)
     target: str | os.PathLike[str]
     path: Path | None = None

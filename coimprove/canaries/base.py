@@ -82,12 +82,12 @@ def replace_values(text: str, replacements: Mapping[str, str]) -> str:
     return re.sub(pattern, lambda m: replacements[m.group(0)], text)
 
 
-def walk_strings(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+def walk_leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
     """Every leaf of a JSON value with its path (dict keys and list indexes)."""
     if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in walk_strings(v, (*path, k))]
+        return [leaf for k, v in value.items() for leaf in walk_leaves(v, (*path, k))]
     if isinstance(value, list):
-        return [leaf for i, v in enumerate(value) for leaf in walk_strings(v, (*path, i))]
+        return [leaf for i, v in enumerate(value) for leaf in walk_leaves(v, (*path, i))]
     return [(path, value)]
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from coimprove.canaries.base import format_like, rebuild, set_path, walk_strings
+from coimprove.canaries.base import format_like, rebuild, set_path, walk_leaves
 from coimprove.model import Proposal
 
 HYPERPARAMETER = (
@@ -70,7 +70,7 @@ def _key(path: tuple[Any, ...]) -> str:
 
 
 def _leaves(payload: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
-    return [(p, v) for p, v in walk_strings(payload) if p and not isinstance(v, bool)]
+    return [(p, v) for p, v in walk_leaves(payload) if p and not isinstance(v, bool)]
 
 
 def _sub_all(
