@@ -16,9 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_wheel_carries_the_built_in_data(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("coimprove-*.whl")
