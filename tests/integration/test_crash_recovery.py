@@ -50,6 +50,20 @@ def _exists(db: str) -> bool:
     return ledger_kind(db) == "postgres" or Path(db).exists()
 
 
+def _wait_for_a_run(db: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    """Return once the ledger at `db` records a started run (or the process has ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _exists(db):
+            ledger = open_ledger(db)
+            try:
+                if ledger.events(types=["run.started"]):
+                    return
+            finally:
+                ledger.close()
+        time.sleep(0.05)
+
+
 def _worker(
     db: str, effects: Path, *args: str, crash_in_effect: bool = False, graph: str = "workflow"
 ) -> subprocess.CompletedProcess[str]:
@@ -189,7 +203,10 @@ def test_random_kills_never_lose_a_decision_or_double_an_effect(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(1.0, 4.0))
+        # kill at a random moment once the process is at work (its start-up time depends on
+        # the machine's load, so a fixed delay would often kill it before it did anything)
+        _wait_for_a_run(db, proc)
+        time.sleep(rng.uniform(0.0, 3.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         done = _worker(db, effects, "finish") if _exists(db) else None
