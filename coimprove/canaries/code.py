@@ -5,9 +5,10 @@ A code proposal comes in one of three forms, and the flawed copy keeps the form:
 - **a commit** (`coimprove.experiments.code_proposal`): the canary is a *real* commit with the
   same parent, message and author, made in the run's workspace and pinned under its own
   proposal ref; its diff replaces the diff artifact. It is never merged (a canary gate resolves
-  as ``canary``, never as an approval) and never run. This needs the workspace: pass it to
-  `CodeCanaries` / `default_canaries` (or a function finding it for a proposal); without one a
-  commit-bearing proposal gets no code canary.
+  as ``canary``, never as an approval) and never run. The repository is the workspace given to
+  `CodeCanaries` / `default_canaries` (or a function finding it per proposal), else the
+  `GitWorkspace` open in this process that holds the commit; with neither, a commit-bearing
+  proposal gets no code canary.
 - **inline files** (a `CodeAgent` without a workspace): the file artifacts are rewritten.
 - **a diff artifact without a commit**: the diff itself is rewritten (hunk headers recounted).
 """
@@ -175,7 +176,11 @@ class CodeCanaries:
     def _workspace_for(self, proposal: Proposal) -> GitWorkspace | None:
         if callable(self.workspace):
             return self.workspace(proposal)
-        return self.workspace
+        if self.workspace is not None or proposal.commit is None:
+            return self.workspace
+        from coimprove.sandbox.workspace import GitWorkspace
+
+        return GitWorkspace.holding(proposal.commit)  # the live workspace that made it
 
     def _commit(self, proposal: Proposal) -> _Commit | None:
         ws = self._workspace_for(proposal)

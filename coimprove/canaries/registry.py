@@ -77,6 +77,7 @@ def default_canaries(
     """Every built-in family: code (deleted test, network call), experiment (hyperparameter
     ×1000, metric on the training set, leaked label) and benchmark item (wrong answer).
 
-    Code proposals that carry a git commit get a code canary only with their `workspace`.
+    A code proposal's commit is planted beside it in `workspace`, or by default in the
+    `GitWorkspace` of this process that holds it.
     """
     return Canaries([CodeCanaries(workspace), ExperimentCanaries(), BenchmarkCanaries()], only=only)

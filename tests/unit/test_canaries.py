@@ -232,10 +232,19 @@ def test_code_flaws_rewrite_inline_files_and_plain_diffs() -> None:
         assert (made.artifacts[0].content or "") != diff
 
 
-def test_a_commit_without_its_workspace_gets_no_code_canary(ws: GitWorkspace) -> None:
+def test_a_commit_is_planted_in_the_live_workspace_that_holds_it(ws: GitWorkspace) -> None:
     p = code_change(ws)
-    assert CodeCanaries().mutations(p) == ()
-    assert default_canaries().mutate(p, random.Random(0)) is None
+    assert GitWorkspace.holding(p.commit or "") is ws
+    made = default_canaries().mutate(p, random.Random(0))
+    assert made is not None and made[1] in CodeCanaries.kinds
+    assert made[0].commit in ws.proposals().values()
+
+
+def test_a_commit_no_workspace_holds_gets_no_code_canary(ws: GitWorkspace) -> None:
+    unknown = code_change(ws).model_copy(update={"commit": "0123456789" * 4})
+    assert GitWorkspace.holding("0123456789" * 4) is None
+    assert CodeCanaries().mutations(unknown) == ()
+    assert default_canaries().mutate(unknown, random.Random(0)) is None
 
 
 # -- seeding and choice ---------------------------------------------------------------------
@@ -364,8 +373,7 @@ def _code_workflow(ws: GitWorkspace) -> Workflow:
 
 async def test_an_approved_canary_commit_is_never_merged(tmp_path: Path, ws: GitWorkspace) -> None:
     base = ws.head
-    canaries = default_canaries(workspace=ws)
-    async with Runner(tmp_path / "l.db", clock=SimClock(0.0), canaries=canaries) as runner:
+    async with Runner(tmp_path / "l.db", clock=SimClock(0.0)) as runner:  # built-in canaries
         info = await runner.start(_code_workflow(ws), policy=_planted_policy(tmp_path))
         (canary,) = runner.open_gates(info.run_id)
         planted = canary.request.proposal.commit
