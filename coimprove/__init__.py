@@ -6,6 +6,7 @@ The public API is re-exported here; implementation modules are private to the pa
 from langgraph.graph import END, START
 
 from coimprove.agents import ModelReviewer, resolve_model
+from coimprove.canaries import Canaries, default_canaries
 from coimprove.effects import Approved
 from coimprove.errors import (
     ApprovalRequiredError,
@@ -28,7 +29,7 @@ from coimprove.errors import (
     UnknownGateError,
 )
 from coimprove.headless import HeadlessResult, HeadlessSession, run_headless
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import SqliteLedger, open_ledger
 from coimprove.memory import MemoryConfig
 from coimprove.model import (
     Artifact,
@@ -65,6 +66,7 @@ __all__ = [
     "ApprovalRequiredError",
     "Approved",
     "Artifact",
+    "Canaries",
     "Clock",
     "CoimproveError",
     "Decision",
@@ -112,8 +114,10 @@ __all__ = [
     "add_effect",
     "add_gate",
     "check_gated",
+    "default_canaries",
     "load_policy",
     "load_workflow",
+    "open_ledger",
     "resolve_model",
     "run_headless",
 ]

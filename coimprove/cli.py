@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ from coimprove.errors import (
     LedgerIntegrityError,
 )
 from coimprove.gates import GateRecord, open_gates
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import SqliteLedger, ledger_kind, open_ledger, sqlite_path
 from coimprove.metrics import report as build_report
 from coimprove.model import Decision, canonical_json
 from coimprove.policy import load_policy
@@ -48,13 +48,22 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(policy_app, name="policy")
 app.add_typer(sandbox_app, name="sandbox")
 
+if TYPE_CHECKING:
+    from coimprove.ledger.postgres import PostgresLedger
+
 out = Console()
 err = Console(stderr=True)
 
 DbOpt = Annotated[
-    Path,
-    typer.Option("--db", envvar="COIMPROVE_DB", help="Ledger file (checkpoints live beside it)."),
+    str,
+    typer.Option(
+        "--db",
+        envvar="COIMPROVE_DB",
+        help="Ledger: a file (checkpoints live beside it), sqlite:///path, or postgresql://… "
+        "(a shared ledger; checkpoints in the same database).",
+    ),
 ]
+DEFAULT_DB_OPT = str(DEFAULT_DB)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
 
 
@@ -63,10 +72,13 @@ def _configure_logging() -> None:
     configure_logging(os.environ.get("COIMPROVE_LOG", "WARNING"), json=json_logs)
 
 
-def _existing_ledger(db: Path) -> SqliteLedger:
-    if not db.exists():
+def _existing_ledger(db: str) -> SqliteLedger | PostgresLedger:
+    if ledger_kind(db) == "postgres":
+        return cast("PostgresLedger", open_ledger(db))
+    path = sqlite_path(db)
+    if not path.exists():
         raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
-    return SqliteLedger(db)
+    return SqliteLedger(path)
 
 
 def _print_json(data: Any) -> None:
@@ -111,7 +123,7 @@ def _gate_row(g: GateRecord) -> dict[str, Any]:
 @app.command()
 def run(
     graph: Annotated[str, typer.Argument(help="path/to/graph.py:attr, module:attr or a built-in")],
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     inputs: Annotated[
         str | None, typer.Option("--input", help="Initial state as JSON or @file.json.")
     ] = None,
@@ -166,7 +178,7 @@ def run(
 @app.command()
 def resume(
     run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).")] = None,
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     reapprove: Annotated[
         str | None,
         typer.Option(help="Effect key <gate id>/<effect> to grant one more attempt."),
@@ -203,7 +215,7 @@ def resume(
 @app.command()
 def status(
     run_id: Annotated[str | None, typer.Argument()] = None,
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs and their states."""
@@ -220,7 +232,7 @@ def status(
 
 @app.command()
 def pending(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -244,7 +256,7 @@ def pending(
 @app.command()
 def show(
     gate_id: str,
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     as_: Annotated[
         str | None, typer.Option("--as", help="Record that this reviewer looked (for dwell).")
     ] = None,
@@ -291,7 +303,7 @@ def decide(
     digest: Annotated[
         str, typer.Option(help="Digest you reviewed (from `show`; a prefix of 12+ hex is enough).")
     ],
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     note: Annotated[str, typer.Option(help="Rationale; required for request-changes.")] = "",
     payload: Annotated[
         str | None, typer.Option(help="Edited payload (JSON or @file) for `edit`.")
@@ -360,7 +372,7 @@ def decide(
 
 @app.command()
 def review(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     as_: Annotated[
         str | None,
         typer.Option(
@@ -380,6 +392,11 @@ def review(
 
     if theme not in ("light", "dark"):
         raise CoimproveError(f"--theme must be light or dark, not {theme!r}")
+    if ledger_kind(db) == "postgres":
+        raise CoimproveError(
+            "the review TUI reads an SQLite ledger file; with a Postgres ledger answer gates with "
+            "`coimprove decide --db postgresql://…` (or headless reviewers)"
+        )
     _existing_ledger(db).close()
     reviewer = as_ or getpass.getuser()
     run_review(db, reviewer=reviewer, theme=theme, apply=apply)  # type: ignore[arg-type]
@@ -398,7 +415,7 @@ def _short_validation(exc: ValidationError) -> str:
 
 @app.command()
 def report(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -534,7 +551,7 @@ def demo(
 
 @ledger_app.command("verify")
 def ledger_verify(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     anchor: Annotated[
         str | None, typer.Option(help="A head hash recorded earlier; it must be on the chain.")
     ] = None,
@@ -559,7 +576,7 @@ def ledger_verify(
 
 
 @ledger_app.command("head")
-def ledger_head(db: DbOpt = DEFAULT_DB) -> None:
+def ledger_head(db: DbOpt = DEFAULT_DB_OPT) -> None:
     """Print the chain's head hash (store it elsewhere; `verify --anchor` checks it later)."""
     with _existing_ledger(db) as ledger:
         print(ledger.verify().head)
@@ -567,7 +584,7 @@ def ledger_head(db: DbOpt = DEFAULT_DB) -> None:
 
 @ledger_app.command("events")
 def ledger_events(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB_OPT,
     run_id: Annotated[str | None, typer.Option("--run")] = None,
     gate_id: Annotated[str | None, typer.Option("--gate")] = None,
     as_json: JsonOpt = False,

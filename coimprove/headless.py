@@ -28,6 +28,7 @@ from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, GateClosedError
 from coimprove.feedback import FeedbackBuilder, record_feedback
 from coimprove.gates import GateRecord, may_decide
+from coimprove.ledger import ledger_kind, sqlite_path
 from coimprove.memory import MemoryConfig
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
@@ -52,6 +53,9 @@ class HeadlessResult:
     decisions: int
     sim_seconds: float
     db: Path | None = None
+    """The SQLite ledger file (None for a Postgres ledger)."""
+    url: str = ""
+    """Where the ledger is: the SQLite path or the postgresql:// URL."""
 
     @property
     def run_ids(self) -> list[str]:
@@ -312,6 +316,7 @@ async def run_headless(
     simulation: gates of earlier runs are decided in between) and answer every gate with
     `reviewers` on a simulated clock. Returns when all runs are settled.
 
+    `db` is an SQLite file (``":memory:"``: a new temporary one) or a ``postgresql://`` URL.
     `feedback_to` (reviewer ids, or True for all) turns reviewer feedback on; `memory` turns
     agent memory of review on for every run (see `coimprove.memory`). `run_ids` names the
     i-th run (default: random ids); scripted reviewers and canaries draw their random numbers
@@ -319,12 +324,18 @@ async def run_headless(
     session's same-named runs (common random numbers across the cells of an ablation).
     """
     clock = SimClock(0.0)
-    path = None if str(db) == ":memory:" else Path(db)
-    if path is None:
-        import tempfile
+    target: str | os.PathLike[str]
+    path: Path | None = None
+    if ledger_kind(db) == "postgres":
+        target = db  # a shared Postgres ledger (and its checkpoints)
+    else:
+        path = None if str(db) == ":memory:" else sqlite_path(db)
+        if path is None:
+            import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
-    async with Runner(path, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
+            path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
+        target = path
+    async with Runner(target, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
         session = HeadlessSession(runner, reviewers, feedback_to=feedback_to)
         started: list[str] = []
 
@@ -339,4 +350,4 @@ async def run_headless(
 
         await session.run(arrivals=[(i * arrival_s, arrival(i)) for i in range(runs)])
         infos = [runner.info(r) for r in started]
-        return HeadlessResult(infos, session.decisions, clock.now(), path)
+        return HeadlessResult(infos, session.decisions, clock.now(), path, os.fspath(target))

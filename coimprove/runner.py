@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +34,8 @@ from langgraph.types import Command, Interrupt
 
 from coimprove._log import get_logger
 from coimprove._resources import builtin_dir
+from coimprove.canaries import default_canaries
+from coimprove.checkpoints import postgres_checkpointer
 from coimprove.effects import EFFECT_EVENTS
 from coimprove.errors import (
     CoimproveError,
@@ -52,7 +55,7 @@ from coimprove.gates import (
     record_decision,
     record_view,
 )
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import SqliteLedger, open_ledger
 from coimprove.memory import MemoryConfig, ReviewMemory
 from coimprove.model import (
     Decision,
@@ -185,7 +188,12 @@ def load_workflow(ref: str) -> Workflow:
 
 
 class Runner:
-    """Drives many runs in one process (async). Use as ``async with Runner(db) as runner``."""
+    """Drives many runs in one process (async). Use as ``async with Runner(db) as runner``.
+
+    `db` is an SQLite file (checkpoints beside it) or a ``postgresql://`` URL (checkpoints in
+    the same database). Without `canaries`, a policy that plants canaries gets the built-in
+    `coimprove.canaries.default_canaries()`.
+    """
 
     def __init__(
         self,
@@ -199,7 +207,7 @@ class Runner:
         lease_ttl_s: float = 60.0,
         memory: MemoryConfig | None = None,
     ) -> None:
-        self.ledger: Ledger = ledger if ledger is not None else SqliteLedger(db)
+        self.ledger: Ledger = ledger if ledger is not None else open_ledger(db)
         self._own_ledger = ledger is None
         self._checkpoint_path = (
             self.ledger.checkpoint_path
@@ -208,6 +216,7 @@ class Runner:
         )
         self.checkpointer = checkpointer
         self._conn: aiosqlite.Connection | None = None
+        self._exits = AsyncExitStack()
         self.clock: Clock = clock or WallClock()
         self.canaries, self.seed, self.lease_ttl_s = canaries, seed, lease_ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -219,6 +228,9 @@ class Runner:
         self._memories: dict[MemoryConfig, ReviewMemory] = {}
 
     async def __aenter__(self) -> Runner:
+        dsn = getattr(self.ledger, "postgres_dsn", None)  # a Postgres ledger: checkpoints there
+        if self.checkpointer is None and isinstance(dsn, str):
+            self.checkpointer = await self._exits.enter_async_context(postgres_checkpointer(dsn))
         if self.checkpointer is None:
             self._conn = await aiosqlite.connect(self._checkpoint_path)
             await self._conn.execute("PRAGMA busy_timeout=30000")
@@ -232,6 +244,7 @@ class Runner:
             self.ledger.release_lease(run_id, self.owner)
         if self._conn is not None:
             await self._conn.close()
+        await self._exits.aclose()
         if self._own_ledger:
             self.ledger.close()
 
@@ -289,11 +302,18 @@ class Runner:
             policy=run.policy,
             ledger=self.ledger,
             clock=self.clock,
-            canaries=self.canaries,
+            canaries=self._canaries_for(run.policy),
             seed=self.seed,
             memory=run.memory,
         )
         return {"configurable": {"thread_id": run_id, CONTEXT_KEY: ctx}}
+
+    def _canaries_for(self, policy: Policy) -> CanarySource | None:
+        """The source given, else the built-in one (`default_canaries`) if `policy` plants any."""
+        if self.canaries is None and policy.uses_canaries:
+            self.canaries = default_canaries()
+            log.info("canaries.default", policy=policy.name)
+        return self.canaries
 
     async def start(
         self,
@@ -312,13 +332,6 @@ class Runner:
         memory = memory if memory is not None else self.memory
         self.register(workflow)
         pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
-        if pol.uses_canaries and self.canaries is None:
-            log.warning(
-                "canaries.unavailable",
-                policy=pol.name,
-                hint="the policy sets canary_rate but this Runner has no canary source "
-                "(Runner(canaries=...)); no canaries will be planted",
-            )
         run_id = run_id or new_id("r-")
         if self.ledger.events(run_id=run_id, types=["run.started"]):
             raise RunError(f"run {run_id!r} already exists")
@@ -474,9 +487,9 @@ class Runner:
             expire_gate(self.ledger, gate_id, now=now)
         scope = scope.replace("o.run_id", "r.run_id")
         rows = self.ledger.query(
-            "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+            "SELECT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
             f"{scope} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
-            "AND m.type = 'gate.resumed') ORDER BY r.seq",
+            "AND m.type = 'gate.resumed') GROUP BY r.run_id ORDER BY MIN(r.seq)",
             params,
         )
         out = [r[0] for r in rows]

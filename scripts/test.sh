@@ -8,13 +8,16 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages: debootstrap builds the sandbox base image (there is no image registry);
-# tmux runs the review TUI in a real terminal for its end-to-end test.
-if ! command -v debootstrap >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; then
+# tmux runs the review TUI in a real terminal for its end-to-end test; postgresql gives the
+# ledger conformance suite a throwaway server (initdb + pg_ctl on a temp dir, tests/postgres.py).
+if ! command -v debootstrap >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1 \
+  || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap tmux >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap tmux postgresql \
+    >/dev/null
 fi
 
-python -m pip install -q -e ".[dev,local]"   # local: llama-cpp-python builds from source (~7 min, once)
+python -m pip install -q -e ".[dev,local,postgres]"   # local: llama-cpp-python builds from source (~7 min, once)
 
 # Sandbox images, built locally; reused when their inputs have not changed.
 $SUDO "$(command -v python)" -m coimprove sandbox build

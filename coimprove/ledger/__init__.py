@@ -1,6 +1,9 @@
-"""Event stores. `SqliteLedger` is the default; any `coimprove.protocols.Ledger` will do."""
+"""Event stores. `SqliteLedger` is the default, `PostgresLedger` (``coimprove.ledger.postgres``,
+the ``postgres`` extra) the shared one; `open_ledger` picks by path or URL. Any
+`coimprove.protocols.Ledger` will do."""
 
 from coimprove.ledger.chain import GENESIS, verify_chain
+from coimprove.ledger.factory import ledger_kind, open_ledger, sqlite_path
 from coimprove.ledger.sqlite import SqliteLedger
 
-__all__ = ["GENESIS", "SqliteLedger", "verify_chain"]
+__all__ = ["GENESIS", "SqliteLedger", "ledger_kind", "open_ledger", "sqlite_path", "verify_chain"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+import weakref
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -33,6 +34,10 @@ COMMITTER = ("coimprove", "coimprove@localhost")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
+
+
+_LIVE: weakref.WeakSet[GitWorkspace] = weakref.WeakSet()
+"""Workspaces open in this process (see `GitWorkspace.holding`)."""
 
 
 class TreeSnapshot(BaseModel):
@@ -54,6 +59,26 @@ class GitWorkspace:
         self.repo = repo
         self.run_id = run_id
         self.branch = f"coimprove/run/{run_id}"
+        _LIVE.add(self)
+
+    @classmethod
+    def holding(cls, sha: str) -> GitWorkspace | None:
+        """A workspace open in this process whose repository has commit `sha` (or None).
+
+        How a code proposal's commit finds its repository when all one has is the proposal
+        (the built-in canaries use it to plant a flawed sibling commit).
+        """
+        if not _SHA.match(sha):
+            return None
+        for ws in list(_LIVE):
+            status, _, _ = ws.repo.git.execute(
+                ["git", "cat-file", "-e", f"{sha}^{{commit}}"],
+                with_extended_output=True,
+                with_exceptions=False,
+            )
+            if status == 0:
+                return ws
+        return None
 
     # -- construction ------------------------------------------------------------------------
 

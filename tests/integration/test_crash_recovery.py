@@ -1,7 +1,8 @@
 """kill -9 at every step between a decision and its effect: nothing is lost, nothing runs twice.
 
-Each test drives real processes (`crash_worker`) against one SQLite ledger + checkpoint file,
-SIGKILLs one of them at a chosen point, then recovers in a fresh process.
+Each test drives real processes (`crash_worker`) against one ledger and its checkpoints — an
+SQLite file pair, or one PostgreSQL database — SIGKILLs one of them at a chosen point, then
+recovers in a fresh process.
 """
 
 from __future__ import annotations
@@ -13,18 +14,58 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from coimprove import SqliteLedger
+from coimprove.ledger import ledger_kind, open_ledger
+from coimprove.protocols import Ledger
+from tests.ledgers import make_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes a fresh ledger location on each backend: a file path or a postgresql:// URL."""
+    made: list[str] = []
+    server = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+
+    def make() -> str:
+        if server is None:
+            made.append(str(tmp_path / f"l{len(made)}.db"))
+        else:
+            made.append(server.create_database())
+        return made[-1] if server is None else make_backend("postgres", made[-1]).url
+
+    yield make
+    if server is not None:
+        for dsn in made:
+            server.drop_database(dsn)
+
+
+def _exists(db: str) -> bool:
+    return ledger_kind(db) == "postgres" or Path(db).exists()
+
+
+def _wait_for_a_run(db: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    """Return once the ledger at `db` records a started run (or the process has ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _exists(db):
+            ledger = open_ledger(db)
+            try:
+                if ledger.events(types=["run.started"]):
+                    return
+            finally:
+                ledger.close()
+        time.sleep(0.05)
+
+
 def _worker(
-    db: Path, effects: Path, *args: str, crash_in_effect: bool = False, graph: str = "workflow"
+    db: str, effects: Path, *args: str, crash_in_effect: bool = False, graph: str = "workflow"
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -35,7 +76,7 @@ def _worker(
     if crash_in_effect:
         env["COIMPROVE_TEST_CRASH"] = "in_effect"
     return subprocess.run(
-        [sys.executable, "-m", "tests.integration.crash_worker", str(db), *args],
+        [sys.executable, "-m", "tests.integration.crash_worker", db, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -50,8 +91,8 @@ def _executions(effects: Path) -> Counter[str]:
     return Counter(line.split()[0] for line in effects.read_text().splitlines())
 
 
-def _check_ledger(db: Path) -> SqliteLedger:
-    ledger = SqliteLedger(db)
+def _check_ledger(db: str) -> Ledger:
+    ledger = open_ledger(db)
     assert ledger.verify().ok
     for gate in {e.gate_id for e in ledger.events(types=["gate.resolved"])}:
         assert len(ledger.events(gate_id=gate, types=["gate.resumed"])) == 1, gate
@@ -61,9 +102,9 @@ def _check_ledger(db: Path) -> SqliteLedger:
 
 @pytest.mark.parametrize("point", ["after_decide", "after_effect_finished", "before_mark_resumed"])
 def test_a_crash_after_the_decision_loses_nothing_and_repeats_nothing(
-    tmp_path: Path, point: str
+    tmp_path: Path, new_db: Callable[[], str], point: str
 ) -> None:
-    db, effects = tmp_path / "l.db", tmp_path / "effects.txt"
+    db, effects = new_db(), tmp_path / "effects.txt"
     assert _worker(db, effects, "start", "2").returncode == 0
     killed = _worker(db, effects, "decide", "--crash", point)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -77,19 +118,23 @@ def test_a_crash_after_the_decision_loses_nothing_and_repeats_nothing(
         assert recovered, "the consumed interrupt should be recognised, not resumed again"
 
 
-def test_a_crash_before_gates_are_recorded_reopens_them(tmp_path: Path) -> None:
-    db, effects = tmp_path / "l.db", tmp_path / "effects.txt"
+def test_a_crash_before_gates_are_recorded_reopens_them(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    db, effects = new_db(), tmp_path / "effects.txt"
     killed = _worker(db, effects, "start", "1", "--crash", "before_open_gates")
     assert killed.returncode == -signal.SIGKILL
-    assert not SqliteLedger(db).events(types=["gate.opened"])
+    assert not open_ledger(db).events(types=["gate.opened"])
     done = _worker(db, effects, "finish")
     assert done.returncode == 0, done.stderr
     assert set(_executions(effects).values()) == {1}
     _check_ledger(db)
 
 
-def test_an_effect_killed_midway_is_not_rerun_without_a_fresh_approval(tmp_path: Path) -> None:
-    db, effects = tmp_path / "l.db", tmp_path / "effects.txt"
+def test_an_effect_killed_midway_is_not_rerun_without_a_fresh_approval(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    db, effects = new_db(), tmp_path / "effects.txt"
     assert _worker(db, effects, "start", "1").returncode == 0
     killed = _worker(db, effects, "decide", crash_in_effect=True)
     assert killed.returncode == -signal.SIGKILL
@@ -97,7 +142,7 @@ def test_an_effect_killed_midway_is_not_rerun_without_a_fresh_approval(tmp_path:
 
     # a plain `coimprove resume` marks it interrupted and blocks the run: it does not re-run it
     resumed = subprocess.run(
-        [sys.executable, "-m", "coimprove", "resume", "--db", str(db), "--json"],
+        [sys.executable, "-m", "coimprove", "resume", "--db", db, "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -107,7 +152,7 @@ def test_an_effect_killed_midway_is_not_rerun_without_a_fresh_approval(tmp_path:
     assert resumed.returncode == 0, resumed.stderr
     assert '"state": "blocked"' in resumed.stdout
     assert sum(_executions(effects).values()) == 1
-    ledger = SqliteLedger(db)
+    ledger = open_ledger(db)
     assert ledger.events(types=["effect.interrupted"])
 
     done = _worker(db, effects, "finish")  # re-approves as lead-bob, then finishes
@@ -118,23 +163,28 @@ def test_an_effect_killed_midway_is_not_rerun_without_a_fresh_approval(tmp_path:
     assert sum(reapproved.values()) == 1
 
 
-def test_an_idempotent_effect_killed_midway_runs_again_by_itself(tmp_path: Path) -> None:
-    db, effects = tmp_path / "l.db", tmp_path / "effects.txt"
+def test_an_idempotent_effect_killed_midway_runs_again_by_itself(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    db, effects = new_db(), tmp_path / "effects.txt"
     graph = "idempotent_workflow"
     assert _worker(db, effects, "start", "1", graph=graph).returncode == 0
     assert _worker(db, effects, "decide", crash_in_effect=True, graph=graph).returncode < 0
     done = _worker(db, effects, "finish", graph=graph)
     assert done.returncode == 0, done.stderr
-    ledger = SqliteLedger(db)
+    ledger = open_ledger(db)
     assert not ledger.events(types=["effect.reapproved"])
     assert max(_executions(effects).values()) == 2  # the interrupted attempt, then the rerun
 
 
-def test_random_kills_never_lose_a_decision_or_double_an_effect(tmp_path: Path) -> None:
+def test_random_kills_never_lose_a_decision_or_double_an_effect(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
     """Start a busy process, SIGKILL it at a random moment, recover; repeat."""
     rng = random.Random(int(os.environ.get("COIMPROVE_TEST_SEED", "7")))
+    recovered_runs = 0
     for trial in range(6):
-        db, effects = tmp_path / f"l{trial}.db", tmp_path / f"e{trial}.txt"
+        db, effects = new_db(), tmp_path / f"e{trial}.txt"
         env = {
             **os.environ,
             "COIMPROVE_TEST_EFFECTS": str(effects),
@@ -145,23 +195,29 @@ def test_random_kills_never_lose_a_decision_or_double_an_effect(tmp_path: Path) 
                 sys.executable,
                 "-c",
                 "import asyncio,sys; from tests.integration import crash_worker as w;"
-                f"asyncio.run(w.main([{str(db)!r}, 'start', '4']));"
-                f"asyncio.run(w.main([{str(db)!r}, 'finish']))",
+                f"asyncio.run(w.main([{db!r}, 'start', '4']));"
+                f"asyncio.run(w.main([{db!r}, 'finish']))",
             ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(1.0, 4.0))
+        # kill at a random moment once the process is at work (its start-up time depends on
+        # the machine's load, so a fixed delay would often kill it before it did anything)
+        _wait_for_a_run(db, proc)
+        time.sleep(rng.uniform(0.0, 3.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        done = _worker(db, effects, "finish") if db.exists() else None
+        done = _worker(db, effects, "finish") if _exists(db) else None
         if done is None:
             continue
         assert done.returncode == 0, done.stderr
         ledger = _check_ledger(db)
         counts = _executions(effects)
         reapproved = Counter(e.data["key"] for e in ledger.events(types=["effect.reapproved"]))
-        assert len(counts) == 8, counts  # 4 runs x 2 effects, none lost
+        started = len(ledger.events(types=["run.started"]))  # the kill may come before all 4
+        assert len(counts) == 2 * started, counts  # 2 effects per started run, none lost
+        recovered_runs += started
         assert all(counts[k] == 1 + reapproved[k] for k in counts), (counts, reapproved)
+    assert recovered_runs > 0, "every kill came before any run started: nothing was tested"

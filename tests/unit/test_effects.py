@@ -20,13 +20,13 @@ from coimprove import (
     GatedState,
     Proposal,
     Runner,
-    SqliteLedger,
     Workflow,
     add_agent,
     add_effect,
     add_gate,
 )
 from tests.helpers import ToyState, linear_workflow
+from tests.ledgers import LedgerBackend
 
 
 def _approve(runner: Runner, gate_id: str, reviewer: str = "alice") -> Any:
@@ -135,7 +135,7 @@ async def test_a_canary_is_never_executed_and_is_revealed_after_the_decision(
         assert effects.read_text().count("\n") == 1
 
 
-def _race(db: Path, wf: Workflow, reviewers: tuple[str, str]) -> tuple[str, list[str]]:
+def _race(db: str, wf: Workflow, reviewers: tuple[str, str]) -> tuple[str, list[str]]:
     """Start a run, then let two runners (separate ledger handles, separate event loops)
     decide its gate at the same instant. Returns the gate id and what each decide() did."""
 
@@ -173,23 +173,25 @@ def _race(db: Path, wf: Workflow, reviewers: tuple[str, str]) -> tuple[str, list
     return gate_id, outcomes
 
 
-def test_two_reviewers_deciding_at_once_never_resume_twice(tmp_path: Path) -> None:
+def test_two_reviewers_deciding_at_once_never_resume_twice(
+    tmp_path: Path, ledger_backend: LedgerBackend
+) -> None:
     effects = tmp_path / "effects.txt"
-    db = tmp_path / "l.db"
+    db = ledger_backend.url
     gate_id, outcomes = _race(db, linear_workflow(side_effects=effects), ("alice", "bob"))
     assert sorted(outcomes) == ["late", "recorded"]
-    ledger = SqliteLedger(db)
+    ledger = ledger_backend.open()
     assert len(ledger.events(gate_id=gate_id, types=["gate.resumed"])) == 1
     assert len(ledger.events(gate_id=gate_id, types=["effect.started"])) == 1
     assert effects.read_text().count("\n") == 1
 
 
-def test_two_quorum_reviewers_at_once_both_count(tmp_path: Path) -> None:
-    db = tmp_path / "l.db"
+def test_two_quorum_reviewers_at_once_both_count(ledger_backend: LedgerBackend) -> None:
+    db = ledger_backend.url
     wf = linear_workflow(kind="code", policy="strict")
     gate_id, outcomes = _race(db, wf, ("alice", "bob"))
     assert outcomes == ["recorded", "recorded"]
-    ledger = SqliteLedger(db)
+    ledger = ledger_backend.open()
     assert len(ledger.events(gate_id=gate_id, types=["gate.decided"])) == 2
     assert len(ledger.events(gate_id=gate_id, types=["gate.resolved"])) == 1
     assert len(ledger.events(gate_id=gate_id, types=["effect.started"])) == 1
@@ -217,15 +219,6 @@ async def test_a_users_own_state_graph_runs_with_gates(runner: Runner, tmp_path:
     _approve(runner, info.open_gates[0])
     await runner.advance()
     assert (await runner.state(info.run_id))["published"] == "on canaries"
-
-
-async def test_a_canary_policy_without_a_canary_source_says_so(
-    runner: Runner, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level("WARNING", logger="coimprove.runner"):
-        await runner.start(linear_workflow(), policy="canary")
-    assert "canaries.unavailable" in caplog.text
-    assert "no canaries will be planted" in caplog.text
 
 
 def _one_effect_workflow(name: str, effect: Any) -> Workflow:

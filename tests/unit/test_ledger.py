@@ -1,72 +1,265 @@
+"""Ledger conformance: every test taking `ledger_backend` runs against SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
+import os
 import sqlite3
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from coimprove import NotALedgerError, SqliteLedger
+from coimprove import LedgerError, NotALedgerError, SqliteLedger
+from coimprove.ledger import ledger_kind, open_ledger, sqlite_path
+from coimprove.protocols import Ledger
+from tests.ledgers import LedgerBackend
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _fill(path: Path, n: int = 5) -> SqliteLedger:
-    ledger = SqliteLedger(path)
+def _fill(backend: LedgerBackend, n: int = 5) -> Ledger:
+    ledger = backend.open()
     for i in range(n):
         ledger.append("gate.viewed", at=float(i), gate_id=f"g{i}", actor="alice", data={"i": i})
     return ledger
 
 
-def test_an_untouched_ledger_verifies(tmp_path: Path) -> None:
-    ledger = _fill(tmp_path / "l.db")
+# -- the hash chain -----------------------------------------------------------------------------
+
+
+def test_an_untouched_ledger_verifies(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend)
     report = ledger.verify()
     assert report.ok and report.events == 5
+    assert report.head == ledger.events()[-1].hash
 
 
-def test_an_edited_event_is_detected_and_named(tmp_path: Path) -> None:
-    ledger = _fill(tmp_path / "l.db")
-    with sqlite3.connect(tmp_path / "l.db") as raw:
-        raw.execute("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3")
+def test_events_round_trip_exactly(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
+    data = {"b": [1, 2.5, None, True], "a": "é ünïcode", "nested": {"x": {"y": "z"}}}
+    written = ledger.append("gate.decided", at=0.1 + 0.2, run_id="r", gate_id="r.g.1", data=data)
+    (read,) = ledger.events()
+    assert read == written and read.at == 0.1 + 0.2 and read.data == data
+    other = ledger_backend.open()  # another connection sees the same chain
+    assert other.events() == [written] and other.last_seq() == 1
+    assert other.verify().ok
+
+
+def test_events_filter_by_run_gate_type_and_seq(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
+    for i in range(6):
+        ledger.append(
+            "gate.viewed" if i % 2 else "gate.opened",
+            at=float(i),
+            run_id=f"r{i % 3}",
+            gate_id=f"g{i}",
+        )
+    assert [e.seq for e in ledger.events(run_id="r1")] == [2, 5]
+    assert [e.seq for e in ledger.events(gate_id="g3")] == [4]
+    assert [e.seq for e in ledger.events(types=["gate.viewed"])] == [2, 4, 6]
+    assert [e.seq for e in ledger.events(types=["gate.viewed"], after_seq=2)] == [4, 6]
+    assert ledger.last_seq() == 6
+
+
+def test_an_edited_event_is_detected_and_named(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend)
+    ledger_backend.tamper("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3")
     report = ledger.verify()
     assert not report.ok and report.bad_seq == 3 and "altered" in (report.problem or "")
 
 
-def test_an_edited_event_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
-    ledger = _fill(tmp_path / "l.db")
-    with sqlite3.connect(tmp_path / "l.db") as raw:
-        raw.execute("UPDATE events SET hash = 'f' || substr(hash, 2) WHERE seq = 2")
+def test_an_edited_event_with_recomputed_hash_breaks_the_next_link(
+    ledger_backend: LedgerBackend,
+) -> None:
+    ledger = _fill(ledger_backend)
+    ledger_backend.tamper("UPDATE events SET hash = 'f' || substr(hash, 2) WHERE seq = 2")
     report = ledger.verify()
     assert not report.ok and report.bad_seq == 2
 
 
-def test_a_deleted_middle_event_is_detected(tmp_path: Path) -> None:
-    ledger = _fill(tmp_path / "l.db")
-    with sqlite3.connect(tmp_path / "l.db") as raw:
-        raw.execute("DELETE FROM events WHERE seq = 2")
+def test_a_deleted_middle_event_is_detected(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend)
+    ledger_backend.tamper("DELETE FROM events WHERE seq = 2")
     report = ledger.verify()
     assert not report.ok and "missing" in (report.problem or "")
 
 
-def test_a_deleted_last_event_is_detected_by_the_head(tmp_path: Path) -> None:
-    ledger = _fill(tmp_path / "l.db")
-    with sqlite3.connect(tmp_path / "l.db") as raw:
-        raw.execute("DELETE FROM events WHERE seq = 5")
+def test_a_deleted_last_event_is_detected_by_the_head(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend)
+    ledger_backend.tamper("DELETE FROM events WHERE seq = 5")
     report = ledger.verify()
     assert not report.ok and "deleted" in (report.problem or "")
 
 
-def test_a_text_file_is_not_a_ledger(tmp_path: Path) -> None:
+def test_concurrent_appenders_in_several_processes_keep_one_chain(
+    ledger_backend: LedgerBackend,
+) -> None:
+    ledger_backend.open().close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.ledger_writer", ledger_backend.url, f"w{w}", "100"],
+            cwd=ROOT,
+            env=env,
+        )
+        for w in range(3)
+    ]
+    assert [p.wait(timeout=240) for p in procs] == [0, 0, 0]
+    ledger = ledger_backend.open()
+    report = ledger.verify()
+    assert report.ok and report.events == 300
+    per_writer = {
+        f"w{w}": [e.data["i"] for e in ledger.events() if e.actor == f"w{w}"] for w in range(3)
+    }
+    assert all(seq == list(range(100)) for seq in per_writer.values())
+
+
+def test_a_transaction_reads_a_stable_ledger_and_commits_together(
+    ledger_backend: LedgerBackend,
+) -> None:
+    ledger = ledger_backend.open()
+    with ledger.transaction() as tx:
+        tx.append("gate.opened", at=0.0, gate_id="g")
+        tx.append("gate.viewed", at=1.0, gate_id="g")
+        assert [e.type for e in tx.events(gate_id="g")] == ["gate.opened", "gate.viewed"]
+
+    def crash() -> None:
+        with ledger.transaction() as tx:
+            tx.append("gate.decided", at=2.0, gate_id="g")
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        crash()
+    assert [e.type for e in ledger_backend.open().events()] == ["gate.opened", "gate.viewed"]
+    assert ledger.verify().ok
+
+
+# -- leases -------------------------------------------------------------------------------------
+
+
+def test_a_lease_is_exclusive_until_it_expires(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
+    assert ledger.acquire_lease("run", "a", ttl_s=60)
+    assert not ledger.acquire_lease("run", "b", ttl_s=60)
+    assert not ledger_backend.open().acquire_lease("run", "b", ttl_s=60)  # from elsewhere too
+    assert ledger.acquire_lease("run", "a", ttl_s=60)  # renewal
+    ledger.release_lease("run", "a")
+    assert ledger.lease_holder("run") is None
+    assert ledger.acquire_lease("run", "b", ttl_s=0.0)
+    assert ledger.acquire_lease("run", "c", ttl_s=60)  # b's lease had expired
+
+
+def test_a_lease_can_be_taken_from_a_named_dead_holder(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
+    assert ledger.acquire_lease("run", "dead", ttl_s=60)
+    assert ledger.lease_holder("run") == "dead"
+    assert not ledger.acquire_lease("run", "me", ttl_s=60, steal_from="someone-else")
+    assert ledger.acquire_lease("run", "me", ttl_s=60, steal_from="dead")
+    assert ledger.lease_holder("run") == "me"
+
+
+def test_releasing_someone_elses_lease_changes_nothing(ledger_backend: LedgerBackend) -> None:
+    ledger = ledger_backend.open()
+    assert ledger.acquire_lease("run", "a", ttl_s=60)
+    ledger.release_lease("run", "b")
+    assert ledger.lease_holder("run") == "a"
+
+
+# -- query ----------------------------------------------------------------------------------------
+
+
+def test_query_is_read_only(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend)
+    with pytest.raises(LedgerError):
+        ledger.query("DELETE FROM events")
+    assert ledger.verify().events == 5
+
+
+def test_query_takes_question_mark_parameters_and_reads_generated_columns(
+    ledger_backend: LedgerBackend,
+) -> None:
+    ledger = ledger_backend.open()
+    ledger.append(
+        "gate.opened",
+        at=1.0,
+        gate_id="g",
+        data={
+            "hidden": {"canary": True, "truth": "flawed"},
+            "has_detail": False,
+            "min_review_s": 12.5,
+            "proposal_kind": "code",
+            "deadline": 99.0,
+        },
+    )
+    ledger.append(
+        "gate.decided",
+        at=2.0,
+        gate_id="g",
+        actor="ann",
+        data={"verdict": "reject", "reviewer_kind": "human"},
+    )
+    ledger.append("model.called", at=3.0, data={"total_tokens": 7, "latency_s": 0.25})
+    rows = ledger.query(
+        "SELECT canary, truth, has_detail, min_review_s, proposal_kind, deadline "
+        "FROM events WHERE type = ? AND gate_id = ?",
+        ["gate.opened", "g"],
+    )
+    assert rows == [(1, "flawed", 0, 12.5, "code", 99.0)]
+    assert ledger.query("SELECT verdict, reviewer_kind FROM events WHERE seq = ?", [2]) == [
+        ("reject", "human")
+    ]
+    assert ledger.query(
+        "SELECT SUM(tokens), SUM(latency_s), COUNT(tokens), 7 % 4 FROM events "
+        "WHERE type = 'model.called'"
+    ) == [(7, 0.25, 1, 3)]
+    # a field of the wrong type never stops an append (PostgreSQL reads it as NULL)
+    ledger.append("model.called", at=4.0, data={"total_tokens": "many", "hidden": []})
+    assert ledger.verify().ok
+    with pytest.raises(LedgerError):
+        ledger.query("SELECT nope FROM events")
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+def test_a_ledger_opens_from_a_path_or_url(tmp_path: Path) -> None:
+    assert ledger_kind("runs/ledger.db") == "sqlite"
+    assert ledger_kind("sqlite:///runs/ledger.db") == "sqlite"
+    assert ledger_kind("postgresql://me@db.internal/coimprove") == "postgres"
+    assert ledger_kind("postgres://me@db.internal/coimprove") == "postgres"
+    assert sqlite_path("sqlite:///runs/l.db") == Path("runs/l.db")
+    assert sqlite_path("sqlite:////abs/l.db") == Path("/abs/l.db")
+    with pytest.raises(LedgerError, match="unsupported ledger URL"):
+        ledger_kind("mysql://me@db/coimprove")
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'u.db'}")
+    assert isinstance(ledger, SqliteLedger) and ledger.path == tmp_path / "u.db"
+
+
+def test_an_sqlite_text_file_is_not_a_ledger(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_text("hello, this is not SQLite\n" * 100)
     with pytest.raises(NotALedgerError, match="not a coimprove ledger"):
         SqliteLedger(path)
 
 
-def test_another_sqlite_database_is_not_a_ledger(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    with sqlite3.connect(path) as raw:
-        raw.execute("CREATE TABLE users (id INTEGER)")
-    with pytest.raises(NotALedgerError, match="users"):
-        SqliteLedger(path)
+def test_another_database_is_not_a_ledger(ledger_backend: LedgerBackend) -> None:
+    if ledger_backend.kind == "sqlite":
+        with sqlite3.connect(ledger_backend.url) as raw:
+            raw.execute("CREATE TABLE users (id INTEGER)")
+        with pytest.raises(NotALedgerError, match="users"):
+            ledger_backend.open()
+    else:
+        ledger_backend.tamper("CREATE TABLE events (id INTEGER)")
+        with pytest.raises(NotALedgerError, match="no coimprove metadata"):
+            ledger_backend.open()
+
+
+def test_a_ledger_of_another_schema_version_is_refused(ledger_backend: LedgerBackend) -> None:
+    ledger_backend.open().close()
+    ledger_backend.tamper("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(NotALedgerError, match="schema '99'"):
+        ledger_backend.open()
 
 
 def test_a_directory_is_not_a_ledger(tmp_path: Path) -> None:
@@ -74,48 +267,7 @@ def test_a_directory_is_not_a_ledger(tmp_path: Path) -> None:
         SqliteLedger(tmp_path)
 
 
-def test_concurrent_writers_keep_one_valid_chain(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    SqliteLedger(path).close()
-
-    def write(w: int) -> None:
-        ledger = SqliteLedger(path)
-        for i in range(150):
-            ledger.append("gate.viewed", at=float(i), actor=f"w{w}", data={"i": i})
-        ledger.close()
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    report = SqliteLedger(path).verify()
-    assert report.ok and report.events == 600
-
-
-def test_a_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.db")
-    assert ledger.acquire_lease("run", "a", ttl_s=60)
-    assert not ledger.acquire_lease("run", "b", ttl_s=60)
-    assert ledger.acquire_lease("run", "a", ttl_s=60)  # renewal
-    ledger.release_lease("run", "a")
-    assert ledger.acquire_lease("run", "b", ttl_s=0.0)
-    assert ledger.acquire_lease("run", "c", ttl_s=60)  # b's lease had expired
-
-
-def test_query_is_read_only(tmp_path: Path) -> None:
-    from coimprove import LedgerError
-
-    ledger = _fill(tmp_path / "l.db")
-    with pytest.raises(LedgerError):
-        ledger.query("DELETE FROM events")
-    assert ledger.verify().events == 5
-
-
-def test_a_lease_can_be_taken_from_a_named_dead_holder(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.db")
-    assert ledger.acquire_lease("run", "dead", ttl_s=60)
-    assert ledger.lease_holder("run") == "dead"
-    assert not ledger.acquire_lease("run", "me", ttl_s=60, steal_from="someone-else")
-    assert ledger.acquire_lease("run", "me", ttl_s=60, steal_from="dead")
-    assert ledger.lease_holder("run") == "me"
+def test_an_unreachable_postgres_ledger_fails_clearly() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(LedgerError, match="cannot connect to the Postgres ledger"):
+        open_ledger("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")

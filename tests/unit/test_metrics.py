@@ -6,13 +6,11 @@ import json
 import math
 import statistics
 from collections.abc import Iterator
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import pytest
 
-from coimprove.ledger.sqlite import SqliteLedger
 from coimprove.metrics import (
     GROUP_BYS,
     MISSING,
@@ -24,7 +22,8 @@ from coimprove.metrics import (
     summarize,
 )
 from coimprove.metrics import sql as metrics_sql
-from coimprove.protocols import LedgerWriter
+from coimprove.protocols import Ledger, LedgerWriter
+from tests.ledgers import LedgerBackend
 
 z = NormalDist().inv_cdf
 
@@ -134,17 +133,21 @@ class Book:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
-    with SqliteLedger(tmp_path / "l.db") as led:
+def ledger(ledger_backend: LedgerBackend) -> Iterator[Ledger]:
+    """Every measure is checked on each ledger backend (SQLite and PostgreSQL)."""
+    led = ledger_backend.open()
+    try:
         yield led
+    finally:
+        led.close()
 
 
 @pytest.fixture
-def book(ledger: SqliteLedger) -> Book:
+def book(ledger: Ledger) -> Book:
     return Book(ledger)
 
 
-def overall(ledger: SqliteLedger, **kw: Any) -> Report:
+def overall(ledger: Ledger, **kw: Any) -> Report:
     return report(ledger, **kw)
 
 
@@ -152,7 +155,7 @@ def overall(ledger: SqliteLedger, **kw: Any) -> Report:
 
 
 def test_latency_percentiles_interpolate_like_statistics_quantiles_inclusive(
-    ledger: SqliteLedger, book: Book
+    ledger: Ledger, book: Book
 ) -> None:
     latencies = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.5, 6.5, 3.25, 12.0, 0.5]
     for i, lat in enumerate(latencies):
@@ -170,7 +173,7 @@ def test_latency_percentiles_interpolate_like_statistics_quantiles_inclusive(
     assert got.p99 not in latencies
 
 
-def test_percentiles_of_one_decision_are_that_decision(ledger: SqliteLedger, book: Book) -> None:
+def test_percentiles_of_one_decision_are_that_decision(ledger: Ledger, book: Book) -> None:
     book.decided("r1.g.1", "ana", "approve", opened=10.0, decided=17.5)
 
     got = overall(ledger).latency_s
@@ -178,7 +181,7 @@ def test_percentiles_of_one_decision_are_that_decision(ledger: SqliteLedger, boo
 
 
 def test_dwell_runs_from_the_reviewers_first_view_before_deciding(
-    ledger: SqliteLedger, book: Book
+    ledger: Ledger, book: Book
 ) -> None:
     book.gate("r1.g.1", at=0.0)
     book.view("r1.g.1", "bob", at=2.0)  # someone else's view does not count
@@ -193,9 +196,7 @@ def test_dwell_runs_from_the_reviewers_first_view_before_deciding(
     assert got.latency_s.p50 == pytest.approx(20.0)
 
 
-def test_dwell_is_zero_when_the_reviewer_never_viewed_the_gate(
-    ledger: SqliteLedger, book: Book
-) -> None:
+def test_dwell_is_zero_when_the_reviewer_never_viewed_the_gate(ledger: Ledger, book: Book) -> None:
     book.gate("r1.g.1", at=0.0)
     book.view("r1.g.1", "bob", at=1.0)
     book.decide("r1.g.1", "ana", "approve", at=30.0)
@@ -222,7 +223,7 @@ def test_dwell_is_zero_when_the_reviewer_never_viewed_the_gate(
     ],
 )
 def test_rubber_stamp_needs_approval_short_dwell_and_unopened_detail(
-    ledger: SqliteLedger,
+    ledger: Ledger,
     book: Book,
     has_detail: bool,
     detail_view: str | None,
@@ -247,7 +248,7 @@ def test_rubber_stamp_needs_approval_short_dwell_and_unopened_detail(
     assert got.rubber_stamp_rate == (1.0 if stamped else 0.0)
 
 
-def test_rubber_stamp_rate_is_over_approvals_and_edits(ledger: SqliteLedger, book: Book) -> None:
+def test_rubber_stamp_rate_is_over_approvals_and_edits(ledger: Ledger, book: Book) -> None:
     short: dict[str, Any] = {"min_review_s": 30.0}
     book.decided("r1.a.1", "ana", "approve", decided=1.0, **short)  # stamp (never viewed)
     book.decided("r1.b.1", "ana", "approve", decided=1.0, **short)  # stamp
@@ -263,7 +264,7 @@ def test_rubber_stamp_rate_is_over_approvals_and_edits(ledger: SqliteLedger, boo
 # -- canaries and d′ ---------------------------------------------------------------------------
 
 
-def test_canary_catch_rate_false_alarms_and_d_prime(ledger: SqliteLedger, book: Book) -> None:
+def test_canary_catch_rate_false_alarms_and_d_prime(ledger: Ledger, book: Book) -> None:
     for i, v in enumerate(["reject", "request_changes", "approve", "escalate"]):
         book.decided(f"r1.c{i}.1", "ana", v, canary=True)
     for i, v in enumerate(["approve", "approve", "edit", "reject", "escalate"]):
@@ -289,7 +290,7 @@ def test_d_prime_is_none_without_signal_or_noise_trials() -> None:
         d_prime(5, 4, 0, 4)
 
 
-def test_canary_measures_are_none_without_canaries(ledger: SqliteLedger, book: Book) -> None:
+def test_canary_measures_are_none_without_canaries(ledger: Ledger, book: Book) -> None:
     book.decided("r1.n.1", "ana", "reject")
 
     got = overall(ledger).canary
@@ -334,7 +335,7 @@ def test_cohen_kappa_reproduces_the_textbook_example() -> None:
     assert cohen_kappa({("a", "a"): 4}) is None
 
 
-def test_agreement_on_quorum_gates_from_the_ledger(ledger: SqliteLedger, book: Book) -> None:
+def test_agreement_on_quorum_gates_from_the_ledger(ledger: Ledger, book: Book) -> None:
     votes = {  # gate -> (ana, bob, cy)
         "r1.q1.1": ("approve", "approve", "approve"),
         "r1.q2.1": ("approve", "reject", "approve"),
@@ -371,7 +372,7 @@ def test_agreement_on_quorum_gates_from_the_ledger(ledger: SqliteLedger, book: B
 # -- overrides, timeouts, pending --------------------------------------------------------------
 
 
-def test_override_and_timeout_rates_and_pending_gates(ledger: SqliteLedger, book: Book) -> None:
+def test_override_and_timeout_rates_and_pending_gates(ledger: Ledger, book: Book) -> None:
     for i, v in enumerate(["approve", "edit", "reject", "request_changes", "escalate"]):
         book.decided(f"r1.d{i}.1", "ana", v)
     book.gate("r1.late.1", at=0.0)
@@ -391,9 +392,7 @@ def test_override_and_timeout_rates_and_pending_gates(ledger: SqliteLedger, book
 # -- dead ends ---------------------------------------------------------------------------------
 
 
-def test_dead_end_detection_counts_resolved_planted_dead_ends(
-    ledger: SqliteLedger, book: Book
-) -> None:
+def test_dead_end_detection_counts_resolved_planted_dead_ends(ledger: Ledger, book: Book) -> None:
     book.decided("r1.a.1", "ana", "reject", truth="dead_end")
     book.decided("r1.b.1", "ana", "request_changes", truth="dead_end")
     book.decided("r1.c.1", "ana", "approve", truth="dead_end")
@@ -414,7 +413,7 @@ def test_dead_end_detection_counts_resolved_planted_dead_ends(
 
 
 def test_human_contribution_trend_falls_as_people_stop_changing_proposals(
-    ledger: SqliteLedger, book: Book
+    ledger: Ledger, book: Book
 ) -> None:
     verdicts = ["edit", "request_changes", "edit", "approve"] + ["approve"] * 3 + ["edit"]
     # recorded newest first, so only the decision times give the order
@@ -431,9 +430,7 @@ def test_human_contribution_trend_falls_as_people_stop_changing_proposals(
     assert got.trend[1].to_at == pytest.approx(71.0)
 
 
-def test_scripted_reviewers_count_as_people_but_models_do_not(
-    ledger: SqliteLedger, book: Book
-) -> None:
+def test_scripted_reviewers_count_as_people_but_models_do_not(ledger: Ledger, book: Book) -> None:
     book.decided("r1.a.1", "sim", "edit", rkind="scripted")
     book.decided("r1.b.1", "llm", "edit", rkind="model")
     book.decided("r1.c.1", "llm", "edit", rkind="model")
@@ -448,7 +445,7 @@ def test_scripted_reviewers_count_as_people_but_models_do_not(
 # -- human wait share --------------------------------------------------------------------------
 
 
-def test_human_wait_share_averages_finished_runs(ledger: SqliteLedger, book: Book) -> None:
+def test_human_wait_share_averages_finished_runs(ledger: Ledger, book: Book) -> None:
     book.run("r1", at=0.0)
     book.decided("r1.a.1", "ana", "approve", run="r1", opened=10.0, decided=20.0)
     book.decided("r1.b.1", "ana", "approve", run="r1", opened=40.0, decided=70.0)
@@ -470,9 +467,7 @@ def test_human_wait_share_averages_finished_runs(ledger: SqliteLedger, book: Boo
 # -- grouping ----------------------------------------------------------------------------------
 
 
-def test_grouping_by_reviewer_kind_policy_run_and_category(
-    ledger: SqliteLedger, book: Book
-) -> None:
+def test_grouping_by_reviewer_kind_policy_run_and_category(ledger: Ledger, book: Book) -> None:
     book.decided("r1.a.1", "ana", "approve", rkind="human", policy="strict", decided=4.0)
     book.decided("r1.b.1", "ana", "reject", rkind="human", policy="strict", decided=6.0)
     book.decided("r2.a.1", "sim", "approve", rkind="scripted", run="r2", category=None, decided=2.0)
@@ -501,7 +496,7 @@ def test_grouping_by_reviewer_kind_policy_run_and_category(
 
 
 def test_summarize_matches_the_report_and_refuses_unknown_groupings(
-    ledger: SqliteLedger, book: Book
+    ledger: Ledger, book: Book
 ) -> None:
     book.decided("r1.a.1", "ana", "approve")
     book.decided("r1.b.1", "bob", "edit")
@@ -514,7 +509,7 @@ def test_summarize_matches_the_report_and_refuses_unknown_groupings(
         summarize(ledger, "actor; DROP TABLE events")  # type: ignore[arg-type]
 
 
-def test_run_filter_limits_every_measure_to_that_run(ledger: SqliteLedger, book: Book) -> None:
+def test_run_filter_limits_every_measure_to_that_run(ledger: Ledger, book: Book) -> None:
     book.decided("r1.a.1", "ana", "approve", run="r1")
     book.decided("r2.a.1", "ana", "reject", run="r2")
     book.decided("r2.b.1", "ana", "reject", run="r2")
@@ -529,7 +524,7 @@ def test_run_filter_limits_every_measure_to_that_run(ledger: SqliteLedger, book:
 # -- shape -------------------------------------------------------------------------------------
 
 
-def test_empty_ledger_gives_zeros_and_nulls(ledger: SqliteLedger) -> None:
+def test_empty_ledger_gives_zeros_and_nulls(ledger: Ledger) -> None:
     got = report(ledger)
     dumped = got.model_dump()
     assert (got.gates, got.decided, got.pending, got.decisions) == (0, 0, 0, 0)
@@ -542,7 +537,7 @@ def test_empty_ledger_gives_zeros_and_nulls(ledger: SqliteLedger) -> None:
     json.dumps(dumped, allow_nan=False)
 
 
-def test_report_json_has_the_documented_keys(ledger: SqliteLedger, book: Book) -> None:
+def test_report_json_has_the_documented_keys(ledger: Ledger, book: Book) -> None:
     book.decided("r1.a.1", "ana", "approve", has_detail=True, min_review_s=5.0)
     dumped = report(ledger).model_dump(mode="json")
 
@@ -575,7 +570,7 @@ def test_measures_use_only_portable_sql_without_json_functions() -> None:
 
 
 @pytest.mark.slow
-def test_twenty_thousand_decisions_are_summarised(ledger: SqliteLedger) -> None:
+def test_twenty_thousand_decisions_are_summarised(ledger: Ledger) -> None:
     verdicts = ["approve", "approve", "edit", "reject", "request_changes", "escalate"]
     with ledger.transaction() as tx:
         b = Book(tx)

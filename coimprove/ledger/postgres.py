@@ -1,0 +1,372 @@
+"""The shared ledger: events in PostgreSQL, one hash chain however many processes append.
+
+``PostgresLedger("postgresql://user@host/db")`` (psycopg 3; ``pip install 'coimprove[postgres]'``).
+The schema mirrors the SQLite ledger's: the event's canonical JSON is stored as text exactly as
+it was hashed, and *stored generated columns* (``verdict``, ``canary``, ``min_review_s`` …) expose
+the fields measures read, so `coimprove.metrics` runs the same SQL on both backends.
+
+Appends are serialised by a row lock on the chain's head (``meta`` row ``head``, ``SELECT …
+FOR UPDATE``) held for the whole transaction: appenders in any number of processes and
+machines queue, each reads the head the previous one committed, and the chain stays one line.
+Leases are a single ``INSERT … ON CONFLICT DO UPDATE … WHERE`` (atomic take-or-renew).
+`query` runs in a ``READ ONLY`` transaction, so a metric cannot write.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from coimprove.errors import LedgerError, NotALedgerError
+from coimprove.ledger.chain import GENESIS, verify_chain
+from coimprove.ledger.sqlite import FORMAT, SCHEMA_VERSION
+from coimprove.model import EventType, LedgerEvent, canonical_json, event_hash
+from coimprove.protocols import ChainReport
+
+
+def _text(path: str) -> str:
+    return f"(data::jsonb #>> '{{{path}}}')"
+
+
+def _typed(path: str, sql_type: str) -> str:
+    """A JSON number (or boolean, as 0/1) at `path`, NULL for anything else: never an error."""
+    node = f"(data::jsonb #> '{{{path}}}')"
+    value = _text(path)
+    return (
+        f"CASE jsonb_typeof({node}) WHEN 'number' THEN {value}::numeric::{sql_type} "
+        f"WHEN 'boolean' THEN CASE WHEN {value}::boolean THEN 1 ELSE 0 END END"
+    )
+
+
+# name -> (SQL type, expression): the same fields the SQLite schema extracts with json_extract.
+GENERATED: dict[str, tuple[str, str]] = {
+    "verdict": ('TEXT COLLATE "C"', _text("verdict")),
+    "reviewer_kind": ('TEXT COLLATE "C"', _text("reviewer_kind")),
+    "proposal_kind": ('TEXT COLLATE "C"', _text("proposal_kind")),
+    "policy": ('TEXT COLLATE "C"', _text("policy")),
+    "outcome": ('TEXT COLLATE "C"', _text("outcome")),
+    "canary": ("INTEGER", _typed("hidden,canary", "integer")),
+    "truth": ('TEXT COLLATE "C"', _text("hidden,truth")),
+    "has_detail": ("INTEGER", _typed("has_detail", "integer")),
+    "min_review_s": ("DOUBLE PRECISION", _typed("min_review_s", "double precision")),
+    "category": ('TEXT COLLATE "C"', _text("category")),
+    "reason": ('TEXT COLLATE "C"', _text("reason")),
+    "deadline": ("DOUBLE PRECISION", _typed("deadline", "double precision")),
+    "latency_s": ("DOUBLE PRECISION", _typed("latency_s", "double precision")),
+    "tokens": ("BIGINT", _typed("total_tokens", "bigint")),
+}
+
+_GENERATED_SQL = ",\n    ".join(
+    f"{name} {sql_type} GENERATED ALWAYS AS ({expr}) STORED"
+    for name, (sql_type, expr) in GENERATED.items()
+)
+
+# Text columns compare and sort byte-wise (COLLATE "C"), as in SQLite, so grouped and ordered
+# results come out the same on both backends.
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq        BIGINT PRIMARY KEY,
+    type       TEXT COLLATE "C" NOT NULL,
+    run_id     TEXT COLLATE "C",
+    gate_id    TEXT COLLATE "C",
+    actor      TEXT COLLATE "C",
+    at         DOUBLE PRECISION NOT NULL,
+    data       TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    recorded   DOUBLE PRECISION NOT NULL,
+    {_GENERATED_SQL}
+);
+CREATE INDEX IF NOT EXISTS events_gate ON events (gate_id, type);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, type);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+CREATE TABLE IF NOT EXISTS leases (
+    key     TEXT COLLATE "C" PRIMARY KEY,
+    owner   TEXT COLLATE "C" NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
+"""
+
+_COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"  # the server's wall clock
+_SCHEMA_LOCK = 0x636F696D  # advisory lock id ("coim") taken while creating the schema
+
+# A '?' placeholder outside quotes; quoted text is matched first and kept as is.
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+
+
+def to_pyformat(query: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` as ``%%``)."""
+    query = query.replace("%", "%%")
+    return _PLACEHOLDER.sub(lambda m: "%s" if m.group(0) == "?" else m.group(0), query)
+
+
+def _plain(value: Any) -> Any:
+    """Numbers as SQLite returns them: PostgreSQL's NUMERIC (SUM, AVG) as int or float."""
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent >= 0:
+            return int(value)
+        return float(value)
+    return value
+
+
+def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
+    return LedgerEvent(
+        seq=row[0],
+        type=row[1],
+        run_id=row[2],
+        gate_id=row[3],
+        actor=row[4],
+        at=row[5],
+        data=json.loads(row[6]),
+        prev_hash=row[7],
+        hash=row[8],
+    )
+
+
+class _Tx:
+    """The writer handed out by `PostgresLedger.transaction()` (the head row is locked)."""
+
+    def __init__(self, ledger: PostgresLedger, head: tuple[int, str]) -> None:
+        self._ledger = ledger
+        self._head = head
+        self.appended = False
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        types: Sequence[EventType] | None = None,
+        after_seq: int = 0,
+    ) -> list[LedgerEvent]:
+        return self._ledger._select(
+            run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq
+        )
+
+    def append(
+        self,
+        type: EventType,
+        *,
+        at: float,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        prev_seq, prev_hash = self._head
+        seq = prev_seq + 1
+        data_json = canonical_json(data or {})
+        at = float(at)
+        digest = event_hash(prev_hash, seq, type, run_id, gate_id, actor, at, data_json)
+        self._ledger._conn.execute(
+            "INSERT INTO events (seq, type, run_id, gate_id, actor, at, data, prev_hash, hash, "
+            "recorded) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (seq, type, run_id, gate_id, actor, at, data_json, prev_hash, digest, time.time()),
+        )
+        self._head, self.appended = (seq, digest), True
+        return LedgerEvent(
+            seq=seq,
+            type=type,
+            run_id=run_id,
+            gate_id=gate_id,
+            actor=actor,
+            at=at,
+            data=data or {},
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+
+
+class PostgresLedger:
+    """Append-only, hash-chained events in a PostgreSQL database (safe across processes)."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self._lock = threading.RLock()
+        try:
+            self._conn = psycopg.connect(
+                dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout_s))
+            )
+        except psycopg.Error as exc:
+            raise LedgerError(f"cannot connect to the Postgres ledger: {exc}") from exc
+        self._init_schema()
+
+    @property
+    def postgres_dsn(self) -> str:
+        """The connection string (LangGraph checkpoints go to the same database)."""
+        return self.dsn
+
+    def _init_schema(self) -> None:
+        conn = self._conn
+        with self._lock, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            tables = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()"
+                )
+            }
+            if tables and "meta" not in tables and "events" in tables:
+                raise NotALedgerError(
+                    f"the database has an 'events' table but no coimprove metadata "
+                    f"(tables {sorted(tables)[:5]})"
+                )
+            if "meta" in tables:
+                meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if meta.get("format") != FORMAT:
+                    raise NotALedgerError("the database's 'meta' table is not a coimprove ledger's")
+                if meta.get("schema") != SCHEMA_VERSION:
+                    raise NotALedgerError(
+                        f"the database has ledger schema {meta.get('schema')!r}; this coimprove "
+                        f"reads schema {SCHEMA_VERSION!r}"
+                    )
+                return
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO meta VALUES ('format', %s), ('schema', %s), ('head', %s) "
+                "ON CONFLICT (key) DO NOTHING",
+                (FORMAT, SCHEMA_VERSION, GENESIS),
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        """Serialised read-then-append: the head row's lock makes concurrent writers queue."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
+            # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken after
+            # the lock was granted, so it sees the events the previous holder committed
+            row = self._conn.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            tx = _Tx(self, (int(row[0]), str(row[1])) if row else (0, GENESIS))
+            yield tx
+            if tx.appended:
+                self._conn.execute("UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],))
+
+    def append(
+        self,
+        type: EventType,
+        *,
+        at: float,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> LedgerEvent:
+        """Append one event in its own transaction."""
+        with self.transaction() as tx:
+            return tx.append(type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data)
+
+    def _select(
+        self,
+        *,
+        run_id: str | None,
+        gate_id: str | None,
+        types: Sequence[EventType] | None,
+        after_seq: int,
+    ) -> list[LedgerEvent]:
+        where = ["seq > %s"]
+        params: list[Any] = [after_seq]
+        if run_id is not None:
+            where.append("run_id = %s")
+            params.append(run_id)
+        if gate_id is not None:
+            where.append("gate_id = %s")
+            params.append(gate_id)
+        if types:
+            where.append("type = ANY(%s)")
+            params.append(list(types))
+        query = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        types: Sequence[EventType] | None = None,
+        after_seq: int = 0,
+    ) -> list[LedgerEvent]:
+        """Events in append order, filtered by run, gate, type and sequence."""
+        return self._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A SQL query (``?`` placeholders, as for SQLite) in a read-only transaction."""
+        try:
+            with self._lock, self._conn.transaction():
+                self._conn.execute("SET TRANSACTION READ ONLY")
+                rows = self._conn.execute(to_pyformat(sql), tuple(params)).fetchall()
+        except psycopg.Error as exc:
+            raise LedgerError(f"ledger query failed: {exc}") from exc
+        return [tuple(_plain(v) for v in r) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def verify(self) -> ChainReport:
+        """Walk the chain from the genesis hash; report the first event that does not fit."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            head = self._conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+            with self._conn.cursor(name="coimprove_verify") as cursor:
+                cursor.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+                return verify_chain(
+                    ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
+                    recorded_head=head[0] if head else None,
+                )
+
+    def acquire_lease(
+        self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
+    ) -> bool:
+        """Take the lease on `key` if it is free, expired, ours, or held by `steal_from`
+        (a holder known to be dead). The TTL runs on the database server's clock, so runners
+        on machines whose clocks disagree still agree on when a lease expires."""
+        with self._lock:
+            row = self._conn.execute(
+                f"INSERT INTO leases (key, owner, expires) VALUES (%s, %s, {_NOW} + %s) "
+                "ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, "
+                "expires = EXCLUDED.expires WHERE leases.owner = EXCLUDED.owner "
+                f"OR leases.owner = %s OR leases.expires <= {_NOW} RETURNING owner",
+                (key, owner, float(ttl_s), steal_from),
+            ).fetchone()
+        return row is not None
+
+    def lease_holder(self, key: str) -> str | None:
+        """Who holds the (unexpired) lease on `key`, if anyone."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT owner FROM leases WHERE key = %s AND expires > {_NOW}", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def release_lease(self, key: str, owner: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM leases WHERE key = %s AND owner = %s", (key, owner))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PostgresLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
