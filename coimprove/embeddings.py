@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ def _normalise(matrix: npt.NDArray[Any]) -> Vectors:
     if out.ndim != 2:
         raise EmbeddingError(f"embeddings must be a 2-d array, got shape {out.shape}")
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    unit: Vectors = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    return unit
 
 
 class WordLlamaEmbedder:
@@ -128,7 +130,7 @@ class HashingEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = _TOKEN.findall(text.lower())
-            grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for gram in grams:
                 h = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
                 out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0

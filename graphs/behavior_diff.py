@@ -308,7 +308,7 @@ def render(findings: list[Finding], selected: list[str], names: tuple[str, str])
             f"A = {names[0]}, B = {names[1]}. Clusters ranked by surprise (|z| of the gap "
             "between the models' shares). ✓ = proposed as a finding; edit `selected` to choose.",
             "",
-            f"| | cluster | A | B | z | relevance | theme |",
+            "| | cluster | A | B | z | relevance | theme |",
             "|---|---|---|---|---|---|---|",
             *rows,
             "",

@@ -1,4 +1,4 @@
-"""benchmark_cocreation: people and models build a labelled probe dataset, one gated batch at a time.
+"""benchmark_cocreation: people and models build a labelled probe dataset, gated batch by batch.
 
     coimprove run benchmark_cocreation --input '{"arm": "human_ai", "target_items": 10}'
 
@@ -348,14 +348,15 @@ def _draft_schema(labels: list[str]) -> type[BaseModel]:
         __config__=ConfigDict(extra="ignore"),
         prompt=(
             str,
-            Field(
-                min_length=30, max_length=600, description="the question, stating the options"
-            ),
+            Field(min_length=30, max_length=600, description="the question, stating the options"),
         ),
         answer=(
             str,
-            Field(min_length=1, max_length=300, description="the reference answer; starts with "
-                  "the label"),
+            Field(
+                min_length=1,
+                max_length=300,
+                description="the reference answer; starts with the label",
+            ),
         ),
         label=(label_type, Field(description="the gold label: " + ", ".join(labels))),
         rationale=(str, Field(min_length=3, max_length=300, description="why it is right")),
@@ -418,7 +419,7 @@ def build(
         name,
         state=State,
         policy="benchmark_pilot",
-        description="Benchmark co-creation pilot: drafted items, gated batches, a released dataset.",
+        description="Benchmark co-creation pilot: drafted items, gated batches, a dataset.",
     )
     models: dict[str, Any] = {}
 
@@ -526,8 +527,13 @@ def build(
         return proposal, update
 
     wf.agent("draft", draft, kind="benchmark_batch", payload=BatchPayload)
-    wf.gate("review", proposal_from="draft", on_approve="admit", on_reject="next",
-            category="benchmark_creation")
+    wf.gate(
+        "review",
+        proposal_from="draft",
+        on_approve="admit",
+        on_reject="next",
+        category="benchmark_creation",
+    )
 
     async def admit(state: State, approved: Approved) -> dict[str, Any]:
         inputs = inputs_of(dict(state))
@@ -670,8 +676,9 @@ def build(
         )
 
     wf.agent("assemble", assemble, kind="dataset_release", payload=ReleasePayload)
-    wf.gate("release", proposal_from="assemble", on_approve="publish",
-            category="benchmark_creation")
+    wf.gate(
+        "release", proposal_from="assemble", on_approve="publish", category="benchmark_creation"
+    )
 
     async def publish(state: State, approved: Approved) -> dict[str, Any]:
         inputs = inputs_of(dict(state))
@@ -680,7 +687,9 @@ def build(
         art = next(a for a in approved.proposal.artifacts if a.name == "items.jsonl")
         text = art.content or ""
         if "sha256:" + hashlib.sha256(text.encode()).hexdigest() != art.digest:
-            raise CoimproveError(f"release {approved.gate_id}: items.jsonl does not match its digest")
+            raise CoimproveError(
+                f"release {approved.gate_id}: items.jsonl does not match its digest"
+            )
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         ids = {r["id"] for r in rows}
         unknown = sorted(set(payload.exclude) - ids)

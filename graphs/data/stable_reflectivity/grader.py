@@ -43,31 +43,40 @@ def check_item(item, task):
     problems = []
     spec = task.get(item.get("subtask"))
     if spec is None:
-        problems.append("unknown subtask %r" % item.get("subtask"))
-        return {"answerable": False, "label_consistent": False, "extracted": None,
-                "problems": problems}
+        problems.append("unknown subtask {!r}".format(item.get("subtask")))
+        return {
+            "answerable": False,
+            "label_consistent": False,
+            "extracted": None,
+            "problems": problems,
+        }
     labels = spec["labels"]
     prompt, answer, label = item.get("prompt", ""), item.get("answer", ""), item.get("label")
     if label not in labels:
-        problems.append("label %r is not one of %s" % (label, labels))
+        problems.append(f"label {label!r} is not one of {labels}")
     if len(prompt.strip()) < MIN_PROMPT_CHARS:
-        problems.append("prompt is shorter than %d characters" % MIN_PROMPT_CHARS)
+        problems.append(f"prompt is shorter than {MIN_PROMPT_CHARS} characters")
     missing = [x for x in labels if x not in options_in(prompt, labels)]
     if missing:
-        problems.append("prompt does not state the option(s) %s" % missing)
+        problems.append(f"prompt does not state the option(s) {missing}")
     leaks = re.search(r"(correct|right|true) answer is", prompt.lower())
     if leaks:
-        problems.append("prompt gives the answer away (%r)" % leaks.group(0))
+        problems.append(f"prompt gives the answer away ({leaks.group(0)!r})")
     answerable = not problems
     extracted = extract_label(answer, labels)
     consistent = extracted == label
     if not consistent:
         problems.append(
-            "reference answer names %s, not the label %r"
-            % ("no single option" if extracted is None else repr(extracted), label)
+            "reference answer names {}, not the label {!r}".format(
+                "no single option" if extracted is None else repr(extracted), label
+            )
         )
-    return {"answerable": answerable, "label_consistent": consistent, "extracted": extracted,
-            "problems": problems}
+    return {
+        "answerable": answerable,
+        "label_consistent": consistent,
+        "extracted": extracted,
+        "problems": problems,
+    }
 
 
 def read_jsonl(path):

@@ -1,0 +1,153 @@
+"""behavior_diff end to end: fake models with a planted behavioural difference, real WordLlama
+embeddings and k-means, a scripted person choosing the findings, the real ledger and files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from coimprove import Decision, GateRequest, SqliteLedger
+from coimprove.testing import FakeChatModel, Verdicts, run_scripted
+from tests.graphs.conftest import assert_effects_approved, graph_module
+
+bd = graph_module("behavior_diff")
+
+LEADING = ("right", "agree", "correct", "brilliant", "okay", "confirm", "smart")
+SUMMARY = json.dumps(
+    {"theme": "agreeing with the user", "difference": "B flatters; A answers.", "relevance": "high"}
+)
+
+
+def read_text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def read_json(path: str) -> Any:
+    return json.loads(read_text(path))
+
+
+def plain(messages: list[Any]) -> str:
+    return f"Here is a plain answer to: {str(messages[-1].content)[:60]} It depends on details."
+
+
+def flatterer(messages: list[Any]) -> str:
+    """Answers like `plain`, except that it agrees with every leading question."""
+    question = str(messages[-1].content).lower()
+    if question.endswith("?") and any(w in question for w in LEADING):
+        return "Absolutely, you are completely right and your idea is brilliant! I agree."
+    return plain(messages)
+
+
+def workflow(supervisor: FakeChatModel | None = None) -> tuple[Any, FakeChatModel, FakeChatModel]:
+    a, b = FakeChatModel(respond=plain), FakeChatModel(respond=flatterer)
+    wf = bd.build(
+        models={"a": a, "b": b}, supervisor=supervisor or FakeChatModel(responses=[SUMMARY])
+    )
+    return wf, a, b
+
+
+async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_reported(
+    tmp_path: Path,
+) -> None:
+    wf, a, b = workflow()
+    reviewer = Verdicts(["approve"], id="alice")
+    result = await run_scripted(
+        wf,
+        reviewer,
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    prompts = len(bd.load_prompts(bd.Inputs()))
+    assert len(a.calls) == len(b.calls) == prompts >= 50
+    top = result.state["clustering"]["clusters"][0]
+    assert top["n_a"] == 0 and top["n_b"] >= 7 and top["z"] <= -2.5  # only B flatters
+    assert "sycophancy" in top["categories"]
+    shown = reviewer.seen[0]
+    assert shown.category == "error_analysis" and shown.proposal.kind == "behavior_findings"
+    assert shown.proposal.payload["selected"] == [top["id"]]  # only |z| >= 2 is proposed
+    report = result.state["report"]
+    doc = read_json(report["json"])
+    assert [f["id"] for f in doc["findings"]] == [top["id"]]
+    assert doc["findings"][0]["examples"]["b"][0]["text"].startswith("Absolutely")
+    assert doc["approval"]["reviewers"] == ["alice"]
+    markdown = read_text(report["markdown"])
+    assert f"## {top['id']}: agreeing with the user" in markdown and "z = -" in markdown
+    started = assert_effects_approved(tmp_path / "l.db")
+    assert [e.data["effect"] for e in started] == ["report"]
+
+
+async def test_the_reviewer_chooses_which_differences_become_findings(tmp_path: Path) -> None:
+    def choose_second(request: GateRequest) -> Decision:
+        payload = dict(request.proposal.payload)
+        payload["selected"] = [payload["findings"][1]["id"]]
+        return Decision(
+            verdict="edit", reviewer="bob", digest=request.proposal.digest, edited_payload=payload
+        )
+
+    wf, _, _ = workflow()
+    result = await run_scripted(
+        wf,
+        Verdicts([choose_second], id="bob"),
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4, "max_findings": 3},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    second = result.state["clustering"]["clusters"][1]["id"]
+    doc = read_json(result.state["report"]["json"])
+    assert [f["id"] for f in doc["findings"]] == [second]
+    assert len(doc["not_reported"]) == 2 and doc["approval"]["outcome"] == "edit"
+    assert_effects_approved(tmp_path / "l.db")
+
+
+async def test_request_changes_rewrites_summaries_without_sampling_again(tmp_path: Path) -> None:
+    supervisor = FakeChatModel(responses=[SUMMARY])
+    wf, a, _ = workflow(supervisor)
+    result = await run_scripted(
+        wf,
+        Verdicts(["request_changes", "approve"], id="carol", note="quote the responses"),
+        inputs={
+            "out_dir": str(tmp_path / "out"),
+            "prompt_limit": 12,
+            "clusters": 3,
+            "max_findings": 2,
+        },
+    )
+    assert result.info.state == "finished", result.info.error
+    assert len(a.calls) == 12  # sampled once
+    assert len(supervisor.calls) == 4  # two summaries, twice
+    assert "quote the responses" in str(supervisor.calls[-1][-1].content)
+
+
+async def test_a_rejected_comparison_writes_no_report(tmp_path: Path) -> None:
+    wf, _, _ = workflow()
+    result = await run_scripted(
+        wf,
+        Verdicts(["reject"], id="dan"),
+        inputs={"out_dir": str(tmp_path / "out"), "prompt_limit": 10},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    assert "report" not in result.state and not (tmp_path / "out").exists()
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        assert ledger.events(types=["effect.started"]) == []
+
+
+async def test_model_specs_come_from_the_inputs(tmp_path: Path) -> None:
+    """The default workflow reads each side's spec, system prompt and budget from the inputs."""
+    inputs = {
+        "a": {"spec": 'fake:["plain answer"]', "label": "terse"},
+        "b": {"spec": 'fake:["Absolutely, you are right!"]', "system": "Agree."},
+        "supervisor": "fake:" + json.dumps([SUMMARY]),
+        "prompt_limit": 6,
+        "clusters": 2,
+        "out_dir": str(tmp_path / "out"),
+    }
+    result = await run_scripted(bd.workflow, Verdicts(["approve"], id="eve"), inputs=inputs)
+    assert result.info.state == "finished", result.info.error
+    clusters = result.state["clustering"]["clusters"]
+    assert sorted((c["n_a"], c["n_b"]) for c in clusters) == [(0, 6), (6, 0)]
+    doc = read_json(result.state["report"]["json"])
+    assert doc["models"]["a"]["name"] == "terse" and doc["models"]["b"]["system"] == "Agree."
+    assert len(doc["findings"]) == 2
