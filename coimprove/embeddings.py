@@ -8,8 +8,9 @@ vectors = emb.embed(["a sentence", "another one"])
 labels = kmeans(vectors, k=2, seed=0).labels
 ```
 
-- ``wordllama`` (default): WordLlama's 256-d token embeddings, loaded from the files its PyPI
-  wheel ships, with downloads disabled (works offline; ~0.2 s for 10,000 sentences).
+- ``wordllama`` (default): WordLlama's 256-d token embeddings (``wordllama:DIM`` truncates
+  them, Matryoshka style), loaded from the files its PyPI wheel ships, with downloads disabled
+  (works offline; ~0.2 s for 10,000 sentences).
 - ``hashing``: a dependency-free bag-of-words hashing embedder (deterministic; for tests and
   as a fallback where a lexical notion of similarity is enough).
 - any object with the `Embedder` protocol.
@@ -75,12 +76,14 @@ class WordLlamaEmbedder:
     """
 
     def __init__(self, dim: int = 256) -> None:
+        if not 16 <= dim <= 256:
+            raise EmbeddingError(f"WordLlama dimensions are 16..256 (a truncation), got {dim}")
         self.dim = dim
         self._model: Any = None
 
     @property
     def name(self) -> str:
-        return f"wordllama:l2_supercat_{self.dim}"
+        return "wordllama:l2_supercat_256" + (f"/{self.dim}" if self.dim != 256 else "")
 
     def load(self) -> Any:
         """The loaded WordLlama model (shared per process and dimension)."""
@@ -103,7 +106,9 @@ def _load_wordllama(dim: int) -> Any:
         raise EmbeddingError(f"the wordllama embedder needs wordllama: {EMBEDDINGS_HINT}") from exc
     folder = Path(str(wordllama.__file__)).parent
     try:
-        return wordllama.WordLlama.load(cache_dir=folder, disable_download=True, dim=dim)
+        return wordllama.WordLlama.load(
+            cache_dir=folder, disable_download=True, dim=256, trunc_dim=None if dim == 256 else dim
+        )
     except Exception as exc:  # a missing file surfaces as FileNotFoundError/ValueError/...
         raise EmbeddingError(
             f"cannot load WordLlama (dim {dim}) from {folder} without a download: "

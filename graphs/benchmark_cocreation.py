@@ -34,7 +34,7 @@ START → draft ─▶ review (gate) ─approve/edit─▶ admit (effect) ─▶
 
 `build(model=...)` returns the workflow with a given chat model (tests pass a fake);
 ``workflow`` is the default one (model from the ``model`` input, else ``$COIMPROVE_MODEL``,
-else ``local``). `DEMO_INPUTS` is a cheap preset (three items, one batch).
+else ``local``). `DEMO_INPUTS` is a cheap preset (one batch of three items).
 """
 
 from __future__ import annotations
@@ -71,8 +71,14 @@ DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TASK = DATA / "stable_reflectivity" / "task.yaml"
 Arm = Literal["human_ai", "ai_only", "human_only"]
 
-DEMO_INPUTS: dict[str, Any] = {"arm": "human_ai", "target_items": 3, "batch_size": 3}
-"""A cheap preset: one batch of three items (one model call each), one release."""
+DEMO_INPUTS: dict[str, Any] = {
+    "arm": "human_ai",
+    "target_items": 3,
+    "batch_size": 3,
+    "max_batches": 1,
+}
+"""A cheap preset: one batch of three drafted items (one model call each), then the release
+if any item was admitted (about 25 s with the local model)."""
 
 
 # -- the task spec --------------------------------------------------------------------------
@@ -105,6 +111,7 @@ class TaskSpec(BaseModel):
     version: int = 1
     description: str = ""
     grader: str = Field(description="path of the grader script, relative to the spec")
+    topics: list[str] = Field(default_factory=list, description="scenario settings for drafts")
     subtasks: dict[str, Subtask] = Field(min_length=1)
 
     @property
@@ -372,7 +379,7 @@ Subtask "{name}" ({title}): {description}
 
 Rules: the prompt must be answerable from the prompt alone and must end by asking for one of \
 the options {options}. The gold label is one of those options, and the reference answer starts \
-with it. Write a NEW scenario: do not copy or paraphrase the examples."""
+with it. Write a NEW scenario: do not copy or paraphrase the examples.{setting}"""
 
 
 def draft_messages(
@@ -380,6 +387,7 @@ def draft_messages(
     name: str,
     examples: list[dict[str, Any]],
     feedback: tuple[str, str] | None,
+    topic: str | None = None,
 ) -> list[SystemMessage | HumanMessage]:
     sub = task.subtasks[name]
     options = " or ".join(f'"{label}"' for label in sub.labels)
@@ -389,6 +397,7 @@ def draft_messages(
         title=sub.title,
         description=sub.description.strip(),
         options=options,
+        setting=f" Set the scenario in this setting: {topic}." if topic else "",
     )
     lines = ["## Examples (for the format only)"]
     for ex in examples:
@@ -474,12 +483,14 @@ def build(
             for n in range(1, inputs.batch_size + 1):
                 sub_name = subtasks[(drafted + n - 1) % len(subtasks)]
                 sub = task.subtasks[sub_name]
-                examples = [s.model_dump() for s in sub.seeds[:2]]
-                examples += [r for r in admitted if r["subtask"] == sub_name][-2:]
+                slot = drafted + n - 1
+                examples = [s.model_dump() for s in sub.seeds[slot % max(1, len(sub.seeds)) :][:1]]
+                examples += [r for r in admitted if r["subtask"] == sub_name][-1:]
+                topic = task.topics[slot % len(task.topics)] if task.topics else None
                 result = await generate_structured(
                     chat_model,
                     _draft_schema(sub.labels),
-                    list(draft_messages(task, sub_name, examples, fb)),
+                    list(draft_messages(task, sub_name, examples, fb, topic)),
                     agent=ctx.name,
                 )
                 items.append(

@@ -85,6 +85,10 @@ def item_writer(*, inconsistent: set[int] = frozenset()) -> FakeChatModel:  # ty
     return FakeChatModel(respond=respond)
 
 
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
 def assert_effects_approved(db: Path) -> list[Any]:
     """Every effect.started follows a gate.resolved approving the same gate with the same
     digest; the chain verifies. Returns the effect.started events."""
