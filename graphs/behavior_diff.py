@@ -453,9 +453,15 @@ def build(
         unknown = sorted(set(payload.selected) - known)
         if unknown:
             raise CoimproveError(f"findings {approved.gate_id}: selected unknown ids {unknown}")
-        chosen = [f for f in payload.findings if f.id in set(payload.selected)]
         clustering = state.get("clustering") or {}
         by_id = {c["id"]: c for c in clustering.get("clusters", [])}
+        stats = ("share_a", "share_b", "n_a", "n_b", "z")
+        # words are the reviewer's to edit; the numbers always come from the clustering
+        chosen = [
+            f.model_copy(update={k: by_id[f.id][k] for k in stats}) if f.id in by_id else f
+            for f in payload.findings
+            if f.id in set(payload.selected)
+        ]
         who = names(inputs)
         run_id = approved.gate_id.rsplit(".", 2)[0]
         doc = {

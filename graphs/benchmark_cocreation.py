@@ -289,7 +289,9 @@ async def check_items(
         got = graded.get(item.ref)
         if not isinstance(got, dict):
             raise CoimproveError(f"the grader returned no result for item {item.ref!r}")
-        problems = [str(p) for p in got.get("problems", [])]
+        raw = got.get("problems")
+        # the grader's output is data from a sandbox: keep it small and textual
+        problems = [str(p)[:300] for p in (raw if isinstance(raw, list) else [])[:10]]
         dup = dups.get(n)
         duplicate_of = None
         if dup is not None:
