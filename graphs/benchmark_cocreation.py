@@ -458,7 +458,15 @@ def build(
         update: dict[str, Any] = {"batches": batch}
         author = f"agent:{ctx.name}"
         tags = [f"arm:{inputs.arm}", f"task:{task.name}"]
-        if inputs.arm == "human_only":
+        if inputs.arm == "human_only" and ctx.feedback is not None:
+            # no AI rewrites human items: the batch comes back as it was, with the note, for a
+            # person to fix at the gate (edit) or to decide again
+            previous = ctx.feedback.previous
+            items = BatchPayload.model_validate(previous.payload).items
+            author = previous.author
+            title = f"Batch {batch}: {len(items)} human-written items, sent back for changes"
+            tags.append("sent-back")
+        elif inputs.arm == "human_only":
             start = state.get("consumed", 0)
             given = inputs.items[start : start + inputs.batch_size]
             try:
@@ -575,6 +583,7 @@ def build(
             checks = {ref: c["checks"] for ref, c in drafted.items()}
         admitted = list(state.get("admitted") or [])
         outcomes = list(state.get("outcomes") or [])
+        reviewers = ",".join(approved.outcome.reviewers)
         for item in items:
             base = drafted.get(item.ref)
             if base is None:
@@ -605,7 +614,8 @@ def build(
                         "rationale": item.rationale,
                         "source": {
                             "arm": inputs.arm,
-                            "author": item.author or proposal.author,
+                            "author": item.author
+                            or (reviewers if review == "added" else proposal.author),
                             "review": review,
                             "gate": approved.gate_id,
                             "reviewers": list(approved.outcome.reviewers),

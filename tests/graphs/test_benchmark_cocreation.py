@@ -288,3 +288,26 @@ async def test_bad_inputs_fail_the_run_with_a_message_naming_the_field(tmp_path:
     )
     assert result.info.state == "failed"
     assert "@arm" in (result.info.error or "")
+
+
+async def test_human_only_items_sent_back_return_unchanged_for_a_person_to_fix(
+    tmp_path: Path,
+) -> None:
+    reviewer = Verdicts(["request_changes", "approve"], id="ivy", note="item 1 is too easy")
+    result = await run_scripted(
+        bc.build(model=FakeChatModel(responses=["never called"])),
+        reviewer,
+        inputs={
+            "arm": "human_only",
+            "items": HUMAN_ITEMS[:1],
+            "author": "erin",
+            "out_dir": str(tmp_path / "ds"),
+        },
+    )
+    assert result.info.state == "finished", result.info.error
+    first, again = reviewer.seen[0], reviewer.seen[1]
+    assert again.feedback == "item 1 is too easy" and "sent-back" in again.proposal.tags
+    assert again.proposal.payload["items"] == first.proposal.payload["items"]
+    assert again.proposal.author == "erin"
+    rows, _, _ = published(result.state)
+    assert len(rows) == 1
