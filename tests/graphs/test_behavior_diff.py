@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from coimprove import Decision, GateRequest, SqliteLedger
+import pytest
+
+from coimprove import CoimproveError, Decision, GateRequest, SqliteLedger
 from coimprove.testing import FakeChatModel, Verdicts, run_scripted
 from tests.graphs.conftest import assert_effects_approved, graph_module
 
@@ -151,3 +153,19 @@ async def test_model_specs_come_from_the_inputs(tmp_path: Path) -> None:
     doc = read_json(result.state["report"]["json"])
     assert doc["models"]["a"]["name"] == "terse" and doc["models"]["b"]["system"] == "Agree."
     assert len(doc["findings"]) == 2
+
+
+def test_surprise_is_the_two_proportion_z_of_the_shares() -> None:
+    # 30/100 vs 10/100: pooled p = 0.2, se = sqrt(0.2 * 0.8 * 0.02) = 0.0566 -> z = 3.536
+    assert bd.two_proportion_z(30, 100, 10, 100) == pytest.approx(3.5355, abs=1e-3)
+    assert bd.two_proportion_z(10, 100, 30, 100) == pytest.approx(-3.5355, abs=1e-3)
+    assert bd.two_proportion_z(5, 50, 5, 50) == 0.0
+    assert bd.two_proportion_z(0, 10, 0, 10) == 0.0  # no variance: no surprise
+    assert bd.two_proportion_z(1, 0, 1, 10) == 0.0
+
+
+def test_bad_inputs_are_refused_naming_the_field() -> None:
+    with pytest.raises(CoimproveError, match=r"@a\.temperature"):
+        bd.inputs_of({"a": {"temperature": 7}})
+    with pytest.raises(CoimproveError, match="duplicate ids"):
+        bd.load_prompts(bd.inputs_of({"prompts": [{"id": "x", "text": "a"}] * 2}))
