@@ -169,3 +169,16 @@ def test_bad_inputs_are_refused_naming_the_field() -> None:
         bd.inputs_of({"a": {"temperature": 7}})
     with pytest.raises(CoimproveError, match="duplicate ids"):
         bd.load_prompts(bd.inputs_of({"prompts": [{"id": "x", "text": "a"}] * 2}))
+
+
+async def test_runs_under_another_policy(tmp_path: Path) -> None:
+    wf, _, _ = workflow()
+    assert wf.policy == "default"
+    result = await run_scripted(
+        wf,
+        Verdicts(["approve"], id="lead-1", kind="scripted"),
+        inputs={"out_dir": str(tmp_path / "out"), "prompt_limit": 10},
+        policy="strict",
+    )
+    assert result.info.state == "finished" and result.info.policy == "strict"
+    assert "report" in result.state

@@ -311,3 +311,17 @@ async def test_human_only_items_sent_back_return_unchanged_for_a_person_to_fix(
     assert again.proposal.author == "erin"
     rows, _, _ = published(result.state)
     assert len(rows) == 1
+
+
+async def test_runs_under_another_policy(tmp_path: Path) -> None:
+    wf = bc.build(model=item_writer())
+    assert wf.policy == "benchmark_pilot"
+    result = await run_scripted(
+        wf,
+        Verdicts(["approve"], id="lead-1", kind="scripted"),
+        inputs={"target_items": 2, "batch_size": 2, "out_dir": str(tmp_path / "ds")},
+        policy="strict",
+    )
+    assert result.info.state == "finished" and result.info.policy == "strict"
+    rows, _, _ = published(result.state)
+    assert len(rows) == 2
