@@ -419,32 +419,25 @@ def draft_messages(
     return [SystemMessage(content=system), HumanMessage(content="\n".join(lines))]
 
 
-def build(
-    *,
-    model: ModelSpec | None = None,
-    embedder: Embedder | str | None = None,
-    name: str = "benchmark_cocreation",
-) -> Workflow:
-    """The workflow, drafting with `model` (default: the ``model`` input, else ``local``)."""
-    wf = Workflow(
-        name,
-        state=State,
-        policy="benchmark_pilot",
-        description="Benchmark co-creation pilot: drafted items, gated batches, a dataset.",
-    )
-    models: dict[str, Any] = {}
+class Nodes:
+    """The graph's node functions, sharing the drafting model and the embedder."""
 
-    def chat(inputs: Inputs) -> Any:
-        spec: ModelSpec | None = model if model is not None else inputs.model
+    def __init__(self, model: ModelSpec | None, embedder: Embedder | str | None) -> None:
+        self.model, self.embedder = model, embedder
+        self.models: dict[Any, Any] = {}
+
+    def chat(self, inputs: Inputs) -> Any:
+        spec: ModelSpec | None = self.model if self.model is not None else inputs.model
         key = spec if isinstance(spec, str) or spec is None else f"id:{id(spec)}"
-        if key not in models:
-            models[key] = resolve_model(spec)
-        return models[key]
+        if key not in self.models:
+            self.models[key] = resolve_model(spec)
+        return self.models[key]
 
-    def embed(inputs: Inputs) -> Embedder:
-        return resolve_embedder(embedder if embedder is not None else inputs.embedder)
+    def embed(self, inputs: Inputs) -> Embedder:
+        return resolve_embedder(self.embedder if self.embedder is not None else inputs.embedder)
 
-    async def draft(state: State, ctx: AgentContext) -> tuple[Proposal, dict[str, Any]]:
+    async def draft(self, state: State, ctx: AgentContext) -> tuple[Proposal, dict[str, Any]]:
+        """Agent: the next batch (model-drafted, or human-written), checked, as a proposal."""
         inputs = inputs_of(dict(state))
         task, _, _ = load_task(inputs.task or DEFAULT_TASK)
         subtasks = inputs.subtasks or list(task.subtasks)
@@ -483,7 +476,7 @@ def build(
             if not given:
                 title = f"Batch {batch}: write up to {inputs.batch_size} items (edit the batch)"
         else:
-            chat_model = chat(inputs)
+            chat_model = self.chat(inputs)
             drafted = state.get("drafted", 0)
             admitted = state.get("admitted") or []
             fb = None
@@ -518,7 +511,7 @@ def build(
             items,
             inputs=inputs,
             known=known_prompts(task, dict(state)),
-            embedder=embed(inputs),
+            embedder=self.embed(inputs),
             run_id=ctx.run_id,
         )
         passed = sum(c["ok"] for c in checks.values())
@@ -547,16 +540,8 @@ def build(
         )
         return proposal, update
 
-    wf.agent("draft", draft, kind="benchmark_batch", payload=BatchPayload)
-    wf.gate(
-        "review",
-        proposal_from="draft",
-        on_approve="admit",
-        on_reject="next",
-        category="benchmark_creation",
-    )
-
-    async def admit(state: State, approved: Approved) -> dict[str, Any]:
+    async def admit(self, state: State, approved: Approved) -> dict[str, Any]:
+        """Effect: re-check what the reviewer changed; admit the items that pass."""
         inputs = inputs_of(dict(state))
         task, _, _ = load_task(inputs.task or DEFAULT_TASK)
         proposal = approved.proposal
@@ -576,7 +561,7 @@ def build(
                 items,
                 inputs=inputs,
                 known=known_prompts(task, dict(state)),
-                embedder=embed(inputs),
+                embedder=self.embed(inputs),
                 run_id=run_id,
             )
         else:
@@ -631,9 +616,7 @@ def build(
         handled = [*(state.get("handled") or []), proposal.id]
         return {"admitted": admitted, "outcomes": outcomes, "handled": handled}
 
-    wf.effect("admit", admit, gate="review", idempotent=True)
-
-    def next_step(state: State) -> dict[str, Any]:
+    def next_step(self, state: State) -> dict[str, Any]:
         """Record a rejected batch's items (the gate routed here without an approval)."""
         current = (state.get("proposals") or {}).get("draft")
         handled = state.get("handled") or []
@@ -648,7 +631,8 @@ def build(
         ]
         return {"outcomes": outcomes, "handled": [*handled, current["id"]]}
 
-    def route(state: State) -> str:
+    def route(self, state: State) -> str:
+        """Another batch, the release, or the end (nothing was admitted)."""
         inputs = inputs_of(dict(state))
         admitted = len(state.get("admitted") or [])
         done = admitted >= inputs.target_items or state.get("batches", 0) >= inputs.batches_allowed
@@ -658,11 +642,8 @@ def build(
             return "draft"
         return "assemble" if admitted else "end"
 
-    wf.node("next", next_step)
-    wf.edge("admit", "next")
-    wf.route("next", route, {"draft": "draft", "assemble": "assemble", "end": END})
-
-    def assemble(state: State, ctx: AgentContext) -> Proposal:
+    def assemble(self, state: State, ctx: AgentContext) -> Proposal:
+        """Agent: the admitted items as a dataset release (JSONL artifact, content version)."""
         inputs = inputs_of(dict(state))
         task, _, task_digest = load_task(inputs.task or DEFAULT_TASK)
         rows = sorted(state.get("admitted") or [], key=lambda r: r["id"])
@@ -698,12 +679,8 @@ def build(
             tags=(f"arm:{inputs.arm}", f"task:{task.name}"),
         )
 
-    wf.agent("assemble", assemble, kind="dataset_release", payload=ReleasePayload)
-    wf.gate(
-        "release", proposal_from="assemble", on_approve="publish", category="benchmark_creation"
-    )
-
-    async def publish(state: State, approved: Approved) -> dict[str, Any]:
+    async def publish(self, state: State, approved: Approved) -> dict[str, Any]:
+        """Effect: write the approved release (minus `exclude`) as a new dataset version."""
         inputs = inputs_of(dict(state))
         task, _, task_digest = load_task(inputs.task or DEFAULT_TASK)
         payload = ReleasePayload.model_validate(approved.proposal.payload)
@@ -746,7 +723,7 @@ def build(
             ),
             "checks": {
                 "grader": task.grader,
-                "embedder": embed(inputs).name,
+                "embedder": self.embed(inputs).name,
                 "duplicate_threshold": inputs.duplicate_threshold,
             },
         }
@@ -767,7 +744,38 @@ def build(
             }
         }
 
-    wf.effect("publish", publish, gate="release", idempotent=True)
+
+def build(
+    *,
+    model: ModelSpec | None = None,
+    embedder: Embedder | str | None = None,
+    name: str = "benchmark_cocreation",
+) -> Workflow:
+    """The workflow, drafting with `model` (default: the ``model`` input, else ``local``)."""
+    wf = Workflow(
+        name,
+        state=State,
+        policy="benchmark_pilot",
+        description="Benchmark co-creation pilot: drafted items, gated batches, a dataset.",
+    )
+    nodes = Nodes(model, embedder)
+    wf.agent("draft", nodes.draft, kind="benchmark_batch", payload=BatchPayload)
+    wf.gate(
+        "review",
+        proposal_from="draft",
+        on_approve="admit",
+        on_reject="next",
+        category="benchmark_creation",
+    )
+    wf.effect("admit", nodes.admit, gate="review", idempotent=True)
+    wf.node("next", nodes.next_step)
+    wf.edge("admit", "next")
+    wf.route("next", nodes.route, {"draft": "draft", "assemble": "assemble", "end": END})
+    wf.agent("assemble", nodes.assemble, kind="dataset_release", payload=ReleasePayload)
+    wf.gate(
+        "release", proposal_from="assemble", on_approve="publish", category="benchmark_creation"
+    )
+    wf.effect("publish", nodes.publish, gate="release", idempotent=True)
     wf.edge(START, "draft")
     wf.edge("draft", "review")
     wf.edge("assemble", "release")
