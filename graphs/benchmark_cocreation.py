@@ -13,7 +13,8 @@ START → draft ─▶ review (gate) ─approve/edit─▶ admit (effect) ─▶
                                                                             ─approve─▶ publish
 ```
 
-- ``draft`` proposes a batch of ``batch_size`` items (prompt, answer, label, rationale, subtask).
+- ``draft`` proposes a batch of ``batch_size`` items (prompt, answer, label, rationale, subtask;
+  ``batch_size: 1`` makes it a gate per item).
   Arm ``human_ai`` and ``ai_only``: a model writes them, one structured call per item. Arm
   ``human_only``: people write them — given as the ``items`` input (authored by ``author``), or,
   with no ``items``, written into an empty batch with the gate's *edit*. Every batch is checked
