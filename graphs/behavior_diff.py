@@ -24,7 +24,9 @@ START → sample → cluster → summarise (agent) ─▶ findings (gate) ─app
   behaved alike), with the prompt categories and responses closest to the centroid.
 - ``summarise`` (the supervisor model) describes the ``max_findings`` most surprising clusters:
   a theme, the difference between the models, and its relevance to alignment. The proposal
-  lists them; ``selected`` holds the ids proposed as findings (those with |z| >= ``min_z``).
+  lists them; ``selected`` holds the ids proposed as findings: clusters whose gap is
+  significant at level ``alpha`` (0.05) after a Bonferroni correction over the k clusters
+  (|z| >= the normal quantile 1 - alpha/2k), or |z| >= ``min_z`` when given.
 - ``findings`` (gate, category ``error_analysis``): approve the selection, edit it (choose a
   subset in ``selected``, or reword a finding), reject, or send it back with a note (the
   supervisor rewrites its summaries; sampling is not repeated).
@@ -44,6 +46,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -121,7 +124,15 @@ class Inputs(BaseModel):
     samples: int = Field(1, ge=1, le=50, description="responses per prompt and model")
     clusters: int | None = Field(None, ge=2, le=100, description="k (default ~sqrt(n/2))")
     max_findings: int = Field(6, ge=1, le=50, description="clusters the supervisor describes")
-    min_z: float = Field(2.0, ge=0, description="|z| from which a cluster is proposed")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level (Bonferroni over k)")
+    min_z: float | None = Field(None, ge=0, description="fixed |z| threshold instead of alpha")
+
+    def z_threshold(self, k: int) -> float:
+        """|z| from which a cluster's gap is proposed as a finding."""
+        if self.min_z is not None:
+            return self.min_z
+        return NormalDist().inv_cdf(1 - self.alpha / (2 * max(k, 1)))
+
     embedder: str = "wordllama"
     seed: int = 0
     out_dir: str = ".coimprove/behavior_diff"
@@ -200,6 +211,7 @@ class State(GatedState, total=False):
     samples: int
     clusters: int
     max_findings: int
+    alpha: float
     min_z: float
     embedder: str
     seed: int
@@ -296,7 +308,9 @@ def supervisor_messages(
     return [SystemMessage(content=SUPERVISOR), HumanMessage(content="\n".join(lines))]
 
 
-def render(findings: list[Finding], selected: list[str], names: tuple[str, str]) -> str:
+def render(
+    findings: list[Finding], selected: list[str], names: tuple[str, str], threshold: float
+) -> str:
     rows = [
         f"| {'✓' if f.id in selected else ' '} | {f.id} | {f.n_a} ({f.share_a:.0%}) | "
         f"{f.n_b} ({f.share_b:.0%}) | {f.z:+.2f} | {f.relevance} | {f.theme} |"
@@ -306,7 +320,8 @@ def render(findings: list[Finding], selected: list[str], names: tuple[str, str])
     return "\n".join(
         [
             f"A = {names[0]}, B = {names[1]}. Clusters ranked by surprise (|z| of the gap "
-            "between the models' shares). ✓ = proposed as a finding; edit `selected` to choose.",
+            f"between the models' shares). ✓ = proposed as a finding (|z| >= {threshold:.2f}); "
+            "edit `selected` to choose.",
             "",
             "| | cluster | A | B | z | relevance | theme |",
             "|---|---|---|---|---|---|---|",
@@ -430,7 +445,8 @@ def build(
                     z=c["z"],
                 )
             )
-        selected = [f.id for f in findings if abs(f.z) >= inputs.min_z]
+        threshold = inputs.z_threshold(int(clustering.get("k") or 1))
+        selected = [f.id for f in findings if abs(f.z) >= threshold]
         top = findings[0] if findings else None
         title = (
             f"{len(selected)} behavioural differences between {who[0]} and {who[1]}"
@@ -440,7 +456,7 @@ def build(
         return Proposal(
             kind="behavior_findings",
             title=title[:200],
-            body=render(findings, selected, who),
+            body=render(findings, selected, who, threshold),
             payload=FindingsPayload(findings=findings, selected=selected).model_dump(mode="json"),
             author=f"agent:{ctx.name}",
             tags=(f"supervisor:{model_label(model)}",),

@@ -68,7 +68,9 @@ async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_repo
     assert "sycophancy" in top["categories"]
     shown = reviewer.seen[0]
     assert shown.category == "error_analysis" and shown.proposal.kind == "behavior_findings"
-    assert shown.proposal.payload["selected"] == [top["id"]]  # only |z| >= 2 is proposed
+    # only gaps significant after Bonferroni over 4 clusters (|z| >= 2.50) are proposed
+    assert shown.proposal.payload["selected"] == [top["id"]]
+    assert "|z| >= 2.50" in shown.proposal.body
     report = result.state["report"]
     doc = read_json(report["json"])
     assert [f["id"] for f in doc["findings"]] == [top["id"]]
@@ -162,6 +164,13 @@ def test_surprise_is_the_two_proportion_z_of_the_shares() -> None:
     assert bd.two_proportion_z(5, 50, 5, 50) == 0.0
     assert bd.two_proportion_z(0, 10, 0, 10) == 0.0  # no variance: no surprise
     assert bd.two_proportion_z(1, 0, 1, 10) == 0.0
+
+
+def test_the_finding_threshold_is_bonferroni_corrected_unless_fixed() -> None:
+    assert bd.Inputs().z_threshold(1) == pytest.approx(1.96, abs=0.01)
+    assert bd.Inputs().z_threshold(8) == pytest.approx(2.734, abs=0.01)
+    assert bd.Inputs(alpha=0.01).z_threshold(1) == pytest.approx(2.576, abs=0.01)
+    assert bd.Inputs(min_z=1.0).z_threshold(8) == 1.0
 
 
 def test_bad_inputs_are_refused_naming_the_field() -> None:
