@@ -491,6 +491,7 @@ def build(
             "embedder": clustering.get("embedder"),
             "k": clustering.get("k"),
             "responses": clustering.get("responses"),
+            "z_threshold": round(inputs.z_threshold(int(clustering.get("k") or 1)), 4),
             "approval": {
                 "gate": approved.gate_id,
                 "digest": approved.digest,

@@ -76,6 +76,7 @@ async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_repo
     assert [f["id"] for f in doc["findings"]] == [top["id"]]
     assert doc["findings"][0]["examples"]["b"][0]["text"].startswith("Absolutely")
     assert doc["approval"]["reviewers"] == ["alice"]
+    assert doc["z_threshold"] == pytest.approx(2.498, abs=1e-3)
     markdown = read_text(report["markdown"])
     assert f"## {top['id']}: agreeing with the user" in markdown and "z = -" in markdown
     started = assert_effects_approved(tmp_path / "l.db")
