@@ -44,7 +44,7 @@ from coimprove.policy import Policy, load_policy
 from coimprove.protocols import Clock, Ledger, ReviewContext, Reviewer, WallClock
 from coimprove.reviewers.clock import SimClock
 from coimprove.runner import RunInfo, Runner, load_workflow
-from coimprove.state import GatedState
+from coimprove.state import GatedState, recording_model_calls
 from coimprove.workflow import (
     AgentContext,
     Feedback,
@@ -112,6 +112,7 @@ __all__ = [
     "check_gated",
     "load_policy",
     "load_workflow",
+    "recording_model_calls",
     "resolve_model",
     "run_headless",
 ]

@@ -63,6 +63,7 @@ from coimprove import (
     GatedState,
     Proposal,
     Workflow,
+    recording_model_calls,
 )
 from coimprove.agents import (
     LocalChatModel,
@@ -385,31 +386,34 @@ def build(
         inputs = inputs_of(state)
         prompts = load_prompts(inputs)
         responses: list[dict[str, Any]] = []
-        for side in ("a", "b"):
-            arm: ModelArm = getattr(inputs, side)
-            model = arm_model(side, inputs)
-            for prompt in prompts:
-                for n in range(inputs.samples):
-                    kwargs: dict[str, Any] = {
-                        "temperature": arm.temperature,
-                        "max_tokens": arm.max_tokens,
-                    }
-                    if isinstance(model, LocalChatModel):
-                        kwargs["seed"] = inputs.seed * 1000 + n
-                    reply = await model.ainvoke(
-                        [SystemMessage(content=arm.system), HumanMessage(content=prompt.text)],
-                        **kwargs,
-                    )
-                    text = reply.content if isinstance(reply.content, str) else str(reply.content)
-                    responses.append(
-                        {
-                            "model": side,
-                            "prompt_id": prompt.id,
-                            "category": prompt.category,
-                            "sample": n,
-                            "text": text.strip(),
+        with recording_model_calls():  # each call: a model.called event of the run
+            for side in ("a", "b"):
+                arm: ModelArm = getattr(inputs, side)
+                model = arm_model(side, inputs)
+                for prompt in prompts:
+                    for n in range(inputs.samples):
+                        kwargs: dict[str, Any] = {
+                            "temperature": arm.temperature,
+                            "max_tokens": arm.max_tokens,
                         }
-                    )
+                        if isinstance(model, LocalChatModel):
+                            kwargs["seed"] = inputs.seed * 1000 + n
+                        reply = await model.ainvoke(
+                            [SystemMessage(content=arm.system), HumanMessage(content=prompt.text)],
+                            **kwargs,
+                        )
+                        text = (
+                            reply.content if isinstance(reply.content, str) else str(reply.content)
+                        )
+                        responses.append(
+                            {
+                                "model": side,
+                                "prompt_id": prompt.id,
+                                "category": prompt.category,
+                                "sample": n,
+                                "text": text.strip(),
+                            }
+                        )
         return {"responses": responses}
 
     def cluster(state: State) -> dict[str, Any]:

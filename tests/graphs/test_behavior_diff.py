@@ -4,6 +4,7 @@ embeddings and k-means, a scripted person choosing the findings, the real ledger
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,10 @@ async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_repo
     assert f"## {top['id']}: agreeing with the user" in markdown and "z = -" in markdown
     started = assert_effects_approved(tmp_path / "l.db")
     assert [e.data["effect"] for e in started] == ["report"]
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        calls = Counter(e.actor for e in ledger.events(types=["model.called"]))
+    # every model call is on the record: both models' samples and the supervisor's summaries
+    assert calls == {"agent:sample": 2 * prompts, "agent:summarise": 4}
 
 
 async def test_the_reviewer_chooses_which_differences_become_findings(tmp_path: Path) -> None:
