@@ -349,47 +349,48 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def build(
-    *,
-    models: Mapping[str, ModelSpec] | None = None,
-    supervisor: ModelSpec | None = None,
-    embedder: Embedder | str | None = None,
-    name: str = "behavior_diff",
-) -> Workflow:
-    """The workflow; `models` ({"a": …, "b": …}) and `supervisor` override the input specs."""
-    wf = Workflow(
-        name,
-        state=State,
-        policy="default",
-        description="Unsupervised behavioural comparison of two models; a person picks findings.",
-    )
-    cache: dict[Any, Any] = {}
+class Nodes:
+    """The graph's node functions, sharing the models, the supervisor and the embedder."""
 
-    def chat(spec: ModelSpec | None) -> Any:
+    def __init__(
+        self,
+        models: Mapping[str, ModelSpec] | None,
+        supervisor: ModelSpec | None,
+        embedder: Embedder | str | None,
+    ) -> None:
+        self.models = dict(models or {})
+        self.supervisor, self.embedder = supervisor, embedder
+        self.cache: dict[Any, Any] = {}
+
+    def chat(self, spec: ModelSpec | None) -> Any:
+        """The chat model of `spec`, resolved once."""
         key = spec if isinstance(spec, str) or spec is None else id(spec)
-        if key not in cache:
-            cache[key] = resolve_model(spec)
-        return cache[key]
+        if key not in self.cache:
+            self.cache[key] = resolve_model(spec)
+        return self.cache[key]
 
-    def arm_model(side: str, inputs: Inputs) -> Any:
-        given = (models or {}).get(side)
-        return chat(given if given is not None else getattr(inputs, side).spec)
+    def arm_model(self, side: str, inputs: Inputs) -> Any:
+        """Model `side` ("a" or "b"): the one given to `build`, else the input's spec."""
+        given = self.models.get(side)
+        return self.chat(given if given is not None else getattr(inputs, side).spec)
 
-    def names(inputs: Inputs) -> tuple[str, str]:
+    def names(self, inputs: Inputs) -> tuple[str, str]:
+        """How the report names models a and b."""
         out = []
         for side in ("a", "b"):
             arm: ModelArm = getattr(inputs, side)
-            out.append(arm.label or f"{model_label(arm_model(side, inputs))} ({side})")
+            out.append(arm.label or f"{model_label(self.arm_model(side, inputs))} ({side})")
         return out[0], out[1]
 
-    async def sample(state: State) -> dict[str, Any]:
+    async def sample(self, state: State) -> dict[str, Any]:
+        """Both models answer every prompt `samples` times."""
         inputs = inputs_of(state)
         prompts = load_prompts(inputs)
         responses: list[dict[str, Any]] = []
         with recording_model_calls():  # each call: a model.called event of the run
             for side in ("a", "b"):
                 arm: ModelArm = getattr(inputs, side)
-                model = arm_model(side, inputs)
+                model = self.arm_model(side, inputs)
                 for prompt in prompts:
                     for n in range(inputs.samples):
                         kwargs: dict[str, Any] = {
@@ -416,20 +417,22 @@ def build(
                         )
         return {"responses": responses}
 
-    def cluster(state: State) -> dict[str, Any]:
+    def cluster(self, state: State) -> dict[str, Any]:
+        """Embed and cluster the responses; share and surprise per cluster."""
         inputs = inputs_of(state)
-        emb = resolve_embedder(embedder if embedder is not None else inputs.embedder)
+        emb = resolve_embedder(self.embedder if self.embedder is not None else inputs.embedder)
         result = cluster_responses(
             list(state.get("responses") or []), emb, k=inputs.clusters, seed=inputs.seed
         )
         return {"clustering": result}
 
-    async def summarise(state: State, ctx: AgentContext) -> Proposal:
+    async def summarise(self, state: State, ctx: AgentContext) -> Proposal:
+        """Agent: the supervisor describes the most surprising clusters; findings proposed."""
         inputs = inputs_of(state)
         clustering = state.get("clustering") or {}
-        model = chat(supervisor if supervisor is not None else inputs.supervisor)
+        model = self.chat(self.supervisor if self.supervisor is not None else inputs.supervisor)
         note = ctx.feedback.note if ctx.feedback is not None else None
-        who = names(inputs)
+        who = self.names(inputs)
         findings = []
         for c in clustering.get("clusters", [])[: inputs.max_findings]:
             result = await generate_structured(
@@ -466,7 +469,8 @@ def build(
             tags=(f"supervisor:{model_label(model)}",),
         )
 
-    async def report(state: State, approved: Approved) -> dict[str, Any]:
+    async def report(self, state: State, approved: Approved) -> dict[str, Any]:
+        """Effect: write the approved findings (markdown + JSON)."""
         inputs = inputs_of(state)
         payload = FindingsPayload.model_validate(approved.proposal.payload)
         known = {f.id for f in payload.findings}
@@ -482,7 +486,7 @@ def build(
             for f in payload.findings
             if f.id in set(payload.selected)
         ]
-        who = names(inputs)
+        who = self.names(inputs)
         run_id = approved.gate_id.rsplit(".", 2)[0]
         doc = {
             "run": run_id,
@@ -550,11 +554,27 @@ def build(
             }
         }
 
-    wf.node("sample", sample)
-    wf.node("cluster", cluster)
-    wf.agent("summarise", summarise, kind="behavior_findings", payload=FindingsPayload)
+
+def build(
+    *,
+    models: Mapping[str, ModelSpec] | None = None,
+    supervisor: ModelSpec | None = None,
+    embedder: Embedder | str | None = None,
+    name: str = "behavior_diff",
+) -> Workflow:
+    """The workflow; `models` ({"a": …, "b": …}) and `supervisor` override the input specs."""
+    wf = Workflow(
+        name,
+        state=State,
+        policy="default",
+        description="Unsupervised behavioural comparison of two models; a person picks findings.",
+    )
+    nodes = Nodes(models, supervisor, embedder)
+    wf.node("sample", nodes.sample)
+    wf.node("cluster", nodes.cluster)
+    wf.agent("summarise", nodes.summarise, kind="behavior_findings", payload=FindingsPayload)
     wf.gate("findings", proposal_from="summarise", on_approve="report", category="error_analysis")
-    wf.effect("report", report, gate="findings", idempotent=True)
+    wf.effect("report", nodes.report, gate="findings", idempotent=True)
     wf.edge(START, "sample")
     wf.edge("sample", "cluster")
     wf.edge("cluster", "summarise")
