@@ -46,7 +46,7 @@ from coimprove.policy import Policy, load_policy
 from coimprove.protocols import Clock, Ledger, ReviewContext, Reviewer, WallClock
 from coimprove.reviewers.clock import SimClock
 from coimprove.runner import RunInfo, Runner, load_workflow
-from coimprove.state import GatedState
+from coimprove.state import GatedState, recording_model_calls
 from coimprove.workflow import (
     AgentContext,
     Feedback,
@@ -118,6 +118,7 @@ __all__ = [
     "load_policy",
     "load_workflow",
     "open_ledger",
+    "recording_model_calls",
     "resolve_model",
     "run_headless",
 ]

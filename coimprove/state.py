@@ -9,12 +9,14 @@ Add coimprove gates to your own graph by deriving your state from `GatedState`::
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.config import get_config
 
-from coimprove.agents.telemetry import ModelCallRecorder
+from coimprove.agents.telemetry import ModelCallRecorder, recording
 from coimprove.errors import CoimproveError
 from coimprove.memory import ReviewMemory
 from coimprove.model import Proposal
@@ -107,3 +109,11 @@ def run_context() -> RunContext:
             "coimprove.Runner (gates need the ledger and policy)"
         )
     return ctx
+
+
+@contextmanager
+def recording_model_calls() -> Iterator[ModelCallRecorder]:
+    """Inside an ordinary node of a running workflow, record every chat-model call made in the
+    block as a ``model.called`` event of the run (agent and effect nodes always do)."""
+    with recording(model_recorder(run_context())) as recorder:
+        yield recorder

@@ -35,6 +35,12 @@ def test_the_wheel_carries_the_built_in_data(tmp_path: Path) -> None:
         "coimprove/_builtin/graphs/assets/research_cycle/train.py",
         "coimprove/_builtin/graphs/assets/research_cycle/data.py",
         "coimprove/_builtin/graphs/assets/research_cycle/method.md",
+        "coimprove/_builtin/graphs/benchmark_cocreation.py",
+        "coimprove/_builtin/graphs/behavior_diff.py",
+        "coimprove/_builtin/graphs/data/behavior_prompts.yaml",
+        "coimprove/_builtin/graphs/data/stable_reflectivity/task.yaml",
+        "coimprove/_builtin/graphs/data/stable_reflectivity/grader.py",
+        "coimprove/_builtin/policies/benchmark_pilot.yaml",
         "coimprove/cli.py",
     ):
         assert required in names, required

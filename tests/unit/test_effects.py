@@ -254,3 +254,26 @@ async def test_an_effects_own_error_is_reported_as_its_own(runner: Runner) -> No
     assert info.error == "ValueError: could not parse the JSON config"
     failed = runner.ledger.events(run_id=info.run_id, types=["effect.failed"])
     assert failed[0].data["error"] == "ValueError: could not parse the JSON config"
+
+
+async def test_model_calls_in_an_ordinary_node_are_recorded_when_asked(tmp_path: Path) -> None:
+    from coimprove import SqliteLedger, recording_model_calls
+    from coimprove.testing import FakeChatModel, Verdicts, run_scripted
+
+    model = FakeChatModel(responses=["hi"])
+    wf = Workflow("plain-node-calls", state=ToyState)
+
+    async def recorded(state: Any) -> dict[str, Any]:
+        with recording_model_calls():
+            await model.ainvoke("one")
+        await model.ainvoke("two (not recorded)")
+        return {}
+
+    wf.node("call", recorded)
+    wf.edge(START, "call")
+    wf.edge("call", END)
+    result = await run_scripted(wf, Verdicts(["approve"]), db=tmp_path / "l.db")
+    assert result.info.state == "finished"
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        calls = ledger.events(types=["model.called"])
+    assert [(c.actor, c.data["model"]) for c in calls] == [("agent:call", "fake")]

@@ -1,0 +1,199 @@
+"""behavior_diff end to end: fake models with a planted behavioural difference, real WordLlama
+embeddings and k-means, a scripted person choosing the findings, the real ledger and files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coimprove import CoimproveError, Decision, GateRequest, SqliteLedger
+from coimprove.testing import FakeChatModel, Verdicts, run_scripted
+from tests.graphs.conftest import assert_effects_approved, graph_module
+
+bd = graph_module("behavior_diff")
+
+LEADING = ("right", "agree", "correct", "brilliant", "okay", "confirm", "smart")
+SUMMARY = json.dumps(
+    {"theme": "agreeing with the user", "difference": "B flatters; A answers.", "relevance": "high"}
+)
+
+
+def read_text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def read_json(path: str) -> Any:
+    return json.loads(read_text(path))
+
+
+def plain(messages: list[Any]) -> str:
+    return f"Here is a plain answer to: {str(messages[-1].content)[:60]} It depends on details."
+
+
+def flatterer(messages: list[Any]) -> str:
+    """Answers like `plain`, except that it agrees with every leading question."""
+    question = str(messages[-1].content).lower()
+    if question.endswith("?") and any(w in question for w in LEADING):
+        return "Absolutely, you are completely right and your idea is brilliant! I agree."
+    return plain(messages)
+
+
+def workflow(supervisor: FakeChatModel | None = None) -> tuple[Any, FakeChatModel, FakeChatModel]:
+    a, b = FakeChatModel(respond=plain), FakeChatModel(respond=flatterer)
+    wf = bd.build(
+        models={"a": a, "b": b}, supervisor=supervisor or FakeChatModel(responses=[SUMMARY])
+    )
+    return wf, a, b
+
+
+async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_reported(
+    tmp_path: Path,
+) -> None:
+    wf, a, b = workflow()
+    reviewer = Verdicts(["approve"], id="alice")
+    result = await run_scripted(
+        wf,
+        reviewer,
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    prompts = len(bd.load_prompts(bd.Inputs()))
+    assert len(a.calls) == len(b.calls) == prompts >= 50
+    top = result.state["clustering"]["clusters"][0]
+    assert top["n_a"] == 0 and top["n_b"] >= 7 and top["z"] <= -2.5  # only B flatters
+    assert "sycophancy" in top["categories"]
+    shown = reviewer.seen[0]
+    assert shown.category == "error_analysis" and shown.proposal.kind == "behavior_findings"
+    # only gaps significant after Bonferroni over 4 clusters (|z| >= 2.50) are proposed
+    assert shown.proposal.payload["selected"] == [top["id"]]
+    assert "|z| >= 2.50" in shown.proposal.body
+    report = result.state["report"]
+    doc = read_json(report["json"])
+    assert [f["id"] for f in doc["findings"]] == [top["id"]]
+    assert doc["findings"][0]["examples"]["b"][0]["text"].startswith("Absolutely")
+    assert doc["approval"]["reviewers"] == ["alice"]
+    assert doc["z_threshold"] == pytest.approx(2.498, abs=1e-3)
+    markdown = read_text(report["markdown"])
+    assert f"## {top['id']}: agreeing with the user" in markdown and "z = -" in markdown
+    started = assert_effects_approved(tmp_path / "l.db")
+    assert [e.data["effect"] for e in started] == ["report"]
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        calls = Counter(e.actor for e in ledger.events(types=["model.called"]))
+    # every model call is on the record: both models' samples and the supervisor's summaries
+    assert calls == {"agent:sample": 2 * prompts, "agent:summarise": 4}
+
+
+async def test_the_reviewer_chooses_which_differences_become_findings(tmp_path: Path) -> None:
+    def choose_second(request: GateRequest) -> Decision:
+        payload = dict(request.proposal.payload)
+        payload["selected"] = [payload["findings"][1]["id"]]
+        return Decision(
+            verdict="edit", reviewer="bob", digest=request.proposal.digest, edited_payload=payload
+        )
+
+    wf, _, _ = workflow()
+    result = await run_scripted(
+        wf,
+        Verdicts([choose_second], id="bob"),
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4, "max_findings": 3},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    second = result.state["clustering"]["clusters"][1]["id"]
+    doc = read_json(result.state["report"]["json"])
+    assert [f["id"] for f in doc["findings"]] == [second]
+    assert len(doc["not_reported"]) == 2 and doc["approval"]["outcome"] == "edit"
+    assert_effects_approved(tmp_path / "l.db")
+
+
+async def test_request_changes_rewrites_summaries_without_sampling_again(tmp_path: Path) -> None:
+    supervisor = FakeChatModel(responses=[SUMMARY])
+    wf, a, _ = workflow(supervisor)
+    result = await run_scripted(
+        wf,
+        Verdicts(["request_changes", "approve"], id="carol", note="quote the responses"),
+        inputs={
+            "out_dir": str(tmp_path / "out"),
+            "prompt_limit": 12,
+            "clusters": 3,
+            "max_findings": 2,
+        },
+    )
+    assert result.info.state == "finished", result.info.error
+    assert len(a.calls) == 12  # sampled once
+    assert len(supervisor.calls) == 4  # two summaries, twice
+    assert "quote the responses" in str(supervisor.calls[-1][-1].content)
+
+
+async def test_a_rejected_comparison_writes_no_report(tmp_path: Path) -> None:
+    wf, _, _ = workflow()
+    result = await run_scripted(
+        wf,
+        Verdicts(["reject"], id="dan"),
+        inputs={"out_dir": str(tmp_path / "out"), "prompt_limit": 10},
+        db=tmp_path / "l.db",
+    )
+    assert result.info.state == "finished", result.info.error
+    assert "report" not in result.state and not (tmp_path / "out").exists()
+    with SqliteLedger(tmp_path / "l.db") as ledger:
+        assert ledger.events(types=["effect.started"]) == []
+
+
+async def test_model_specs_come_from_the_inputs(tmp_path: Path) -> None:
+    """The default workflow reads each side's spec, system prompt and budget from the inputs."""
+    inputs = {
+        "a": {"spec": 'fake:["plain answer"]', "label": "terse"},
+        "b": {"spec": 'fake:["Absolutely, you are right!"]', "system": "Agree."},
+        "supervisor": "fake:" + json.dumps([SUMMARY]),
+        "prompt_limit": 6,
+        "clusters": 2,
+        "out_dir": str(tmp_path / "out"),
+    }
+    result = await run_scripted(bd.workflow, Verdicts(["approve"], id="eve"), inputs=inputs)
+    assert result.info.state == "finished", result.info.error
+    clusters = result.state["clustering"]["clusters"]
+    assert sorted((c["n_a"], c["n_b"]) for c in clusters) == [(0, 6), (6, 0)]
+    doc = read_json(result.state["report"]["json"])
+    assert doc["models"]["a"]["name"] == "terse" and doc["models"]["b"]["system"] == "Agree."
+    assert len(doc["findings"]) == 2
+
+
+def test_surprise_is_the_two_proportion_z_of_the_shares() -> None:
+    # 30/100 vs 10/100: pooled p = 0.2, se = sqrt(0.2 * 0.8 * 0.02) = 0.0566 -> z = 3.536
+    assert bd.two_proportion_z(30, 100, 10, 100) == pytest.approx(3.5355, abs=1e-3)
+    assert bd.two_proportion_z(10, 100, 30, 100) == pytest.approx(-3.5355, abs=1e-3)
+    assert bd.two_proportion_z(5, 50, 5, 50) == 0.0
+    assert bd.two_proportion_z(0, 10, 0, 10) == 0.0  # no variance: no surprise
+    assert bd.two_proportion_z(1, 0, 1, 10) == 0.0
+
+
+def test_the_finding_threshold_is_bonferroni_corrected_unless_fixed() -> None:
+    assert bd.Inputs().z_threshold(1) == pytest.approx(1.96, abs=0.01)
+    assert bd.Inputs().z_threshold(8) == pytest.approx(2.734, abs=0.01)
+    assert bd.Inputs(alpha=0.01).z_threshold(1) == pytest.approx(2.576, abs=0.01)
+    assert bd.Inputs(min_z=1.0).z_threshold(8) == 1.0
+
+
+def test_bad_inputs_are_refused_naming_the_field() -> None:
+    with pytest.raises(CoimproveError, match=r"@a\.temperature"):
+        bd.inputs_of({"a": {"temperature": 7}})
+    with pytest.raises(CoimproveError, match="duplicate ids"):
+        bd.load_prompts(bd.inputs_of({"prompts": [{"id": "x", "text": "a"}] * 2}))
+
+
+async def test_runs_under_another_policy(tmp_path: Path) -> None:
+    wf, _, _ = workflow()
+    assert wf.policy == "default"
+    result = await run_scripted(
+        wf,
+        Verdicts(["approve"], id="lead-1", kind="scripted"),
+        inputs={"out_dir": str(tmp_path / "out"), "prompt_limit": 10},
+        policy="strict",
+    )
+    assert result.info.state == "finished" and result.info.policy == "strict"
+    assert "report" in result.state
