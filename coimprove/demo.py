@@ -65,11 +65,43 @@ class DemoStep:
     sandboxes: tuple[str, ...] = ("python",)
 
 
+_FAKE_SUMMARY = (
+    '{"theme": "short factual answers", "difference": "B answers in fewer words than A", '
+    '"relevance": "low"}'
+)
+
+
+def _behavior_diff_inputs(s: DemoSettings) -> dict[str, Any]:
+    """A short behaviour comparison: the same model, verbose vs terse system prompt."""
+    # `fake` answers "ok" to everything; its supervisor needs a summary it can parse.
+    supervisor = f"fake:{json.dumps([_FAKE_SUMMARY])}" if s.model == "fake" else s.model
+    return {
+        "a": {"spec": s.model, "max_tokens": 32, "label": "helpful"},
+        "b": {
+            "spec": s.model,
+            "system": "Answer in as few words as possible.",
+            "max_tokens": 32,
+            "label": "terse",
+        },
+        "supervisor": supervisor,
+        "prompt_limit": 8,
+        "clusters": 3,
+        "max_findings": 2,
+        "out_dir": str(s.out / "behavior_diff"),
+    }
+
+
 STEPS: list[DemoStep] = [
     DemoStep(
         "research_cycle",
         "problem → method (a commit) → sandboxed experiment → analysis → write-up",
         lambda s: {"model": s.model, "workspace_root": str(s.out / "workspaces")},
+    ),
+    DemoStep(
+        "behavior_diff",
+        "two prompts of one model answer 8 prompts → clusters → supervisor → findings gate",
+        _behavior_diff_inputs,
+        sandboxes=(),
     ),
 ]
 """The demo's graphs, run in order into one ledger."""
@@ -242,6 +274,10 @@ def _run_lines(info: RunInfo, state: dict[str, Any], ledger: SqliteLedger) -> li
             pass
         if (path / "REPORT.md").exists():
             lines.append(f"  write-up: {path / 'REPORT.md'}")
+    findings = state.get("report")
+    if isinstance(findings, dict) and findings.get("markdown"):
+        chosen = findings.get("findings") or []
+        lines.append(f"  findings ({len(chosen)} approved): {findings['markdown']}")
     return lines
 
 
