@@ -2,6 +2,7 @@
 
 Keys: ``a`` approve (asks first on high/critical risk), ``r`` reject, ``c`` request changes,
 ``e`` edit the payload, ``u`` escalate, Enter/``d`` open the detail, ``/`` filter, ``o`` sort,
+``m`` only the gates you may decide,
 ``s`` stats, ``t`` light/dark theme, ``q`` quit. Enter never approves.
 """
 

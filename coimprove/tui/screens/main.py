@@ -40,6 +40,7 @@ class MainScreen(Screen[None]):
         Binding("escape", "app.close_detail", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("o", "app.cycle_sort", "Sort"),
+        Binding("m", "app.toggle_mine", "Mine"),
         Binding("s", "app.toggle_stats", "Stats"),
         Binding("t", "app.toggle_theme", "Theme"),
         Binding("q", "leave", "Quit"),
@@ -56,7 +57,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield QueueTable(now=self._now, reviewer=self.reviewer, id="queue")
-                with VerticalScroll(id="preview", can_focus=False):
+                with Vertical(id="preview"):
                     yield Static("", id="summary")
             yield StatsPanel(self.reviewer, id="stats")
         with VerticalScroll(id="detail-scroll"):
@@ -72,6 +73,10 @@ class MainScreen(Screen[None]):
     @property
     def detail_open(self) -> bool:
         return bool(self.query_one("#detail-scroll").display)
+
+    def show_summary(self, content: RenderableType) -> None:
+        """Replace the summary under the queue (a fixed-size area: no relayout)."""
+        self.query_one("#summary", Static).update(content, layout=False)
 
     def show_detail(self, content: RenderableType) -> None:
         """Show the detail in place of the queue, from the top."""

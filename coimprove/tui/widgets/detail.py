@@ -89,15 +89,15 @@ def summary(record: GateRecord | None, *, dark: bool) -> RenderableType:
         return Text("No gates are waiting. New ones appear here as runs reach them.", "dim")
     out = _header(record, dark)
     body, critique = split_critique(record.proposal.body.strip())
-    if body:
-        lines = body.splitlines()
-        out.append(Text("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "")))
-    if critique:
-        first = critique.splitlines()[0].replace("**", "")
-        out.append(Text(f"AI {first}", style="italic"))
     contents = _contents(record)
     if contents:
         out.append(Text(f"detail: {contents} — press Enter or d to open", style="italic"))
+    if critique:
+        first = critique.splitlines()[0].replace("**", "")
+        out.append(Text(f"AI {first}", style="italic"))
+    if body:  # last: in a small terminal the summary's bottom is cut, never its header
+        lines = body.splitlines()
+        out.append(Text("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "")))
     return Group(*out)
 
 

@@ -12,8 +12,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.markup import escape
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.cache import LRUCache
+from textual.renderables.styled import Styled
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
@@ -70,12 +75,23 @@ class QueueTable(DataTable[Any]):
     """
 
     def __init__(self, *, now: Callable[[], float], reviewer: str = "", **kwargs: Any) -> None:
+        self._versions: dict[RowKey, int] = {}
+        self._version_counter = 0
+        self._stripes: dict[RowKey, int] = {}
+        self._next_stripe = 0
+        # before DataTable's __init__, whose watchers clear the caches
+        self._cells_cache: LRUCache[tuple[Any, ...], list[list[Segment]]] = LRUCache(4000)
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._now = now
         self.reviewer = reviewer
         self.records: dict[str, GateRecord] = {}
         self.closed: dict[str, GateRecord] = {}
         self.filter_text = ""
+        self.only_mine = False
+        self.mine: Callable[[GateRecord], bool] = lambda record: True
+        """Whether the reviewer may decide a gate (the app sets it; used by `only_mine`)."""
+        self.pending: dict[str, str] = {}
+        """Gates whose decision (verdict) is being written."""
         self.sort_column = "age"
         self.sort_reverse = False
         self.new_count = 0
@@ -137,10 +153,125 @@ class QueueTable(DataTable[Any]):
             self._updated_cells.discard(CellKey(row_key, column_key))
         del self.rows[row_key]
         del self._data[row_key]
+        self._versions.pop(row_key, None)
+        self._stripes.pop(row_key, None)
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
         self.refresh()  # the table's own size is fixed by CSS: no need to lay out the screen
+
+    # Every change also invalidates DataTable's rendered cells (their cache key holds the
+    # table's update count), so a decision or a live update re-renders every visible cell
+    # through Rich. `_render_cell` below caches a body cell by its row's content version
+    # instead: a row is re-rendered only when its own cells change. The row index, which
+    # DataTable bakes into each cell's style meta for mouse clicks, is applied after the
+    # cache, and the zebra stripe of a row is fixed when it is added, so removing a row
+    # does not restyle (and re-render) every row below it.
+
+    def add_row(
+        self,
+        *cells: Any,
+        height: int | None = 1,
+        key: str | None = None,
+        label: Any = None,
+    ) -> RowKey:
+        row_key = super().add_row(*cells, height=height, key=key, label=label)
+        self._bump(row_key)
+        self._stripes[row_key] = self._next_stripe
+        self._next_stripe ^= 1
+        return row_key
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: Any,
+        value: Any,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._bump(RowKey(row_key) if isinstance(row_key, str) else row_key)
+
+    def clear(self, columns: bool = False) -> QueueTable:
+        super().clear(columns)
+        self._versions.clear()
+        self._stripes.clear()
+        self._next_stripe = 0
+        return self
+
+    def _bump(self, row_key: RowKey) -> None:
+        self._version_counter += 1
+        self._versions[row_key] = self._version_counter
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._cells_cache.clear()
+
+    def notify_style_update(self) -> None:
+        self._cells_cache.clear()
+        super().notify_style_update()
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index < self.fixed_rows or not self.zebra_stripes:
+            return super()._get_row_style(row_index, base_style)
+        key = self._row_locations.get_key(row_index)
+        stripe = row_index % 2 if key is None else self._stripes.get(key, row_index % 2)
+        name = "datatable--odd-row" if stripe else "datatable--even-row"
+        return self.get_component_styles(name).rich_style
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        if row_index < max(0, self.fixed_rows) or column_index < max(0, self.fixed_columns):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        if row_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            row_key,
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._versions.get(row_key, 0),
+            self._pseudo_class_state,
+        )
+        lines: list[list[Segment]] | None = self._cells_cache.get(key)
+        if lines is None:
+            _, cells = self._get_row_renderables(row_index)
+            component_style, post_style = self._get_styles_to_render_cell(
+                False,
+                False,
+                False,
+                hover,
+                cursor,
+                self.show_cursor,
+                self._show_hover_cursor,
+                self.cursor_foreground_priority == "css",
+                self.cursor_background_priority == "css",
+            )
+            options = self.app.console_options.update_dimensions(width, self.rows[row_key].height)
+            if self.rows[row_key].height == 1:
+                options = options.update(no_wrap=True)
+            lines = self.app.console.render_lines(
+                Styled(
+                    Padding(cells[column_index], (0, self.cell_padding)),
+                    pre_style=base_style + component_style,
+                    post_style=post_style,
+                ),
+                options,
+            )
+            self._cells_cache[key] = lines
+        meta = Style.from_meta({"row": row_index, "column": column_index})
+        return [list(Segment.apply_style(line, post_style=meta)) for line in lines]
 
     # -- who moved the cursor -----------------------------------------------------------------
 
@@ -195,7 +326,9 @@ class QueueTable(DataTable[Any]):
     def _cells(self, record: GateRecord) -> list[Any]:
         closed = record.gate_id in self.closed
         status: str | Text = needs(record)
-        if closed:
+        if record.gate_id in self.pending:
+            status = Text(f"{self.pending[record.gate_id]}…", style="italic")
+        elif closed:
             status = Text("decided elsewhere", style="italic")
         elif self.reviewer in record.approvers():
             status = Text(f"{status} ✓you", style="italic")
@@ -217,7 +350,12 @@ class QueueTable(DataTable[Any]):
         return text
 
     def _visible(self, records: Iterable[GateRecord]) -> list[GateRecord]:
-        return [r for r in records if not self.filter_text or matches(r, self.filter_text)]
+        return [
+            r
+            for r in records
+            if (not self.filter_text or matches(r, self.filter_text))
+            and (not self.only_mine or self.mine(r))
+        ]
 
     def _keep_cursor(self, key: str | None) -> None:
         if key is None:
@@ -269,6 +407,16 @@ class QueueTable(DataTable[Any]):
         for (column, _, _), value in zip(COLUMNS, self._cells(record), strict=True):
             self.update_cell(record.gate_id, column, value)
 
+    def mark_pending(self, gate_id: str, verdict: str) -> None:
+        """Show that a decision on `gate_id` is being recorded."""
+        self.pending[gate_id] = verdict.replace("_", " ")
+        if gate_id in self.records:
+            self._set_cells(self.records[gate_id])
+
+    def unmark_pending(self, gate_id: str) -> None:
+        if self.pending.pop(gate_id, None) is not None and gate_id in self.records:
+            self._set_cells(self.records[gate_id])
+
     def close(self, records: Iterable[GateRecord], *, keep: str | None) -> None:
         """Gates resolved elsewhere: remove them, except `keep` (under the cursor), marked."""
         current = self.current_key()
@@ -288,6 +436,7 @@ class QueueTable(DataTable[Any]):
         current = self.current_key()
         self.records.pop(gate_id, None)
         self.closed.pop(gate_id, None)
+        self.pending.pop(gate_id, None)
         self._ages.pop(gate_id, None)
         if gate_id in self.rows:
             self.remove_row(gate_id)
