@@ -102,5 +102,6 @@ def test_view_events_carry_visible_time_that_adds_up_to_time_on_screen() -> None
     clock.t = 110.0
     tracker.show("g3", by_user=False)  # appeared, never looked at by the user
     clock.t = 120.0
-    assert tracker.flush() == [("g2", "gate", 2.0)]  # g1 was reported; g3 never viewed
+    # g1 stayed on screen 106-110 after the decision's closing views; g3 was never viewed
+    assert tracker.flush() == [("g2", "gate", 2.0), ("g1", "gate", 4.0)]
     assert tracker.flush() == []

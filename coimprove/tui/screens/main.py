@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from coimprove.tui.widgets.footer import QuietFooter
+from coimprove.tui.widgets.footer import KeyBar
 from coimprove.tui.widgets.queue import QueueTable
 from coimprove.tui.widgets.stats import StatsPanel
 
@@ -63,7 +63,7 @@ class MainScreen(Screen[None]):
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail")
         yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
-        yield QuietFooter(compact=True)
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

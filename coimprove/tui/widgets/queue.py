@@ -18,7 +18,10 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.renderables.styled import Styled
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
@@ -81,6 +84,7 @@ class QueueTable(DataTable[Any]):
         self._next_stripe = 0
         # before DataTable's __init__, whose watchers clear the caches
         self._cells_cache: LRUCache[tuple[Any, ...], list[list[Segment]]] = LRUCache(4000)
+        self._strips_cache: LRUCache[tuple[Any, ...], Strip] = LRUCache(1000)
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._now = now
         self.reviewer = reviewer
@@ -131,6 +135,46 @@ class QueueTable(DataTable[Any]):
             self._offset_cache[self._update_count] = cached
         return cached
 
+    # Every row is one line high (`add_row` refuses others), so the row at line y is the row
+    # at index y: the lookups below are O(1) where DataTable's sum or list every row.
+
+    @property
+    def _total_row_height(self) -> int:
+        return len(self.rows)
+
+    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
+        if self.show_header:
+            if y < self.header_height:
+                return self._header_row_key, y
+            y -= self.header_height
+        key = self._row_locations._reverse.get(y)
+        if key is None:
+            raise LookupError(f"Y coord {y!r} is greater than total height")
+        return key, 0
+
+    def _row_y(self, row_index: int) -> int:
+        return row_index + (self.header_height if self.show_header else 0)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        row_index, column_index = coordinate
+        x = (
+            sum(c.get_render_width(self) for c in self.ordered_columns[:column_index])
+            + self._row_label_column_width
+        )
+        width = self.ordered_columns[column_index].get_render_width(self)
+        return Region(x, self._row_y(row_index), width, 1)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = (
+            sum(c.get_render_width(self) for c in self.columns.values())
+            + self._row_label_column_width
+        )
+        return Region(0, self._row_y(row_index), max(self.size.width, width), 1)
+
     def remove_row(self, row_key: RowKey | str) -> None:
         """Remove a row (as `DataTable.remove_row`, re-indexing the rows in one pass)."""
         if isinstance(row_key, str):
@@ -175,6 +219,8 @@ class QueueTable(DataTable[Any]):
         key: str | None = None,
         label: Any = None,
     ) -> RowKey:
+        if height != 1:
+            raise ValueError("queue rows are one line high")
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._bump(row_key)
         self._stripes[row_key] = self._next_stripe
@@ -204,12 +250,7 @@ class QueueTable(DataTable[Any]):
         self._versions[row_key] = self._version_counter
 
     def _clear_caches(self) -> None:
-        super()._clear_caches()
-        self._cells_cache.clear()
-
-    def notify_style_update(self) -> None:
-        self._cells_cache.clear()
-        super().notify_style_update()
+        super()._clear_caches()  # ours hold every input in their keys: they stay
 
     def _get_row_style(self, row_index: int, base_style: Style) -> Style:
         if row_index < self.fixed_rows or not self.zebra_stripes:
@@ -218,6 +259,38 @@ class QueueTable(DataTable[Any]):
         stripe = row_index % 2 if key is None else self._stripes.get(key, row_index % 2)
         name = "datatable--odd-row" if stripe else "datatable--even-row"
         return self.get_component_styles(name).rich_style
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """One line of the table, cached by what it shows (row, content version, position,
+        cursor and hover on it, styles), so repainting an unchanged table after a focus
+        change or a relayout costs lookups, not renders."""
+        try:
+            row_key, _ = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        if row_key is self._header_row_key:
+            return super()._render_line(y, x1, x2, base_style)
+        row_index = y - (self.header_height if self.show_header else 0)
+        key = (
+            row_key,
+            self._versions.get(row_key, 0),
+            row_index,
+            self._stripes.get(row_key),
+            x1,
+            x2,
+            self.size.width,
+            self.cursor_coordinate.row == row_index,
+            self.hover_coordinate.row == row_index,
+            base_style,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.app.theme,
+        )
+        strip = self._strips_cache.get(key)
+        if strip is None:
+            strip = self._strips_cache[key] = super()._render_line(y, x1, x2, base_style)
+        return strip
 
     def _render_cell(
         self,
@@ -233,31 +306,31 @@ class QueueTable(DataTable[Any]):
         row_key = self._row_locations.get_key(row_index)
         if row_key is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        # Everything the rendered cell depends on, styles included, so a restyle (focus,
+        # theme) needs no cache clearing: it simply asks for other keys.
         key = (
             row_key,
             column_index,
             base_style,
+            component_style,
+            post_style,
             width,
-            cursor,
-            hover,
-            self._show_hover_cursor,
             self._versions.get(row_key, 0),
-            self._pseudo_class_state,
         )
         lines: list[list[Segment]] | None = self._cells_cache.get(key)
         if lines is None:
             _, cells = self._get_row_renderables(row_index)
-            component_style, post_style = self._get_styles_to_render_cell(
-                False,
-                False,
-                False,
-                hover,
-                cursor,
-                self.show_cursor,
-                self._show_hover_cursor,
-                self.cursor_foreground_priority == "css",
-                self.cursor_background_priority == "css",
-            )
             options = self.app.console_options.update_dimensions(width, self.rows[row_key].height)
             if self.rows[row_key].height == 1:
                 options = options.update(no_wrap=True)
