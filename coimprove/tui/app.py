@@ -106,6 +106,7 @@ class ReviewApp(App[None]):
         self._deciding: set[str] = set()
         self._main: MainScreen | None = None
         self._detail_gate: str | None = None
+        self._detail_record: GateRecord | None = None
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -375,6 +376,7 @@ class ReviewApp(App[None]):
             return
         self.tracker.detail_opened(record.gate_id)
         self._detail_gate = record.gate_id
+        self._detail_record = record
         self.main.show_detail(render.detail(DetailData(record), dark=self.dark))
         self._status()
         self._load_detail(record)
@@ -402,8 +404,11 @@ class ReviewApp(App[None]):
             self.call_from_thread(self._show_detail, data, generation)
 
     def _show_detail(self, data: DetailData, generation: int) -> None:
-        if generation == self._detail_gen and self._detail_gate == data.record.gate_id:
-            self.main.update_detail(render.detail(data, dark=self.dark))
+        if generation != self._detail_gen or self._detail_gate != data.record.gate_id:
+            return  # stale: another gate (or none) is open now
+        if data.history or data.results or data.record is not self._detail_record:
+            self._detail_record = data.record
+            self.main.update_detail(render.detail(data, dark=self.dark))  # else: as shown
 
     # -- view options -------------------------------------------------------------------------
 
@@ -596,6 +601,7 @@ class ReviewApp(App[None]):
         except Exception as exc:
             self._deciding.discard(gate_id)
             self.decided_here.discard(gate_id)
+            self.tracker.reopen(gate_id)
             table.unmark_pending(gate_id)
             if not isinstance(exc, CoimproveError | ValueError):
                 log.exception("tui.decision_failed", gate=gate_id, exc_info=exc)
@@ -606,6 +612,7 @@ class ReviewApp(App[None]):
         outcome = recorded.outcome
         if outcome is None:
             self.decided_here.discard(gate_id)
+            self.tracker.reopen(gate_id)
             table.unmark_pending(gate_id)
             self.notify(f"{verdict} recorded; the gate waits for more reviewers.")
             self.poll(force=True)

@@ -47,6 +47,7 @@ class ViewTracker:
         self._unreported: dict[tuple[str, ViewKind], float] = {}
         self._since: dict[ViewKind, float] = {}
         self._covers: set[str] = set()
+        self._decided: set[str] = set()
 
     # -- what is on screen ----------------------------------------------------------------
 
@@ -121,13 +122,20 @@ class ViewTracker:
         """The unreported visible time of `gate_id` as (kind, seconds), and reset it.
 
         For the view events written with a decision: the gate always, the detail only if
-        this session recorded it opened.
+        this session recorded it opened. Time on screen after this (while the decision is
+        written) is not review time: `flush` leaves the gate out unless `reopen` is called.
         """
+        self._decided.add(gate_id)
         return [
-            (what, self._take(gate_id, what))
+            (what, spent)
             for what in _KINDS
-            if what == "gate" or (gate_id, what) in self._viewed
+            if (spent := self._take(gate_id, what)) > 0
+            and (what == "gate" or (gate_id, what) in self._viewed)
         ]
+
+    def reopen(self, gate_id: str) -> None:
+        """The decision on `gate_id` was refused: its time on screen counts again."""
+        self._decided.discard(gate_id)
 
     def flush(self) -> list[tuple[str, ViewKind, float]]:
         """Unreported visible time of every gate this session recorded a view of, and reset
@@ -136,7 +144,7 @@ class ViewTracker:
         out = [
             (gate_id, what, self._take(gate_id, what))
             for (gate_id, what), spent in list(self._unreported.items())
-            if spent > 0 and (gate_id, what) in self._viewed
+            if spent > 0 and (gate_id, what) in self._viewed and gate_id not in self._decided
         ]
         self._start_clocks()
         return out

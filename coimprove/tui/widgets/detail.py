@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.highlighter import JSONHighlighter
 from rich.markdown import Markdown
 from rich.rule import Rule
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -29,6 +29,7 @@ from coimprove.tui.format import (
 )
 
 MAX_TEXT_LINES = 400
+_JSON = JSONHighlighter()
 SPEC_KINDS = frozenset({"experiment"})
 
 
@@ -166,11 +167,9 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
         if p.kind in SPEC_KINDS or "command" in p.payload:
             out += [_section("Experiment spec"), _spec(p.payload)]
         else:
-            theme = "ansi_dark" if dark else "ansi_light"
-            out += [
-                _section("Payload"),
-                Syntax(pretty_json(p.payload), "json", theme=theme, background_color="default"),
-            ]
+            # Rich's JSON highlighter (regular expressions) rather than a Pygments lexer:
+            # the same colours for keys, strings and numbers at a fraction of the cost.
+            out += [_section("Payload"), _JSON(pretty_json(p.payload))]
     if p.commit:
         out.append(Text(f"commit {p.commit}", style="dim"))
     for a in p.artifacts:
