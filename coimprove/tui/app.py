@@ -37,7 +37,14 @@ from coimprove.model import Decision, Verdict, ViewEvent
 from coimprove.protocols import Clock
 from coimprove.runner import Runner
 from coimprove.tui.background import RunDriver, WriteQueue
-from coimprove.tui.data import ChangeProbe, Delta, DetailData, GateIndex, load_detail
+from coimprove.tui.data import (
+    ChangeProbe,
+    Delta,
+    DetailData,
+    GateIndex,
+    full_record,
+    load_detail,
+)
 from coimprove.tui.format import RISKY
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
 from coimprove.tui.screens.main import MainScreen
@@ -273,6 +280,7 @@ class ReviewApp(App[None]):
 
     def _apply(self, delta: Delta) -> None:
         table = self.queue
+        table.contents.update(delta.contents)
         shown = self.tracker.shown
         if delta.opened:
             if not table.records:  # first rows: sorted in
@@ -336,7 +344,8 @@ class ReviewApp(App[None]):
 
     def _render_shown(self) -> None:
         record = self.shown_record()
-        self.main.show_summary(render.summary(record, dark=self.dark))
+        holds = None if record is None else self.queue.contents.get(record.gate_id)
+        self.main.show_summary(render.summary(record, dark=self.dark, holds=holds))
         if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
 
@@ -376,6 +385,11 @@ class ReviewApp(App[None]):
             return
         self.tracker.detail_opened(record.gate_id)
         self._detail_gate = record.gate_id
+        assert self._reader is not None
+        try:  # the queue holds light records: read this one in full (one indexed query)
+            record = full_record(self._reader, record)
+        except CoimproveError as exc:
+            log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
         self._detail_record = record
         self.main.show_detail(render.detail(DetailData(record), dark=self.dark))
         self._status()
@@ -406,8 +420,16 @@ class ReviewApp(App[None]):
     def _show_detail(self, data: DetailData, generation: int) -> None:
         if generation != self._detail_gen or self._detail_gate != data.record.gate_id:
             return  # stale: another gate (or none) is open now
-        if data.history or data.results or data.record is not self._detail_record:
-            self._detail_record = data.record
+        shown, now = self._detail_record, data.record
+        if (
+            data.history
+            or data.results
+            or shown is None
+            or now.proposal.digest != shown.proposal.digest
+            or now.status != shown.status
+            or len(now.decisions) != len(shown.decisions)
+        ):
+            self._detail_record = now
             self.main.update_detail(render.detail(data, dark=self.dark))  # else: as shown
 
     # -- view options -------------------------------------------------------------------------

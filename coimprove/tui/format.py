@@ -103,3 +103,22 @@ def split_critique(body: str) -> tuple[str, str | None]:
     head = body[:at].rstrip()
     head = head.removesuffix("---").rstrip()
     return head, body[at:].strip()
+
+
+def contents(record: GateRecord) -> str:
+    """What the detail of `record` holds, e.g. ``payload (2 fields), changes.diff (+1 -1)``."""
+    p = record.proposal
+    parts: list[str] = []
+    if p.payload:
+        parts.append(f"payload ({len(p.payload)} fields)")
+    for a in p.artifacts:
+        if a.content and is_diff(a.name, a.media_type, a.content):
+            lines = a.content.splitlines()
+            plus = sum(1 for x in lines if x.startswith("+") and not x.startswith("+++"))
+            minus = sum(1 for x in lines if x.startswith("-") and not x.startswith("---"))
+            parts.append(f"{a.name} (+{plus} -{minus})")
+        else:
+            parts.append(a.name)
+    if record.request.round > 1:
+        parts.append(f"{record.request.round - 1} earlier round(s)")
+    return ", ".join(parts)

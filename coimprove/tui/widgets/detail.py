@@ -19,6 +19,7 @@ from coimprove.gates import GateRecord
 from coimprove.model import Artifact
 from coimprove.tui.data import DetailData
 from coimprove.tui.format import (
+    contents,
     diff_text,
     is_diff,
     needs,
@@ -66,33 +67,16 @@ def closed_banner(record: GateRecord) -> Text:
     )
 
 
-def _contents(record: GateRecord) -> str:
-    p = record.proposal
-    parts: list[str] = []
-    if p.payload:
-        parts.append(f"payload ({len(p.payload)} fields)")
-    for a in p.artifacts:
-        if a.content and is_diff(a.name, a.media_type, a.content):
-            lines = a.content.splitlines()
-            plus = sum(1 for x in lines if x.startswith("+") and not x.startswith("+++"))
-            minus = sum(1 for x in lines if x.startswith("-") and not x.startswith("---"))
-            parts.append(f"{a.name} (+{plus} -{minus})")
-        else:
-            parts.append(a.name)
-    if record.request.round > 1:
-        parts.append(f"{record.request.round - 1} earlier round(s)")
-    return ", ".join(parts)
-
-
-def summary(record: GateRecord | None, *, dark: bool) -> RenderableType:
-    """The preview under the queue: header, rationale, and what the detail holds."""
+def summary(record: GateRecord | None, *, dark: bool, holds: str | None = None) -> RenderableType:
+    """The preview under the queue: header, what the detail holds (`holds`, default: from
+    `record`), the AI critique's first line, and the rationale."""
     if record is None:
         return Text("No gates are waiting. New ones appear here as runs reach them.", "dim")
     out = _header(record, dark)
     body, critique = split_critique(record.proposal.body.strip())
-    contents = _contents(record)
-    if contents:
-        out.append(Text(f"detail: {contents} — press Enter or d to open", style="italic"))
+    holds = contents(record) if holds is None else holds
+    if holds:
+        out.append(Text(f"detail: {holds} — press Enter or d to open", style="italic"))
     if critique:
         first = critique.splitlines()[0].replace("**", "")
         out.append(Text(f"AI {first}", style="italic"))

@@ -94,6 +94,8 @@ class QueueTable(DataTable[Any]):
         self.only_mine = False
         self.mine: Callable[[GateRecord], bool] = lambda record: True
         """Whether the reviewer may decide a gate (the app sets it; used by `only_mine`)."""
+        self.contents: dict[str, str] = {}
+        """What each gate's detail holds (from the index; the records are light)."""
         self.pending: dict[str, str] = {}
         """Gates whose decision (verdict) is being written."""
         self.sort_column = "age"
@@ -510,6 +512,7 @@ class QueueTable(DataTable[Any]):
         self.records.pop(gate_id, None)
         self.closed.pop(gate_id, None)
         self.pending.pop(gate_id, None)
+        self.contents.pop(gate_id, None)
         self._ages.pop(gate_id, None)
         if gate_id in self.rows:
             self.remove_row(gate_id)
