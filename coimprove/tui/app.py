@@ -670,6 +670,15 @@ class ReviewApp(App[None]):
         assert self._run_driver is not None
         try:
             self._run_driver.advance(run_id)
+            info = self.runner.info(run_id)
+            if info.state in ("failed", "blocked"):
+                self._notify_from_thread(f"run {run_id} {info.state}: {info.error}")
+            elif info.state == "ready":  # leased by another runner, or its graph is unknown
+                self._notify_from_thread(
+                    f"run {run_id} was not resumed here; `coimprove resume {run_id}` applies "
+                    "the decision",
+                    severity="warning",
+                )
         except CoimproveError as exc:
             self._notify_from_thread(f"run {run_id} was not resumed: {exc}")
         except Exception as exc:
@@ -678,9 +687,11 @@ class ReviewApp(App[None]):
         if self.is_running:
             self.call_from_thread(self.poll, force=True)
 
-    def _notify_from_thread(self, message: str) -> None:
+    def _notify_from_thread(
+        self, message: str, *, severity: Literal["warning", "error"] = "error"
+    ) -> None:
         if self.is_running:
-            self.call_from_thread(self.notify, message, severity="error", timeout=10)
+            self.call_from_thread(self.notify, message, severity=severity, timeout=10)
 
     async def settled(self) -> None:
         """Wait until pending writes, resumes and refreshes are done (for tests and scripts)."""

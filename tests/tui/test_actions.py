@@ -237,3 +237,30 @@ async def test_a_quorum_gate_shows_its_progress_and_waits_for_a_second_reviewer(
         await settle(pilot)
     assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["alice"]
     assert runner.info(info.run_id).state == "waiting"
+
+
+async def test_only_mine_shows_the_gates_this_reviewer_may_decide_now(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    mine = await runner.start(build())
+    safety = await runner.start(build("deploy", risk="critical"), policy="strict")  # safety role
+    quorum = await runner.start(build(), policy="strict")  # two reviewers; alice approves once
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        app.queue.move_cursor(row=app.queue.get_row_index(quorum.open_gates[0]))
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.queue.row_count == 3
+        await pilot.press("m")
+        await settle(pilot)
+        assert list(app.queue.rows) == [mine.open_gates[0]]
+        assert "only yours (1 shown)" in text(app.main.query_one("#status"))  # type: ignore[arg-type]
+        await pilot.press("m")
+        await settle(pilot)
+        assert set(app.queue.rows) == {
+            mine.open_gates[0],
+            safety.open_gates[0],
+            quorum.open_gates[0],
+        }
