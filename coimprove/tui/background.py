@@ -113,6 +113,10 @@ class RunDriver:
             return
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            if self._owner is not None:
+                # The leases belong to the runner we act for, which may still count on them
+                # (it renews only when they near expiry): closing must not release them.
+                runner._runs.clear()
             future = asyncio.run_coroutine_threadsafe(
                 runner.__aexit__(None, None, None), self._loop
             )

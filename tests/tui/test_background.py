@@ -109,3 +109,18 @@ async def test_view_events_carry_the_visible_time_and_the_decision_closes_the_lo
     # the second gate's look ended when the reviewer moved on; quitting reported it
     second_views = events(runner, second.run_id, "gate.viewed")
     assert sum(e.data["visible_s"] for e in second_views) >= 0.2
+
+
+async def test_resuming_for_a_given_runner_leaves_its_leases_with_it(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press(*"smaller steps", "enter")  # the run goes round to a new gate
+        await settle(pilot)
+    assert runner.info(info.run_id).state == "waiting"
+    assert runner.ledger.lease_holder(info.run_id) == runner.owner  # not released on quit
