@@ -391,7 +391,7 @@ class ReviewApp(App[None]):
         except CoimproveError as exc:
             log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
         self._detail_record = record
-        self.main.show_detail(render.detail(DetailData(record), dark=self.dark))
+        self.main.show_detail(render.detail_parts(DetailData(record), dark=self.dark))
         self._status()
         self._load_detail(record)
 
@@ -430,7 +430,7 @@ class ReviewApp(App[None]):
             or len(now.decisions) != len(shown.decisions)
         ):
             self._detail_record = now
-            self.main.update_detail(render.detail(data, dark=self.dark))  # else: as shown
+            self.main.update_detail(render.detail_parts(data, dark=self.dark))  # else: as shown
 
     # -- view options -------------------------------------------------------------------------
 

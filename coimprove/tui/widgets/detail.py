@@ -19,7 +19,9 @@ from coimprove.gates import GateRecord
 from coimprove.model import Artifact
 from coimprove.tui.data import DetailData
 from coimprove.tui.format import (
+    StyledLine,
     contents,
+    diff_lines,
     diff_text,
     is_diff,
     needs,
@@ -30,6 +32,8 @@ from coimprove.tui.format import (
 )
 
 MAX_TEXT_LINES = 400
+INLINE_LINES = 200
+"""Artifacts longer than this are drawn by `ArtifactLines` (only the visible lines)."""
 _JSON = JSONHighlighter()
 SPEC_KINDS = frozenset({"experiment"})
 
@@ -139,6 +143,29 @@ def _results(results: tuple[dict[str, Any], ...]) -> list[RenderableType]:
 
 def detail(data: DetailData, *, dark: bool) -> RenderableType:
     """The full detail: everything a reviewer needs to decide, without anything hidden."""
+    head, _, tail = detail_parts(data, dark=dark, inline_lines=None)
+    return Group(head, tail)
+
+
+def _artifact_lines(a: Artifact, dark: bool) -> list[StyledLine]:
+    """An artifact as (line, style) pairs for `ArtifactLines`, styled as inline."""
+    out: list[StyledLine] = [
+        (f"Artifact: {a.name}", "bold underline"),
+        (f"{a.name}  ({a.media_type}, {a.size} B, {short_digest(a.digest)})", "bold"),
+    ]
+    if a.content is None:
+        return [*out, (f"not inline: {a.uri or 'no uri'}", "dim")]
+    if is_diff(a.name, a.media_type, a.content):
+        return out + diff_lines(a.content, dark=dark)
+    return out + [(line, "") for line in a.content.splitlines()]
+
+
+def detail_parts(
+    data: DetailData, *, dark: bool, inline_lines: int | None = INLINE_LINES
+) -> tuple[RenderableType, list[StyledLine], RenderableType]:
+    """The detail as (head, artifact lines, tail). When the artifacts hold more than
+    `inline_lines` lines (None: never), they come as separate lines for `ArtifactLines`,
+    which draws only what is visible; otherwise everything is in `head`."""
     record = data.record
     p = record.proposal
     out = _header(record, dark)
@@ -156,9 +183,17 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
             out += [_section("Payload"), _JSON(pretty_json(p.payload))]
     if p.commit:
         out.append(Text(f"commit {p.commit}", style="dim"))
-    for a in p.artifacts:
-        out.append(_section(f"Artifact: {a.name}"))
-        out += _artifact(a, dark)
+    total = sum((a.content or "").count("\n") + 1 for a in p.artifacts)
+    lines: list[StyledLine] = []
+    if inline_lines is not None and total > inline_lines:
+        for a in p.artifacts:
+            lines += _artifact_lines(a, dark)
+        head, out = Group(*out), []
+    else:
+        for a in p.artifacts:
+            out.append(_section(f"Artifact: {a.name}"))
+            out += _artifact(a, dark)
+        head = None
     if p.tags:
         out.append(Text("tags: " + ", ".join(p.tags), style="dim"))
     if data.results:
@@ -166,4 +201,6 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
     if data.history:
         out += [_section("Earlier rounds"), *_history(data.history)]
     out.append(Text(f"digest {p.digest}", style="dim"))
-    return Group(*out)
+    if head is None:
+        return Group(*out), [], Text("")
+    return head, lines, Group(*out)
