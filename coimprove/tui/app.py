@@ -350,9 +350,10 @@ class ReviewApp(App[None]):
             self._load_detail(record)
 
     def _record_view(self, gate_id: str, what: ViewKind, visible_s: float) -> None:
-        """Queue a view event, stamped now (when it happened, not when it is written)."""
-        future = self.writes.submit(
-            record_view,
+        """Queue a view event, stamped now (when it happened, not when it is written), once
+        the frame that shows it is drawn."""
+        self.writes.hold(
+            _write_view,
             self.runner.ledger,
             gate_id,
             self.reviewer,
@@ -360,7 +361,7 @@ class ReviewApp(App[None]):
             at=self.now(),
             visible_s=visible_s,
         )
-        future.add_done_callback(lambda f: _log_failed_view(f, gate_id))
+        self.call_after_refresh(self.writes.release)
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         self.tracker.cover("blur")
@@ -393,7 +394,7 @@ class ReviewApp(App[None]):
         self._detail_record = record
         self.main.show_detail(render.detail_parts(DetailData(record), dark=self.dark))
         self._status()
-        self._load_detail(record)
+        self.call_after_refresh(self._load_detail, record)  # history, results: after the frame
 
     def action_close_detail(self) -> None:
         if self.detail_open:
@@ -703,9 +704,10 @@ class ReviewApp(App[None]):
                 return
 
 
-def _log_failed_view(future: concurrent.futures.Future[Any], gate_id: str) -> None:
-    exc = future.exception()
-    if exc is not None:
+def _write_view(ledger: Any, gate_id: str, *args: Any, **kwargs: Any) -> None:
+    try:
+        record_view(ledger, gate_id, *args, **kwargs)
+    except CoimproveError as exc:  # e.g. the gate vanished: the look is lost, not the app
         log.warning("tui.view_not_recorded", gate=gate_id, error=str(exc))
 
 

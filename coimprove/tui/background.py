@@ -38,23 +38,39 @@ class WriteQueue:
             max_workers=1, thread_name_prefix="coimprove-review-writes"
         )
         self._last: concurrent.futures.Future[Any] | None = None
+        self._held: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
 
     def submit(
         self, fn: Callable[..., T], *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
-        """Queue `fn(*args, **kwargs)` after every write queued before it."""
+        """Queue `fn(*args, **kwargs)` after every write queued (or held) before it."""
+        self.release()
         future = self._pool.submit(fn, *args, **kwargs)
         self._last = future
         return future
 
+    def hold(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Keep a write until `release` (the app releases after the frame it belongs to is
+        drawn, so the write thread does not compete with drawing it). Order is kept: a
+        later `submit` releases the held writes first."""
+        self._held.append((fn, args, kwargs))
+
+    def release(self) -> None:
+        """Queue the held writes, in order."""
+        held, self._held = self._held, []
+        for fn, args, kwargs in held:
+            self._last = self._pool.submit(fn, *args, **kwargs)
+
     async def drained(self) -> None:
         """Wait (without blocking the loop) until every write queued so far is done."""
+        self.release()
         last = self._last
         if last is not None:
             await asyncio.wait([asyncio.wrap_future(last)])
 
     def close(self) -> None:
         """Finish the queued writes (nothing a reviewer did is dropped), then stop."""
+        self.release()
         self._pool.shutdown(wait=True)
 
 
