@@ -487,7 +487,7 @@ def record_decision(
                 "gate.viewed" if view.what == "gate" else "detail.viewed",
                 at=view.at,
                 **common,
-                data={"reviewer_kind": decision.reviewer_kind},
+                data=_view_data(decision.reviewer_kind, view.visible_s),
             )
         data: dict[str, Any] = {
             "verdict": decision.verdict,
@@ -516,8 +516,13 @@ def record_view(
     *,
     at: float,
     reviewer_kind: str = "human",
+    visible_s: float | None = None,
 ) -> LedgerEvent:
-    """Record that `reviewer` looked at a gate or opened its detail (for dwell and rubber-stamp)."""
+    """Record that `reviewer` looked at a gate or opened its detail (for dwell and rubber-stamp).
+
+    `visible_s`, when the front end measures it, is how long the gate (or its detail) was
+    visible on the reviewer's screen since their previous view event of the same kind.
+    """
     with ledger.transaction() as tx:
         record = load_gate(tx, gate_id)
         return tx.append(
@@ -526,8 +531,15 @@ def record_view(
             run_id=record.run_id,
             gate_id=gate_id,
             actor=reviewer,
-            data={"reviewer_kind": reviewer_kind, "status": record.status},
+            data={**_view_data(reviewer_kind, visible_s), "status": record.status},
         )
+
+
+def _view_data(reviewer_kind: str, visible_s: float | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"reviewer_kind": reviewer_kind}
+    if visible_s is not None:
+        data["visible_s"] = round(visible_s, 3)
+    return data
 
 
 def expire_gate(ledger: Ledger, gate_id: str, *, now: float) -> GateOutcome | None:

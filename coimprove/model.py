@@ -261,6 +261,12 @@ class ViewEvent(_Frozen):
 
     what: Literal["gate", "detail"]
     at: float
+    visible_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="seconds it was visible on screen since this reviewer's previous view "
+        "event of the same kind for the gate (None: not measured)",
+    )
 
 
 class Decision(_Frozen):

@@ -254,6 +254,11 @@ class Runner:
         """Make `workflow` resumable by name in this process (runs record its name and ref)."""
         self._workflows[workflow.name] = workflow
 
+    @property
+    def workflows(self) -> tuple[Workflow, ...]:
+        """The workflows registered in this runner."""
+        return tuple(self._workflows.values())
+
     def _compile(self, workflow: Workflow) -> CompiledStateGraph[Any, Any, Any, Any]:
         if self.checkpointer is None:
             raise RunError("use the Runner as `async with Runner(...) as runner`")

@@ -2,7 +2,8 @@
 
 Keys: ``a`` approve (asks first on high/critical risk), ``r`` reject, ``c`` request changes,
 ``e`` edit the payload, ``u`` escalate, Enter/``d`` open the detail, ``/`` filter, ``o`` sort,
-``s`` stats, ``t`` light/dark theme, ``q`` quit. Enter never approves.
+``m`` only the gates you may decide, ``s`` stats, ``t`` light/dark theme, ``q`` quit. Enter
+never approves.
 """
 
 from coimprove.tui.app import ReviewApp, run_review

@@ -1,13 +1,17 @@
 """`ReviewApp`: the reviewer's workplace over the ledger (``coimprove review``).
 
 Reads come from a change probe on the UI loop and an incremental gate index in a worker
-thread; decisions go through an embedded `Runner` (validated and written to the ledger
-first), and settled gates are resumed with ``Runner.advance`` unless ``apply=False``.
+thread. Writes (views, decisions) go through an embedded `Runner` on one background thread,
+in order, stamped with the time the reviewer acted; a decision is validated there and the
+screen moves on at once (a refused one is reported and its row restored). Settled gates are
+resumed on a thread of their own (`RunDriver`) unless ``apply=False``. The UI loop only
+draws and routes keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import logging
 import os
@@ -26,13 +30,21 @@ from textual.widgets import DataTable, Static
 
 from coimprove._log import get_logger
 from coimprove.errors import CoimproveError
-from coimprove.gates import GateRecord
+from coimprove.gates import GateRecord, Recorded, may_decide, record_view
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import GroupMeasures, summarize
-from coimprove.model import Decision, Verdict
+from coimprove.model import Decision, Verdict, ViewEvent
 from coimprove.protocols import Clock
 from coimprove.runner import Runner
-from coimprove.tui.data import ChangeProbe, Delta, DetailData, GateIndex, load_detail
+from coimprove.tui.background import RunDriver, WriteQueue
+from coimprove.tui.data import (
+    ChangeProbe,
+    Delta,
+    DetailData,
+    GateIndex,
+    full_record,
+    load_detail,
+)
 from coimprove.tui.format import RISKY
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
 from coimprove.tui.screens.main import MainScreen
@@ -96,9 +108,12 @@ class ReviewApp(App[None]):
         self._dirty = False
         self._rest_timer: Timer | None = None
         self._detail_gen = 0
-        self._advance_lock = asyncio.Lock()
+        self.writes = WriteQueue()
+        self._run_driver: RunDriver | None = None
+        self._deciding: set[str] = set()
         self._main: MainScreen | None = None
         self._detail_gate: str | None = None
+        self._detail_record: GateRecord | None = None
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -122,10 +137,20 @@ class ReviewApp(App[None]):
             self._runner = await Runner(self.db, clock=self._clock).__aenter__()
         for wf in self._workflows:
             self.runner.register(wf)
+        if self.apply:
+            self._run_driver = RunDriver(
+                self.db,
+                clock=self.runner.clock,
+                workflows=self.runner.workflows,
+                canaries=self.runner.canaries,
+                seed=self.runner.seed,
+                owner=self._given_runner.owner if self._given_runner is not None else None,
+            )
         self._reader = SqliteLedger(self.db)
         self._probe = ChangeProbe(self.db)
         self._main = MainScreen(self.reviewer, self.now)
         await self.push_screen(self._main)
+        self.queue.mine = self.may_decide
         stats = self._stats_wanted
         self.stats_panel.display = self.size.width >= 110 if stats is None else stats
         self._status()
@@ -136,6 +161,12 @@ class ReviewApp(App[None]):
             self.set_interval(15, self.queue.tick)
 
     async def on_unmount(self) -> None:
+        for gate_id, what, spent in self.tracker.flush():  # the looks in progress end
+            self._record_view(gate_id, what, spent)
+        await self.writes.drained()
+        self.writes.close()
+        if self._run_driver is not None:
+            await asyncio.to_thread(self._run_driver.close)
         if self._runner is not None and self._given_runner is None:
             await self._runner.__aexit__(None, None, None)
         if self._reader is not None:
@@ -167,7 +198,7 @@ class ReviewApp(App[None]):
         """Queue-only keys are off while the detail is open, and Back is off without it."""
         if action == "close_detail":
             return self.detail_open
-        if action in ("open_detail", "cycle_sort", "toggle_stats"):
+        if action in ("open_detail", "cycle_sort", "toggle_stats", "toggle_mine"):
             return not self.detail_open
         return True
 
@@ -182,18 +213,22 @@ class ReviewApp(App[None]):
 
     def _status(self) -> None:
         if self._detail_gate is not None:
-            self.main.query_one("#status", Static).update(f"detail · {self._detail_gate}")
+            self.main.query_one("#status", Static).update(
+                f"detail · {self._detail_gate}", layout=False
+            )
             return
         table = self.queue
         parts = [f"coimprove review · {self.reviewer}", f"{len(table.records)} waiting"]
         if table.new_count:
             parts.append(f"{table.new_count} new (o to re-sort)")
         parts.append(f"sort {table.sort_column}{' ↓' if table.sort_reverse else ''}")
+        if table.only_mine:
+            parts.append(f"only yours ({table.row_count} shown)")
         if table.filter_text:
             parts.append(f"filter '{table.filter_text}' ({table.row_count} shown)")
         if not self.apply:
             parts.append("no-apply")
-        self.main.query_one("#status", Static).update(" · ".join(parts))
+        self.main.query_one("#status", Static).update(" · ".join(parts), layout=False)
 
     # -- live data ----------------------------------------------------------------------------
 
@@ -245,6 +280,7 @@ class ReviewApp(App[None]):
 
     def _apply(self, delta: Delta) -> None:
         table = self.queue
+        table.contents.update(delta.contents)
         shown = self.tracker.shown
         if delta.opened:
             if not table.records:  # first rows: sorted in
@@ -308,15 +344,24 @@ class ReviewApp(App[None]):
 
     def _render_shown(self) -> None:
         record = self.shown_record()
-        self.main.query_one("#summary", Static).update(render.summary(record, dark=self.dark))
+        holds = None if record is None else self.queue.contents.get(record.gate_id)
+        self.main.show_summary(render.summary(record, dark=self.dark, holds=holds))
         if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
 
-    def _record_view(self, gate_id: str, what: ViewKind) -> None:
-        try:
-            self.runner.view(gate_id, self.reviewer, what)
-        except CoimproveError as exc:
-            log.warning("tui.view_not_recorded", gate=gate_id, error=str(exc))
+    def _record_view(self, gate_id: str, what: ViewKind, visible_s: float) -> None:
+        """Queue a view event, stamped now (when it happened, not when it is written), once
+        the frame that shows it is drawn."""
+        self.writes.hold(
+            _write_view,
+            self.runner.ledger,
+            gate_id,
+            self.reviewer,
+            what,
+            at=self.now(),
+            visible_s=visible_s,
+        )
+        self.call_after_refresh(self.writes.release)
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         self.tracker.cover("blur")
@@ -341,9 +386,15 @@ class ReviewApp(App[None]):
             return
         self.tracker.detail_opened(record.gate_id)
         self._detail_gate = record.gate_id
-        self.main.show_detail(render.detail(DetailData(record), dark=self.dark))
+        assert self._reader is not None
+        try:  # the queue holds light records: read this one in full (one indexed query)
+            record = full_record(self._reader, record)
+        except CoimproveError as exc:
+            log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
+        self._detail_record = record
+        self.main.show_detail(render.detail_parts(DetailData(record), dark=self.dark))
         self._status()
-        self._load_detail(record)
+        self.call_after_refresh(self._load_detail, record)  # history, results: after the frame
 
     def action_close_detail(self) -> None:
         if self.detail_open:
@@ -368,8 +419,19 @@ class ReviewApp(App[None]):
             self.call_from_thread(self._show_detail, data, generation)
 
     def _show_detail(self, data: DetailData, generation: int) -> None:
-        if generation == self._detail_gen and self._detail_gate == data.record.gate_id:
-            self.main.update_detail(render.detail(data, dark=self.dark))
+        if generation != self._detail_gen or self._detail_gate != data.record.gate_id:
+            return  # stale: another gate (or none) is open now
+        shown, now = self._detail_record, data.record
+        if (
+            data.history
+            or data.results
+            or shown is None
+            or now.proposal.digest != shown.proposal.digest
+            or now.status != shown.status
+            or len(now.decisions) != len(shown.decisions)
+        ):
+            self._detail_record = now
+            self.main.update_detail(render.detail_parts(data, dark=self.dark))  # else: as shown
 
     # -- view options -------------------------------------------------------------------------
 
@@ -381,6 +443,27 @@ class ReviewApp(App[None]):
         table.sort_reverse = False
         table.rebuild()
         self._status()
+
+    def action_toggle_mine(self) -> None:
+        """Show only the gates this reviewer may decide now, or every pending gate."""
+        table = self.queue
+        table.only_mine = not table.only_mine
+        table.mark_user_move()
+        table.rebuild()
+        self._status()
+
+    def may_decide(self, record: GateRecord) -> bool:
+        """Whether this reviewer may decide `record` now: a role it needs (per the run's
+        policy, or the patterns snapshotted when it opened), a human reviewer accepted, not
+        an author, and not already counted for this version."""
+        if record.gate_id in self.queue.closed or record.status != "open":
+            return False
+        authors = {record.request.proposal.author, record.proposal.author}
+        if self.reviewer in authors or self.reviewer in record.approvers():
+            return False
+        if "human" not in record.request.requirement.reviewer_kinds:
+            return False
+        return may_decide(record, self.reviewer, self.runner.roles_of(record.run_id, self.reviewer))
 
     def action_toggle_stats(self) -> None:
         panel = self.stats_panel
@@ -477,8 +560,16 @@ class ReviewApp(App[None]):
         note: str = "",
         payload: dict[str, Any] | None = None,
     ) -> None:
-        """Record the decision, bound to the digest of `record` as it was on screen."""
+        """Record the decision, bound to the digest of `record` as it was on screen.
+
+        The decision is validated and written on the write thread; the screen moves to the
+        next gate at once, with this one marked until the ledger has it (a refused decision
+        is reported and its row restored).
+        """
         gate_id = record.gate_id
+        if gate_id in self._deciding:
+            self.notify("This decision is still being recorded.", severity="warning")
+            return
         try:
             decision = Decision(
                 verdict=verdict,
@@ -488,39 +579,79 @@ class ReviewApp(App[None]):
                 note=note,
                 edited_payload=payload,
             )
-            self.tracker.ensure_viewed(gate_id)
-            recorded = self.runner.decide(gate_id, decision)
-        except (CoimproveError, ValueError) as exc:
+        except ValueError as exc:
             self.notify(str(exc), title="not recorded", severity="error", timeout=10)
-            self.poll(force=True)
             return
-        self.decided_here.add(gate_id)
-        outcome = recorded.outcome
-        self.action_close_detail()
-        if outcome is None:
-            self.notify(f"{verdict} recorded; the gate waits for more reviewers.")
-            self.decided_here.discard(gate_id)
-            self.poll(force=True)
-            return
-        # The screen first: the next item replaces the decided one in this frame. Everything
-        # else (the notice, a canary reveal, resuming the run, re-reading the ledger) waits
-        # until that frame is drawn, so the reviewer never waits for it.
-        table = self.queue
-        table.mark_user_move()
-        table.discard(gate_id)
-        self._settle_now()
-        self.call_after_refresh(
-            self._after_decision, gate_id, verdict, outcome.outcome, recorded.event.run_id
+        self.tracker.ensure_viewed(gate_id)
+        at = self.now()
+        views = tuple(
+            ViewEvent(what=what, at=at, visible_s=spent)
+            for what, spent in self.tracker.closing_views(gate_id)
         )
+        future = self.writes.submit(self._write_decision, gate_id, decision, at, views)
+        self._deciding.add(gate_id)
+        self.decided_here.add(gate_id)
+        self.action_close_detail()
+        table = self.queue
+        table.mark_pending(gate_id, verdict)
+        if table.current_key() == gate_id and table.row_count > 1:
+            row = table.cursor_row
+            table.mark_user_move()  # the next item is shown because the reviewer decided
+            table.move_cursor(row=row + 1 if row + 1 < table.row_count else row - 1)
+            self._settle_now()
+        self.run_worker(self._decision_done(future, gate_id, verdict), group="decide")
 
-    def _after_decision(
-        self, gate_id: str, verdict: Verdict, outcome: str, run_id: str | None
+    def _write_decision(
+        self, gate_id: str, decision: Decision, at: float, views: tuple[ViewEvent, ...]
+    ) -> tuple[Recorded, dict[str, Any] | None]:
+        """On the write thread: record the decision; read the canary reveal if there is one."""
+        recorded = self.runner.decide(gate_id, decision, views=views, at=at)
+        reveal = None
+        if recorded.outcome is not None and recorded.outcome.outcome == "canary":
+            found = self.runner.ledger.events(gate_id=gate_id, types=["canary.revealed"])
+            reveal = found[-1].data if found else None
+        return recorded, reveal
+
+    async def _decision_done(
+        self,
+        future: concurrent.futures.Future[tuple[Recorded, dict[str, Any] | None]],
+        gate_id: str,
+        verdict: Verdict,
     ) -> None:
-        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {outcome}.")
-        if outcome == "canary":
-            self._reveal(gate_id)
-        if self.apply and run_id:
-            self.run_worker(self._advance(run_id), group="advance")
+        table = self.queue
+        try:
+            recorded, reveal = await asyncio.wrap_future(future)
+        except Exception as exc:
+            self._deciding.discard(gate_id)
+            self.decided_here.discard(gate_id)
+            self.tracker.reopen(gate_id)
+            table.unmark_pending(gate_id)
+            if not isinstance(exc, CoimproveError | ValueError):
+                log.exception("tui.decision_failed", gate=gate_id, exc_info=exc)
+            self.notify(f"{gate_id}: {exc}", title="not recorded", severity="error", timeout=10)
+            self.poll(force=True)
+            return
+        self._deciding.discard(gate_id)
+        outcome = recorded.outcome
+        if outcome is None:
+            self.decided_here.discard(gate_id)
+            self.tracker.reopen(gate_id)
+            table.unmark_pending(gate_id)
+            self.notify(f"{verdict} recorded; the gate waits for more reviewers.")
+            self.poll(force=True)
+            return
+        on_it = table.current_key() == gate_id
+        table.discard(gate_id)
+        if on_it:
+            table.mark_user_move()
+            self._settle_now()
+        self._status()
+        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {outcome.outcome}.")
+        if reveal is not None:
+            self._reveal(gate_id, reveal)
+        run_id = recorded.event.run_id
+        if self._run_driver is not None and run_id:
+            self._advance(run_id)
         self.poll(force=True)
 
     def _settle_now(self) -> None:
@@ -528,32 +659,56 @@ class ReviewApp(App[None]):
             self._rest_timer.stop()
         self._settle()
 
-    def _reveal(self, gate_id: str) -> None:
-        events_ = self.runner.ledger.events(gate_id=gate_id, types=["canary.revealed"])
-        if not events_:
-            return
-        data = events_[-1].data
+    def _reveal(self, gate_id: str, data: dict[str, Any]) -> None:
         mutation, caught = data.get("mutation"), bool(data.get("caught"))
         self.reveals.append((gate_id, mutation, caught))
         self._ask(RevealDialog(mutation, caught), lambda _: None)
 
-    async def _advance(self, run_id: str) -> None:
-        """Resume the run whose gate settled (exactly once: the runner guarantees it)."""
-        async with self._advance_lock:
-            try:
-                await self.runner.advance(run_id)
-            except CoimproveError as exc:
-                self.notify(f"run {run_id} was not resumed: {exc}", severity="error", timeout=10)
-            except Exception as exc:
-                log.exception("tui.advance_failed", run=run_id, exc_info=exc)
-                self.notify(f"run {run_id} failed to resume: {exc}", severity="error", timeout=10)
-        self.poll(force=True)
+    @work(thread=True, group="advance", exit_on_error=False)
+    def _advance(self, run_id: str) -> None:
+        """Resume the run whose gate settled, off the UI loop (exactly once: the runner's
+        lease guarantees it); failures become notifications."""
+        assert self._run_driver is not None
+        try:
+            self._run_driver.advance(run_id)
+            info = self.runner.info(run_id)
+            if info.state in ("failed", "blocked"):
+                self._notify_from_thread(f"run {run_id} {info.state}: {info.error}")
+            elif info.state == "ready":  # leased by another runner, or its graph is unknown
+                self._notify_from_thread(
+                    f"run {run_id} was not resumed here; `coimprove resume {run_id}` applies "
+                    "the decision",
+                    severity="warning",
+                )
+        except CoimproveError as exc:
+            self._notify_from_thread(f"run {run_id} was not resumed: {exc}")
+        except Exception as exc:
+            log.exception("tui.advance_failed", run=run_id, exc_info=exc)
+            self._notify_from_thread(f"run {run_id} failed to resume: {exc}")
+        if self.is_running:
+            self.call_from_thread(self.poll, force=True)
+
+    def _notify_from_thread(
+        self, message: str, *, severity: Literal["warning", "error"] = "error"
+    ) -> None:
+        if self.is_running:
+            self.call_from_thread(self.notify, message, severity=severity, timeout=10)
 
     async def settled(self) -> None:
-        """Wait until pending resumes and refreshes are done (for tests and scripts)."""
-        await self.workers.wait_for_complete()
-        async with self._advance_lock:
-            pass
+        """Wait until pending writes, resumes and refreshes are done (for tests and scripts)."""
+        while True:
+            await self.writes.drained()
+            await self.workers.wait_for_complete()
+            if not any(w.is_running for w in self.workers):
+                await self.writes.drained()
+                return
+
+
+def _write_view(ledger: Any, gate_id: str, *args: Any, **kwargs: Any) -> None:
+    try:
+        record_view(ledger, gate_id, *args, **kwargs)
+    except CoimproveError as exc:  # e.g. the gate vanished: the look is lost, not the app
+        log.warning("tui.view_not_recorded", gate=gate_id, error=str(exc))
 
 
 def run_review(

@@ -3,11 +3,15 @@
 `ChangeProbe` runs ``PRAGMA data_version`` on its own connection (cheap enough for the UI
 loop). `GateIndex.refresh` runs in a worker thread: it reads only the gate events appended
 since its last call, re-folds the gates they touch and reports what opened, changed and
-closed. `load_detail` reads what the detail view shows beyond the gate itself.
+closed. It keeps no events, and the records it reports are `light`: what the queue, the
+summary and a decision need, without artifact contents or raw event data (thousands of
+pending gates with large diffs must not all sit in memory). `load_detail` reads the full
+gate, and what else the detail view shows, when the reviewer opens it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -16,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coimprove.gates import GateRecord, fold_gate, gate_id_for
-from coimprove.model import EventType, LedgerEvent
+from coimprove.gates import GateRecord, fold_gate, gate_id_for, load_gate
+from coimprove.model import EventType, LedgerEvent, Proposal
 from coimprove.protocols import LedgerReader
+from coimprove.tui.format import contents
 
 GATE_EVENTS: tuple[EventType, ...] = (
     "gate.opened",
@@ -101,17 +106,50 @@ class Delta:
     changed: tuple[GateRecord, ...] = ()
     closed: tuple[GateRecord, ...] = ()
     seq: int = 0
+    contents: dict[str, str] = field(default_factory=dict)
+    """What the detail of each opened or changed gate holds (for the summary)."""
 
     def __bool__(self) -> bool:
         return bool(self.opened or self.changed or self.closed)
 
 
+def _light_proposal(p: Proposal) -> Proposal:
+    if not any(a.content for a in p.artifacts):
+        return p
+    light = p.model_copy(
+        update={"artifacts": tuple(a.model_copy(update={"content": None}) for a in p.artifacts)}
+    )
+    # Artifacts enter the digest by their own digests, never their contents: the digest is
+    # unchanged (tests/tui/test_data.py recomputes it), so carry it over instead of paying
+    # for it again on every gate of a long queue.
+    light._digest = p.digest
+    return light
+
+
+def light(record: GateRecord) -> GateRecord:
+    """`record` without artifact contents and raw event data: what the queue, the summary
+    and a decision (bound to the same digest) need. `load_gate` reads the full one."""
+    first = _light_proposal(record.request.proposal)
+    proposal = first if record.proposal is record.request.proposal else None
+    out = dataclasses.replace(
+        record,
+        opened=record.opened.model_copy(update={"data": {"interrupt_id": record.interrupt_id}}),
+        request=record.request.model_copy(update={"proposal": first}),
+        decisions=[
+            (e.model_copy(update={"data": {"new_digest": e.data.get("new_digest")}}), d)
+            for e, d in record.decisions
+        ],
+    )
+    out.proposal = proposal or _light_proposal(record.proposal)  # the edited one, if edited
+    return out
+
+
 @dataclass
 class GateIndex:
-    """Open gates folded from their events; refreshed incrementally by sequence number."""
+    """The open gates, refreshed incrementally by sequence number (no events kept)."""
 
     seq: int = 0
-    _events: dict[str, list[LedgerEvent]] = field(default_factory=dict)
+    _open: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self, reader: LedgerReader) -> Delta:
@@ -122,6 +160,7 @@ class GateIndex:
             tuple(r for d in parts for r in d.changed),
             tuple(r for d in parts for r in d.closed),
             self.seq,
+            {k: v for d in parts for k, v in d.contents.items()},
         )
 
     def refresh_chunks(self, reader: LedgerReader, *, size: int = 500) -> Iterator[Delta]:
@@ -142,17 +181,24 @@ class GateIndex:
                 if gid is None:
                     continue
                 if event.type == "gate.opened":
-                    self._events[gid] = [event]
                     fresh.add(gid)
                     touched[gid] = None
-                elif gid in self._events:
-                    self._events[gid].append(event)
+                elif gid in self._open:
                     touched[gid] = None
             self.seq = new[-1].seq
             ids = list(touched)
             step = size if size > 0 else max(1, len(ids))
             for start in range(0, len(ids), step):
-                yield self._fold(ids[start : start + step], fresh)
+                chunk = ids[start : start + step]
+                events = {
+                    gid: [
+                        e
+                        for e in reader.events(gate_id=gid, types=GATE_EVENTS)
+                        if e.seq <= self.seq
+                    ]
+                    for gid in chunk
+                }
+                yield self._fold(events, fresh)
 
     def _first_load(self, query: Query, size: int) -> Iterator[Delta]:
         """The open gates only, oldest first: a small first chunk, then `size` at a time."""
@@ -168,30 +214,34 @@ class GateIndex:
             chunk = ids[start : start + (min(step, FIRST_CHUNK) if start == 0 else step)]
             start += len(chunk)
             sql = _GATE_EVENTS_SQL.format(ids=",".join("?" * len(chunk)), types=types)
+            events: dict[str, list[LedgerEvent]] = {}
             for row in query(sql, (*chunk, *GATE_EVENTS, head)):
                 event = _event(row)
                 gid = str(event.gate_id)
                 if event.type == "gate.opened":
-                    self._events[gid] = [event]
-                elif gid in self._events:
-                    self._events[gid].append(event)
-            yield self._fold([g for g in chunk if g in self._events], set(chunk))
+                    events[gid] = [event]
+                elif gid in events:
+                    events[gid].append(event)
+            yield self._fold(events, set(chunk))
 
-    def _fold(self, ids: Sequence[str], fresh: set[str]) -> Delta:
+    def _fold(self, events: dict[str, list[LedgerEvent]], fresh: set[str]) -> Delta:
         opened: list[GateRecord] = []
         changed: list[GateRecord] = []
         closed: list[GateRecord] = []
-        for gid in ids:
-            record = fold_gate(self._events[gid])
+        shown: dict[str, str] = {}
+        for gid, gate_events in events.items():
+            if not gate_events or gate_events[0].type != "gate.opened":
+                continue
+            record = fold_gate(gate_events)
             if record.status != "open":
-                del self._events[gid]
+                self._open.discard(gid)
                 if gid not in fresh:
-                    closed.append(record)
-            elif gid in fresh:
-                opened.append(record)
-            else:
-                changed.append(record)
-        return Delta(tuple(opened), tuple(changed), tuple(closed), self.seq)
+                    closed.append(light(record))
+                continue
+            self._open.add(gid)
+            shown[gid] = contents(record)
+            (opened if gid in fresh else changed).append(light(record))
+        return Delta(tuple(opened), tuple(changed), tuple(closed), self.seq, shown)
 
 
 @dataclass(frozen=True)
@@ -204,7 +254,9 @@ class DetailData:
 
 
 def load_detail(reader: LedgerReader, record: GateRecord) -> DetailData:
-    """Earlier rounds of this gate and experiment results recorded in its run."""
+    """The full gate (artifact contents included), its earlier rounds and the experiment
+    results recorded in its run."""
+    record = full_record(reader, record)
     history: list[GateRecord] = []
     req = record.request
     for round_ in range(1, req.round):
@@ -217,6 +269,13 @@ def load_detail(reader: LedgerReader, record: GateRecord) -> DetailData:
         for e in reader.events(run_id=req.run_id, types=["experiment.recorded"])
     )
     return DetailData(record, tuple(history), results)
+
+
+def full_record(reader: LedgerReader, record: GateRecord) -> GateRecord:
+    """The full version of a (possibly `light`) record, as the ledger has it now."""
+    if not any(a.content is None and a.uri is None for a in record.proposal.artifacts):
+        return record
+    return load_gate(reader, record.gate_id)
 
 
 def open_records(reader: LedgerReader) -> Sequence[GateRecord]:

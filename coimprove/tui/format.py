@@ -12,6 +12,8 @@ from coimprove.gates import GateRecord
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 RISKY = frozenset({"high", "critical"})
 MAX_DIFF_LINES = 2000
+StyledLine = tuple[str, str]
+"""One line of text and the Rich style it is shown in."""
 
 
 def age(seconds: float) -> str:
@@ -50,11 +52,11 @@ def risk_text(risk: str, dark: bool) -> Text:
     return Text(risk, style=risk_style(risk, dark))
 
 
-def diff_text(diff: str, *, dark: bool, max_lines: int = MAX_DIFF_LINES) -> Text:
-    """A unified diff with added lines green, removed lines red and hunk headers cyan."""
+def diff_lines(diff: str, *, dark: bool, max_lines: int = MAX_DIFF_LINES) -> list[StyledLine]:
+    """A unified diff as (line, style): added lines green, removed red, hunk headers cyan."""
     add, rem = ("green", "red") if dark else ("dark_green", "red3")
     hunk = "cyan" if dark else "dark_cyan"
-    out = Text()
+    out: list[StyledLine] = []
     lines = diff.splitlines()
     for line in lines[:max_lines]:
         if line.startswith(("+++", "---", "diff --git", "index ")):
@@ -67,9 +69,17 @@ def diff_text(diff: str, *, dark: bool, max_lines: int = MAX_DIFF_LINES) -> Text
             style = hunk
         else:
             style = ""
-        out.append(line + "\n", style=style)
+        out.append((line, style))
     if len(lines) > max_lines:
-        out.append(f"… {len(lines) - max_lines} more lines not shown\n", style="italic")
+        out.append((f"… {len(lines) - max_lines} more lines not shown", "italic"))
+    return out
+
+
+def diff_text(diff: str, *, dark: bool, max_lines: int = MAX_DIFF_LINES) -> Text:
+    """A unified diff with added lines green, removed lines red and hunk headers cyan."""
+    out = Text()
+    for line, style in diff_lines(diff, dark=dark, max_lines=max_lines):
+        out.append(line + "\n", style=style)
     return out
 
 
@@ -103,3 +113,22 @@ def split_critique(body: str) -> tuple[str, str | None]:
     head = body[:at].rstrip()
     head = head.removesuffix("---").rstrip()
     return head, body[at:].strip()
+
+
+def contents(record: GateRecord) -> str:
+    """What the detail of `record` holds, e.g. ``payload (2 fields), changes.diff (+1 -1)``."""
+    p = record.proposal
+    parts: list[str] = []
+    if p.payload:
+        parts.append(f"payload ({len(p.payload)} fields)")
+    for a in p.artifacts:
+        if a.content and is_diff(a.name, a.media_type, a.content):
+            lines = a.content.splitlines()
+            plus = sum(1 for x in lines if x.startswith("+") and not x.startswith("+++"))
+            minus = sum(1 for x in lines if x.startswith("-") and not x.startswith("---"))
+            parts.append(f"{a.name} (+{plus} -{minus})")
+        else:
+            parts.append(a.name)
+    if record.request.round > 1:
+        parts.append(f"{record.request.round - 1} earlier round(s)")
+    return ", ".join(parts)

@@ -5,6 +5,7 @@ what it ran with (in state, and in ``$COIMPROVE_TEST_EFFECTS`` when that is set)
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,16 @@ class ReviewState(GatedState, total=False):
     trained: dict[str, Any]
 
 
-def build(name: str = "tune", *, risk: str = "low", policy: str = "default") -> Workflow:
-    """START -> propose -> review -> train -> END."""
+def build(
+    name: str = "tune",
+    *,
+    risk: str = "low",
+    policy: str = "default",
+    hold: threading.Event | None = None,
+    fail: bool = False,
+) -> Workflow:
+    """START -> propose -> review -> train -> END (`train` waits for `hold` if given, and
+    raises if `fail`)."""
     wf = Workflow(name, policy=policy, state=ReviewState)
 
     def propose(state: dict[str, Any], ctx: AgentContext) -> Proposal:
@@ -52,6 +61,10 @@ def build(name: str = "tune", *, risk: str = "low", policy: str = "default") -> 
         )
 
     def train(state: dict[str, Any], approved: Approved) -> dict[str, Any]:
+        if hold is not None and not hold.wait(timeout=120):
+            raise TimeoutError("the test never released the effect")
+        if fail:
+            raise RuntimeError("the training cluster is down")
         target = os.environ.get("COIMPROVE_TEST_EFFECTS")
         if target:
             with Path(target).open("a") as f:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.widgets import Input, Static, TextArea
 
-from coimprove import Runner
+from coimprove import Artifact, Runner
+from coimprove.gates import load_gate
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog
+from coimprove.tui.widgets.lines import ArtifactLines
 from tests.tui.helpers import events, refresh, settle, text, types
 from tests.tui.review_graph import build
 
@@ -236,4 +239,57 @@ async def test_a_quorum_gate_shows_its_progress_and_waits_for_a_second_reviewer(
         await pilot.press("a")  # the same reviewer cannot count twice: refused, nothing written
         await settle(pilot)
     assert [e.actor for e in events(runner, info.run_id, "gate.decided")] == ["alice"]
+    assert runner.info(info.run_id).state == "waiting"
+
+
+async def test_only_mine_shows_the_gates_this_reviewer_may_decide_now(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    mine = await runner.start(build())
+    safety = await runner.start(build("deploy", risk="critical"), policy="strict")  # safety role
+    quorum = await runner.start(build(), policy="strict")  # two reviewers; alice approves once
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        app.queue.move_cursor(row=app.queue.get_row_index(quorum.open_gates[0]))
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.queue.row_count == 3
+        await pilot.press("m")
+        await settle(pilot)
+        assert list(app.queue.rows) == [mine.open_gates[0]]
+        assert "only yours (1 shown)" in text(app.main.query_one("#status"))  # type: ignore[arg-type]
+        await pilot.press("m")
+        await settle(pilot)
+        assert set(app.queue.rows) == {
+            mine.open_gates[0],
+            safety.open_gates[0],
+            quorum.open_gates[0],
+        }
+
+
+async def test_a_long_diff_opens_in_the_detail_and_draws_only_visible_lines(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    info = await runner.start(build())
+    gate_id = info.open_gates[0]
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        record = app.queue.records[gate_id]
+        body = "".join(f"+row {i}\n" for i in range(3000))
+        big = Artifact.from_text("big.diff", f"--- a/x\n+++ b/x\n{body}", "text/x-diff")
+        full = load_gate(runner.ledger, gate_id)
+        app.queue.records[gate_id] = dataclasses.replace(  # as if the gate carried a big diff
+            full, request=full.request.model_copy(update={"proposal": record.proposal})
+        )
+        app.queue.records[gate_id].proposal = full.proposal.model_copy(update={"artifacts": (big,)})
+        await pilot.press("d")
+        await settle(pilot)
+        lines = app.main.query_one(ArtifactLines)
+        assert lines.display and len(lines.lines) > 2000
+        assert lines.size.height == len(lines.lines)  # as tall as its lines
+        assert len(lines._strips) < 60  # but only what the screen showed was drawn
+        assert "+row 0" in lines.render_line(4).text
     assert runner.info(info.run_id).state == "waiting"

@@ -6,7 +6,7 @@ from typing import Any
 
 from coimprove import Decision, Runner
 from coimprove.gates import GateRecord, load_gate
-from coimprove.tui.data import GateIndex
+from coimprove.tui.data import GateIndex, load_detail
 from tests.tui.review_graph import build
 
 
@@ -57,3 +57,28 @@ async def test_first_load_of_an_empty_ledger_is_empty(runner: Runner) -> None:
     index = GateIndex()
     assert not index.refresh(runner.ledger)
     assert index.seq == 0
+
+
+async def test_the_queue_holds_light_records_bound_to_the_same_digest(runner: Runner) -> None:
+    info = await runner.start(build(), policy="strict")
+    gate_id = info.open_gates[0]
+    (queued,) = GateIndex().refresh(runner.ledger).opened
+    full = load_gate(runner.ledger, gate_id)
+    assert full.proposal.artifacts[0].content  # the diff, inline in the ledger
+    assert all(a.content is None for a in queued.proposal.artifacts)  # not held by the queue
+    assert set(queued.opened.data) == {"interrupt_id"}
+    # the digest a decision binds to is the full proposal's, recomputed from the light one
+    recomputed = queued.proposal.model_copy(update={"title": queued.proposal.title})
+    assert queued.proposal.digest == recomputed.digest == full.proposal.digest
+    # an edit recorded elsewhere: the queue follows the edited proposal and its new digest
+    decision = Decision(
+        verdict="edit",
+        reviewer="bob",
+        digest=full.proposal.digest,
+        edited_payload={"lr": 0.02, "epochs": 3},
+    )
+    runner.decide(gate_id, decision)
+    (edited,) = GateIndex().refresh(runner.ledger).opened  # quorum 2: still open
+    assert edited.proposal.payload == {"lr": 0.02, "epochs": 3}
+    assert edited.proposal.digest == load_gate(runner.ledger, gate_id).proposal.digest
+    assert load_detail(runner.ledger, edited).record.proposal.artifacts[0].content

@@ -13,7 +13,7 @@ from coimprove.model import Artifact, LedgerEvent, Proposal, Requirement
 from coimprove.tui.data import DetailData
 from coimprove.tui.format import age, diff_text, split_critique
 from coimprove.tui.screens.dialogs import parse_payload
-from coimprove.tui.widgets.detail import detail, summary
+from coimprove.tui.widgets.detail import detail, detail_parts, summary
 from tests.tui.review_graph import DIFF
 
 
@@ -118,3 +118,27 @@ def test_an_edited_payload_must_be_a_json_object_matching_the_schema() -> None:
         parse_payload("[1]", None)
     with pytest.raises(ValueError, match="schema at lr"):
         parse_payload('{"lr": 5}', schema)
+
+
+def test_a_long_diff_is_drawn_line_by_line_after_the_rest_of_the_head() -> None:
+    body = "".join(f"+line {i}\n" for i in range(1500))
+    diff = f"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -0,0 +1,1500 @@\n{body}"
+    proposal = Proposal(
+        kind="code",
+        title="Big change",
+        body="Why.",
+        artifacts=(Artifact.from_text("big.diff", diff, "text/x-diff"),),
+        author="agent:x",
+        tags=("t1",),
+    )
+    head, lines, tail = detail_parts(DetailData(_record(proposal)), dark=True)
+    assert "Why." in _plain(head) and "+line 0" not in _plain(head)
+    assert ("+line 0", "green") in lines and ("+line 1499", "green") in lines
+    assert lines[0] == ("Artifact: big.diff", "bold underline")
+    assert "tags: t1" in _plain(tail) and "digest sha256:" in _plain(tail)
+    # a short diff stays inline, as one renderable
+    small = proposal.model_copy(
+        update={"artifacts": (Artifact.from_text("changes.diff", DIFF, "text/x-diff"),)}
+    )
+    head, lines, _ = detail_parts(DetailData(_record(small)), dark=True)
+    assert lines == [] and "+LR = 0.01" in _plain(head)

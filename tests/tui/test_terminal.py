@@ -123,16 +123,25 @@ def test_a_person_reviews_and_approves_in_a_real_terminal(
     term.press("q")
     _wait("the app to exit", lambda: not term.alive(), timeout=30)
 
-    kinds = [
-        (e["type"], e.get("actor"))
+    looks = [
+        e
         for e in map(json.loads, _cli(terminal_env, "ledger", "events", "--json").splitlines())
         if e["type"] in ("gate.viewed", "detail.viewed", "gate.decided")
     ]
-    assert kinds == [
+    # Opening the detail records the gate view and the detail view; the decision ends both
+    # looks with the visible time not yet reported, in the same transaction.
+    assert [(e["type"], e.get("actor")) for e in looks] == [
+        ("gate.viewed", "alice"),
+        ("detail.viewed", "alice"),
         ("gate.viewed", "alice"),
         ("detail.viewed", "alice"),
         ("gate.decided", "alice"),
     ]
+    seen = {
+        kind: sum(e["data"]["visible_s"] for e in looks if e["type"] == kind)
+        for kind in ("gate.viewed", "detail.viewed")
+    }
+    assert seen["gate.viewed"] > seen["detail.viewed"] > 0  # the detail was open a while
     assert (tmp_path / "effects.txt").read_text().count("\n") == 1
 
 

@@ -13,10 +13,18 @@ class _Clock:
         return self.t
 
 
-def _tracker(guard_s: float = 1.0) -> tuple[ViewTracker, list[tuple[str, ViewKind]], _Clock]:
+def _tracker(
+    guard_s: float = 1.0, spent: list[tuple[str, ViewKind, float]] | None = None
+) -> tuple[ViewTracker, list[tuple[str, ViewKind]], _Clock]:
     seen: list[tuple[str, ViewKind]] = []
     clock = _Clock()
-    tracker = ViewTracker(lambda g, w: seen.append((g, w)), guard_s=guard_s, monotonic=clock)
+
+    def record(gate_id: str, what: ViewKind, visible_s: float) -> None:
+        seen.append((gate_id, what))
+        if spent is not None:
+            spent.append((gate_id, what, visible_s))
+
+    tracker = ViewTracker(record, guard_s=guard_s, monotonic=clock)
     return tracker, seen, clock
 
 
@@ -62,3 +70,39 @@ def test_decision_keys_wait_for_the_item_to_be_steady() -> None:
     assert tracker.ready()
     tracker.changed()  # the proposal on screen changed
     assert not tracker.ready()
+
+
+def test_view_events_carry_visible_time_that_adds_up_to_time_on_screen() -> None:
+    spent: list[tuple[str, ViewKind, float]] = []
+    tracker, _, clock = _tracker(spent=spent)
+    tracker.show("g1", by_user=True)  # g1 view, nothing seen before
+    clock.t = 4.0
+    tracker.detail_opened("g1")  # detail view
+    clock.t = 10.0
+    tracker.cover("dialog")
+    clock.t = 100.0  # under a dialog: neither clock runs
+    tracker.uncover("dialog")
+    clock.t = 102.0
+    tracker.detail_closed()
+    clock.t = 103.0
+    tracker.show("g2", by_user=True)  # g1's look ends unreported; g2 view
+    clock.t = 105.0
+    tracker.show("g1", by_user=True)  # back to g1: its view carries the first look's time
+    clock.t = 106.0
+    closing = tracker.closing_views("g1")  # what a decision on g1 writes with it
+    assert spent == [
+        ("g1", "gate", 0.0),
+        ("g1", "detail", 0.0),
+        ("g2", "gate", 0.0),
+        ("g1", "gate", 13.0),
+    ]
+    assert closing == [("gate", 1.0), ("detail", 8.0)]
+    total_gate = sum(s for g, w, s in spent if (g, w) == ("g1", "gate")) + closing[0][1]
+    assert total_gate == 14.0  # 0-10, 100-103 and 105-106: the dialog time never counts
+    clock.t = 110.0
+    tracker.show("g3", by_user=False)  # appeared, never looked at by the user
+    clock.t = 120.0
+    # g1's time on screen after its decision (106-110) is not review time; g3 was never
+    # viewed; g2's look ended unreported
+    assert tracker.flush() == [("g2", "gate", 2.0)]
+    assert tracker.flush() == []

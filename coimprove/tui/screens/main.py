@@ -18,7 +18,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from coimprove.tui.widgets.footer import QuietFooter
+from coimprove.tui.format import StyledLine
+from coimprove.tui.widgets.footer import KeyBar
+from coimprove.tui.widgets.lines import ArtifactLines
 from coimprove.tui.widgets.queue import QueueTable
 from coimprove.tui.widgets.stats import StatsPanel
 
@@ -31,6 +33,9 @@ DECISION_BINDINGS = [
 ]
 
 
+DetailParts = tuple[RenderableType, list[StyledLine], RenderableType]
+
+
 class MainScreen(Screen[None]):
     """Queue on top, summary below, the reviewer's stats on the right."""
 
@@ -40,6 +45,7 @@ class MainScreen(Screen[None]):
         Binding("escape", "app.close_detail", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("o", "app.cycle_sort", "Sort"),
+        Binding("m", "app.toggle_mine", "Mine"),
         Binding("s", "app.toggle_stats", "Stats"),
         Binding("t", "app.toggle_theme", "Theme"),
         Binding("q", "leave", "Quit"),
@@ -56,13 +62,15 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield QueueTable(now=self._now, reviewer=self.reviewer, id="queue")
-                with VerticalScroll(id="preview", can_focus=False):
+                with Vertical(id="preview"):
                     yield Static("", id="summary")
             yield StatsPanel(self.reviewer, id="stats")
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail")
+            yield ArtifactLines(id="detail-lines")
+            yield Static("", id="detail-tail")
         yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
-        yield QuietFooter(compact=True)
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -73,9 +81,13 @@ class MainScreen(Screen[None]):
     def detail_open(self) -> bool:
         return bool(self.query_one("#detail-scroll").display)
 
-    def show_detail(self, content: RenderableType) -> None:
+    def show_summary(self, content: RenderableType) -> None:
+        """Replace the summary under the queue (a fixed-size area: no relayout)."""
+        self.query_one("#summary", Static).update(content, layout=False)
+
+    def show_detail(self, content: DetailParts) -> None:
         """Show the detail in place of the queue, from the top."""
-        self.query_one("#detail", Static).update(content)
+        self.update_detail(content)
         scroll = self.query_one("#detail-scroll", VerticalScroll)
         scroll.scroll_home(animate=False, immediate=True)
         if not scroll.display:
@@ -86,9 +98,13 @@ class MainScreen(Screen[None]):
             scroll.focus()
             self.refresh_bindings()
 
-    def update_detail(self, content: RenderableType) -> None:
+    def update_detail(self, content: DetailParts) -> None:
         """Replace the detail's content (once its extra data is loaded)."""
-        self.query_one("#detail", Static).update(content)
+        head, lines, tail = content
+        self.query_one("#detail", Static).update(head)
+        self.query_one(ArtifactLines).show(lines)
+        self.query_one("#detail-tail", Static).update(tail)
+        self.query_one("#detail-tail").display = bool(lines)  # else everything is in the head
 
     def hide_detail(self) -> None:
         """Back to the queue (the filter field shows again if it holds a filter)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.highlighter import JSONHighlighter
 from rich.markdown import Markdown
 from rich.rule import Rule
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -19,6 +19,9 @@ from coimprove.gates import GateRecord
 from coimprove.model import Artifact
 from coimprove.tui.data import DetailData
 from coimprove.tui.format import (
+    StyledLine,
+    contents,
+    diff_lines,
     diff_text,
     is_diff,
     needs,
@@ -29,6 +32,9 @@ from coimprove.tui.format import (
 )
 
 MAX_TEXT_LINES = 400
+INLINE_LINES = 200
+"""Artifacts longer than this are drawn by `ArtifactLines` (only the visible lines)."""
+_JSON = JSONHighlighter()
 SPEC_KINDS = frozenset({"experiment"})
 
 
@@ -65,39 +71,22 @@ def closed_banner(record: GateRecord) -> Text:
     )
 
 
-def _contents(record: GateRecord) -> str:
-    p = record.proposal
-    parts: list[str] = []
-    if p.payload:
-        parts.append(f"payload ({len(p.payload)} fields)")
-    for a in p.artifacts:
-        if a.content and is_diff(a.name, a.media_type, a.content):
-            lines = a.content.splitlines()
-            plus = sum(1 for x in lines if x.startswith("+") and not x.startswith("+++"))
-            minus = sum(1 for x in lines if x.startswith("-") and not x.startswith("---"))
-            parts.append(f"{a.name} (+{plus} -{minus})")
-        else:
-            parts.append(a.name)
-    if record.request.round > 1:
-        parts.append(f"{record.request.round - 1} earlier round(s)")
-    return ", ".join(parts)
-
-
-def summary(record: GateRecord | None, *, dark: bool) -> RenderableType:
-    """The preview under the queue: header, rationale, and what the detail holds."""
+def summary(record: GateRecord | None, *, dark: bool, holds: str | None = None) -> RenderableType:
+    """The preview under the queue: header, what the detail holds (`holds`, default: from
+    `record`), the AI critique's first line, and the rationale."""
     if record is None:
         return Text("No gates are waiting. New ones appear here as runs reach them.", "dim")
     out = _header(record, dark)
     body, critique = split_critique(record.proposal.body.strip())
-    if body:
-        lines = body.splitlines()
-        out.append(Text("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "")))
+    holds = contents(record) if holds is None else holds
+    if holds:
+        out.append(Text(f"detail: {holds} — press Enter or d to open", style="italic"))
     if critique:
         first = critique.splitlines()[0].replace("**", "")
         out.append(Text(f"AI {first}", style="italic"))
-    contents = _contents(record)
-    if contents:
-        out.append(Text(f"detail: {contents} — press Enter or d to open", style="italic"))
+    if body:  # last: in a small terminal the summary's bottom is cut, never its header
+        lines = body.splitlines()
+        out.append(Text("\n".join(lines[:6]) + ("\n…" if len(lines) > 6 else "")))
     return Group(*out)
 
 
@@ -154,6 +143,29 @@ def _results(results: tuple[dict[str, Any], ...]) -> list[RenderableType]:
 
 def detail(data: DetailData, *, dark: bool) -> RenderableType:
     """The full detail: everything a reviewer needs to decide, without anything hidden."""
+    head, _, tail = detail_parts(data, dark=dark, inline_lines=None)
+    return Group(head, tail)
+
+
+def _artifact_lines(a: Artifact, dark: bool) -> list[StyledLine]:
+    """An artifact as (line, style) pairs for `ArtifactLines`, styled as inline."""
+    out: list[StyledLine] = [
+        (f"Artifact: {a.name}", "bold underline"),
+        (f"{a.name}  ({a.media_type}, {a.size} B, {short_digest(a.digest)})", "bold"),
+    ]
+    if a.content is None:
+        return [*out, (f"not inline: {a.uri or 'no uri'}", "dim")]
+    if is_diff(a.name, a.media_type, a.content):
+        return out + diff_lines(a.content, dark=dark)
+    return out + [(line, "") for line in a.content.splitlines()]
+
+
+def detail_parts(
+    data: DetailData, *, dark: bool, inline_lines: int | None = INLINE_LINES
+) -> tuple[RenderableType, list[StyledLine], RenderableType]:
+    """The detail as (head, artifact lines, tail). When the artifacts hold more than
+    `inline_lines` lines (None: never), they come as separate lines for `ArtifactLines`,
+    which draws only what is visible; otherwise everything is in `head`."""
     record = data.record
     p = record.proposal
     out = _header(record, dark)
@@ -166,16 +178,22 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
         if p.kind in SPEC_KINDS or "command" in p.payload:
             out += [_section("Experiment spec"), _spec(p.payload)]
         else:
-            theme = "ansi_dark" if dark else "ansi_light"
-            out += [
-                _section("Payload"),
-                Syntax(pretty_json(p.payload), "json", theme=theme, background_color="default"),
-            ]
+            # Rich's JSON highlighter (regular expressions) rather than a Pygments lexer:
+            # the same colours for keys, strings and numbers at a fraction of the cost.
+            out += [_section("Payload"), _JSON(pretty_json(p.payload))]
     if p.commit:
         out.append(Text(f"commit {p.commit}", style="dim"))
-    for a in p.artifacts:
-        out.append(_section(f"Artifact: {a.name}"))
-        out += _artifact(a, dark)
+    total = sum((a.content or "").count("\n") + 1 for a in p.artifacts)
+    lines: list[StyledLine] = []
+    if inline_lines is not None and total > inline_lines:
+        for a in p.artifacts:
+            lines += _artifact_lines(a, dark)
+        head, out = Group(*out), []
+    else:
+        for a in p.artifacts:
+            out.append(_section(f"Artifact: {a.name}"))
+            out += _artifact(a, dark)
+        head = None
     if p.tags:
         out.append(Text("tags: " + ", ".join(p.tags), style="dim"))
     if data.results:
@@ -183,4 +201,6 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
     if data.history:
         out += [_section("Earlier rounds"), *_history(data.history)]
     out.append(Text(f"digest {p.digest}", style="dim"))
-    return Group(*out)
+    if head is None:
+        return Group(*out), [], Text("")
+    return head, lines, Group(*out)

@@ -1,36 +1,56 @@
-"""A footer that rebuilds its keys only when the keys it shows changed.
+"""The key bar: the screen's active keys on one line, redrawn only when they change.
 
-Textual's `Footer` re-creates one widget per key every time the screen's bindings are
-reported updated: on every focus change and every `refresh_bindings`, several times per
-keypress. Opening the detail or deciding would pay that (a few milliseconds each time) for a
-footer that looks the same; this one compares what it would show with what it shows.
+Textual's `Footer` mounts one widget per key and re-creates them whenever the keys change,
+which here happens on every switch between the queue and the detail: mounting and styling a
+dozen widgets cost more than the rest of that keypress. This bar is one line of text (a
+click on a key presses it, as in `Footer`) updated in place without a relayout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 
-from textual.widgets import Footer
+from rich.style import Style
+from rich.text import Text
+from textual.screen import Screen
+from textual.widgets import Static
 
 
-class QuietFooter(Footer):
-    """`Footer`, minus the rebuilds that would not change it."""
+class KeyBar(Static):
+    """The keys the reviewer can press now, with what they do."""
+
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        background: $footer-background;
+        color: $footer-foreground;
+    }
+    """
 
     _shown: Hashable = None
 
-    def _signature(self) -> Hashable:
-        if not self._bindings_ready or not self.is_attached:
-            return None
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self._bindings_changed(self.screen)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
         keys = tuple(
-            (key, binding.action, binding.description, binding.key_display, enabled, tooltip)
-            for key, (_, binding, enabled, tooltip) in self.screen.active_bindings.items()
+            (binding.key, self.app.get_key_display(binding), binding.description, enabled)
+            for _, binding, enabled, _ in screen.active_bindings.values()
             if binding.show
         )
-        return (keys, self.compact, self.show_command_palette, self.app.ENABLE_COMMAND_PALETTE)
-
-    async def recompose(self) -> None:
-        signature = self._signature()
-        if signature is not None and signature == self._shown:
+        if keys == self._shown:
             return
-        self._shown = signature
-        await super().recompose()
+        self._shown = keys
+        key_style = Style(bold=True, reverse=True)
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for key, display, description, enabled in keys:
+            click = Style(meta={"@click": f"app.simulate_key({key!r})"})
+            dim = Style(dim=not enabled)
+            line.append(f" {display} ", key_style + dim + click)
+            line.append(f" {description} ", dim + click)
+        self.update(line, layout=False)

@@ -12,8 +12,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.markup import escape
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.renderables.styled import Styled
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
@@ -70,12 +78,26 @@ class QueueTable(DataTable[Any]):
     """
 
     def __init__(self, *, now: Callable[[], float], reviewer: str = "", **kwargs: Any) -> None:
+        self._versions: dict[RowKey, int] = {}
+        self._version_counter = 0
+        self._stripes: dict[RowKey, int] = {}
+        self._next_stripe = 0
+        # before DataTable's __init__, whose watchers clear the caches
+        self._cells_cache: LRUCache[tuple[Any, ...], list[list[Segment]]] = LRUCache(4000)
+        self._strips_cache: LRUCache[tuple[Any, ...], Strip] = LRUCache(1000)
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._now = now
         self.reviewer = reviewer
         self.records: dict[str, GateRecord] = {}
         self.closed: dict[str, GateRecord] = {}
         self.filter_text = ""
+        self.only_mine = False
+        self.mine: Callable[[GateRecord], bool] = lambda record: True
+        """Whether the reviewer may decide a gate (the app sets it; used by `only_mine`)."""
+        self.contents: dict[str, str] = {}
+        """What each gate's detail holds (from the index; the records are light)."""
+        self.pending: dict[str, str] = {}
+        """Gates whose decision (verdict) is being written."""
         self.sort_column = "age"
         self.sort_reverse = False
         self.new_count = 0
@@ -115,6 +137,46 @@ class QueueTable(DataTable[Any]):
             self._offset_cache[self._update_count] = cached
         return cached
 
+    # Every row is one line high (`add_row` refuses others), so the row at line y is the row
+    # at index y: the lookups below are O(1) where DataTable's sum or list every row.
+
+    @property
+    def _total_row_height(self) -> int:
+        return len(self.rows)
+
+    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
+        if self.show_header:
+            if y < self.header_height:
+                return self._header_row_key, y
+            y -= self.header_height
+        key = self._row_locations._reverse.get(y)
+        if key is None:
+            raise LookupError(f"Y coord {y!r} is greater than total height")
+        return key, 0
+
+    def _row_y(self, row_index: int) -> int:
+        return row_index + (self.header_height if self.show_header else 0)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        row_index, column_index = coordinate
+        x = (
+            sum(c.get_render_width(self) for c in self.ordered_columns[:column_index])
+            + self._row_label_column_width
+        )
+        width = self.ordered_columns[column_index].get_render_width(self)
+        return Region(x, self._row_y(row_index), width, 1)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = (
+            sum(c.get_render_width(self) for c in self.columns.values())
+            + self._row_label_column_width
+        )
+        return Region(0, self._row_y(row_index), max(self.size.width, width), 1)
+
     def remove_row(self, row_key: RowKey | str) -> None:
         """Remove a row (as `DataTable.remove_row`, re-indexing the rows in one pass)."""
         if isinstance(row_key, str):
@@ -137,10 +199,154 @@ class QueueTable(DataTable[Any]):
             self._updated_cells.discard(CellKey(row_key, column_key))
         del self.rows[row_key]
         del self._data[row_key]
+        self._versions.pop(row_key, None)
+        self._stripes.pop(row_key, None)
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
         self.refresh()  # the table's own size is fixed by CSS: no need to lay out the screen
+
+    # Every change also invalidates DataTable's rendered cells (their cache key holds the
+    # table's update count), so a decision or a live update re-renders every visible cell
+    # through Rich. `_render_cell` below caches a body cell by its row's content version
+    # instead: a row is re-rendered only when its own cells change. The row index, which
+    # DataTable bakes into each cell's style meta for mouse clicks, is applied after the
+    # cache, and the zebra stripe of a row is fixed when it is added, so removing a row
+    # does not restyle (and re-render) every row below it.
+
+    def add_row(
+        self,
+        *cells: Any,
+        height: int | None = 1,
+        key: str | None = None,
+        label: Any = None,
+    ) -> RowKey:
+        if height != 1:
+            raise ValueError("queue rows are one line high")
+        row_key = super().add_row(*cells, height=height, key=key, label=label)
+        self._bump(row_key)
+        self._stripes[row_key] = self._next_stripe
+        self._next_stripe ^= 1
+        return row_key
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: Any,
+        value: Any,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._bump(RowKey(row_key) if isinstance(row_key, str) else row_key)
+
+    def clear(self, columns: bool = False) -> QueueTable:
+        super().clear(columns)
+        self._versions.clear()
+        self._stripes.clear()
+        self._next_stripe = 0
+        return self
+
+    def _bump(self, row_key: RowKey) -> None:
+        self._version_counter += 1
+        self._versions[row_key] = self._version_counter
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()  # ours hold every input in their keys: they stay
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index < self.fixed_rows or not self.zebra_stripes:
+            return super()._get_row_style(row_index, base_style)
+        key = self._row_locations.get_key(row_index)
+        stripe = row_index % 2 if key is None else self._stripes.get(key, row_index % 2)
+        name = "datatable--odd-row" if stripe else "datatable--even-row"
+        return self.get_component_styles(name).rich_style
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """One line of the table, cached by what it shows (row, content version, position,
+        cursor and hover on it, styles), so repainting an unchanged table after a focus
+        change or a relayout costs lookups, not renders."""
+        try:
+            row_key, _ = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        if row_key is self._header_row_key:
+            return super()._render_line(y, x1, x2, base_style)
+        row_index = y - (self.header_height if self.show_header else 0)
+        key = (
+            row_key,
+            self._versions.get(row_key, 0),
+            row_index,
+            self._stripes.get(row_key),
+            x1,
+            x2,
+            self.size.width,
+            self.cursor_coordinate.row == row_index,
+            self.hover_coordinate.row == row_index,
+            base_style,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.app.theme,
+        )
+        strip = self._strips_cache.get(key)
+        if strip is None:
+            strip = self._strips_cache[key] = super()._render_line(y, x1, x2, base_style)
+        return strip
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        if row_index < max(0, self.fixed_rows) or column_index < max(0, self.fixed_columns):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        if row_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        # Everything the rendered cell depends on, styles included, so a restyle (focus,
+        # theme) needs no cache clearing: it simply asks for other keys.
+        key = (
+            row_key,
+            column_index,
+            base_style,
+            component_style,
+            post_style,
+            width,
+            self._versions.get(row_key, 0),
+        )
+        lines: list[list[Segment]] | None = self._cells_cache.get(key)
+        if lines is None:
+            _, cells = self._get_row_renderables(row_index)
+            options = self.app.console_options.update_dimensions(width, self.rows[row_key].height)
+            if self.rows[row_key].height == 1:
+                options = options.update(no_wrap=True)
+            lines = self.app.console.render_lines(
+                Styled(
+                    Padding(cells[column_index], (0, self.cell_padding)),
+                    pre_style=base_style + component_style,
+                    post_style=post_style,
+                ),
+                options,
+            )
+            self._cells_cache[key] = lines
+        meta = Style.from_meta({"row": row_index, "column": column_index})
+        return [list(Segment.apply_style(line, post_style=meta)) for line in lines]
 
     # -- who moved the cursor -----------------------------------------------------------------
 
@@ -195,7 +401,9 @@ class QueueTable(DataTable[Any]):
     def _cells(self, record: GateRecord) -> list[Any]:
         closed = record.gate_id in self.closed
         status: str | Text = needs(record)
-        if closed:
+        if record.gate_id in self.pending:
+            status = Text(f"{self.pending[record.gate_id]}…", style="italic")
+        elif closed:
             status = Text("decided elsewhere", style="italic")
         elif self.reviewer in record.approvers():
             status = Text(f"{status} ✓you", style="italic")
@@ -217,7 +425,12 @@ class QueueTable(DataTable[Any]):
         return text
 
     def _visible(self, records: Iterable[GateRecord]) -> list[GateRecord]:
-        return [r for r in records if not self.filter_text or matches(r, self.filter_text)]
+        return [
+            r
+            for r in records
+            if (not self.filter_text or matches(r, self.filter_text))
+            and (not self.only_mine or self.mine(r))
+        ]
 
     def _keep_cursor(self, key: str | None) -> None:
         if key is None:
@@ -269,6 +482,16 @@ class QueueTable(DataTable[Any]):
         for (column, _, _), value in zip(COLUMNS, self._cells(record), strict=True):
             self.update_cell(record.gate_id, column, value)
 
+    def mark_pending(self, gate_id: str, verdict: str) -> None:
+        """Show that a decision on `gate_id` is being recorded."""
+        self.pending[gate_id] = verdict.replace("_", " ")
+        if gate_id in self.records:
+            self._set_cells(self.records[gate_id])
+
+    def unmark_pending(self, gate_id: str) -> None:
+        if self.pending.pop(gate_id, None) is not None and gate_id in self.records:
+            self._set_cells(self.records[gate_id])
+
     def close(self, records: Iterable[GateRecord], *, keep: str | None) -> None:
         """Gates resolved elsewhere: remove them, except `keep` (under the cursor), marked."""
         current = self.current_key()
@@ -288,6 +511,8 @@ class QueueTable(DataTable[Any]):
         current = self.current_key()
         self.records.pop(gate_id, None)
         self.closed.pop(gate_id, None)
+        self.pending.pop(gate_id, None)
+        self.contents.pop(gate_id, None)
         self._ages.pop(gate_id, None)
         if gate_id in self.rows:
             self.remove_row(gate_id)
