@@ -73,8 +73,9 @@ def load_yaml_model(
             msg = err["msg"].removeprefix("Value error, ")
             if msg.startswith("@") and ": " in msg:
                 # a model validator naming the field it is about: "@rules.1.roles: …"
+                # (relative to the model that raised it, wherever that model is nested)
                 hint, msg = msg[1:].split(": ", 1)
-                loc = tuple(int(p) if p.isdigit() else p for p in hint.split("."))
+                loc = (*loc, *(int(p) if p.isdigit() else p for p in hint.split(".")))
             field = ".".join(str(p) for p in loc) or "(top level)"
             line = _line_of(node, loc)
             where = f"{name}:{line}" if line else name

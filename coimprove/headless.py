@@ -24,7 +24,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
 from coimprove.errors import CoimproveError, DigestMismatchError, GateClosedError
-from coimprove.gates import GateRecord, may_decide
+from coimprove.gates import GateRecord, fold_gate, may_decide
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
 from coimprove.protocols import Ledger, ReviewContext, Reviewer
@@ -149,7 +149,7 @@ class HeadlessSession:
             if gid is None:
                 continue
             if event.type == "gate.opened":
-                self._track(self.runner.gate(gid))
+                self._track(fold_gate([event]))  # later events of this batch update it below
             elif event.type == "gate.resolved":
                 self._open.pop(gid, None)
             elif event.actor is not None and gid in self._open:

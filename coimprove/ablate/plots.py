@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from coimprove.ablate.cells import CellResult
 from coimprove.ablate.spec import ARMS
 from coimprove.ablate.stats import Estimate, quantile_ci, wilson
 from coimprove.ablate.summary import Measures, pooled_decisions, stopping
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["MIN_BIN", "draw_all"]
 
@@ -37,6 +37,13 @@ _ARM_NAMES = {
     "ai_reviewed": "AI-reviewed",
     "human_in_the_loop": "human-in-the-loop",
 }
+
+
+def _figure(width: float, height: float) -> Any:
+    """A figure not tied to pyplot (matplotlib is imported only when drawing)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _colours(panels: Sequence[str]) -> dict[str, Any]:
@@ -109,7 +116,7 @@ def _panel_columns(results: Sequence[CellResult]) -> dict[str, dict[str, list[An
 def _fatigue(results: Sequence[CellResult], path: Path) -> Path:
     columns = _panel_columns(results)
     colours = _colours(list(columns))
-    fig = Figure(figsize=(12, 8), layout="constrained")
+    fig = _figure(12, 8)
     axes = fig.subplots(2, 2, sharey="row")
     axes_by = {
         ("rubber", "queue"): axes[0][0],
@@ -209,7 +216,7 @@ def _by_policy(by_policy_panel: Sequence[Measures], path: Path) -> Path:
     colours = _colours(panels)
     index = {(m.policy, m.panel): m for m in by_policy_panel}
     empty = Estimate(value=None)
-    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    fig = _figure(12, 5.5)
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     for ax, field, title in (
         (ax1, "rubber_stamp_rate", "rubber-stamp rate (of approvals)"),
@@ -245,7 +252,7 @@ def _ecdf(ax: Axes, values: Sequence[float], label: str, colour: Any, floor: flo
 def _latency(results: Sequence[CellResult], path: Path) -> Path:
     columns = _panel_columns(results)
     colours = _colours(list(columns))
-    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    fig = _figure(12, 5.5)
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     for panel, col in columns.items():
         _ecdf(ax1, [float(x) / 60.0 for x in col.get("latency_s", [])], panel, colours[panel], 0.01)
@@ -272,7 +279,7 @@ def _arms(by_panel: Sequence[Measures], results: Sequence[CellResult], path: Pat
     order = sorted(by_panel, key=lambda m: (ARMS.index(m.arm) if m.arm in ARMS else 9, m.label))
     names = [str(m.panel) for m in order]
     colours = [_ARM_COLOURS.get(str(m.arm), "#888888") for m in order]
-    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    fig = _figure(12, 5.5)
     ax1, ax2 = fig.subplots(1, 2)
     for ax, estimates, ylabel in (
         (ax1, [m.flaws_shipped_per_100 for m in order], "flaws shipped per 100 proposals"),

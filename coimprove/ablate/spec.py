@@ -34,6 +34,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -114,9 +115,12 @@ class PolicyVariant(_Strict):
         path = _local_path(self.ref, _base_dir(info))
         try:
             base = load_policy(path if path is not None else self.ref)
-            policy = _with_settings(base, self.set)
         except PolicyError as exc:
             raise ValueError(f"@ref: {exc}") from None
+        try:
+            policy = _with_settings(base, self.set)
+        except PolicyError as exc:
+            raise ValueError(f"@set.{exc}") from None
         label = self.label or _default_label(base.name, self.set)
         doc = policy.model_copy(update={"name": label}).model_dump(mode="json")
         ref = str(path) if path is not None else self.ref
@@ -142,10 +146,10 @@ def _with_settings(policy: Policy, forced: dict[str, Any]) -> Policy:
     doc["rules"] = [{**rule, **forced} for rule in doc["rules"]]
     try:
         return Policy.model_validate(doc)
-    except ValueError as exc:
-        first = str(exc).splitlines()
-        detail = "; ".join(line.strip() for line in first[1:3]) or str(exc)
-        raise PolicyError(f"set: {detail}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"][1:]) or "set"
+        raise PolicyError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 class PanelSpec(_Strict):
