@@ -293,9 +293,12 @@ class HeadlessSession:
         inf = float("inf")
         while True:
             self._sync()
-            await self._pick_up()
             decision_at = self._decisions[0].at if self._decisions else inf
             arrival_at = self._arrivals[0].at if self._arrivals else inf
+            if min(decision_at, arrival_at) > self.clock.now():
+                # everything due now has happened: free reviewers pick up what is waiting
+                await self._pick_up()
+                decision_at = self._decisions[0].at if self._decisions else inf
             deadline = self._next_deadline()
             deadline_at = inf if deadline is None else deadline
             # ties: a decision lands before a run arrives, and both before a deadline passes
