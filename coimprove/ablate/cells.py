@@ -39,7 +39,7 @@ from coimprove.ablate.synthetic import (
 from coimprove.agents.models import SPEC_ENV
 from coimprove.agents.reviewer import ModelReviewer
 from coimprove.errors import SweepError
-from coimprove.headless import run_headless
+from coimprove.headless import HeadlessResult, run_headless
 from coimprove.ledger import SqliteLedger
 from coimprove.protocols import Ledger, Reviewer
 from coimprove.reviewers.scripted import ScriptedReviewer
@@ -105,7 +105,7 @@ def _panel(cell: CellSpec) -> list[Reviewer]:
 
 @contextmanager
 def _model_env(spec: str) -> Iterator[None]:
-    """Agents of a workflow ref that take no explicit model use the cell's (``$COIMPROVE_MODEL``)."""
+    """Agents of a workflow ref built without a model use the cell's (``$COIMPROVE_MODEL``)."""
     before = os.environ.get(SPEC_ENV)
     os.environ[SPEC_ENV] = spec
     try:
@@ -129,7 +129,7 @@ class _Collect(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-async def run_cell(cell: CellSpec, cell_dir: Path) -> CellResult:
+def run_cell(cell: CellSpec, cell_dir: Path) -> CellResult:
     """Run `cell` from scratch in `cell_dir` (emptied first) and measure it."""
     if cell_dir.exists():
         shutil.rmtree(cell_dir)  # leftovers of an attempt that never finished
@@ -142,39 +142,9 @@ async def run_cell(cell: CellSpec, cell_dir: Path) -> CellResult:
                 f"cell {cell.key}: ledger {location} already holds events (an earlier attempt?); "
                 "a cell needs an empty ledger"
             )
-        workflow: Workflow
-        canaries: CanarySource | None = None
-        inputs: Callable[[int], dict[str, Any]] | dict[str, Any]
-        if cell.graph == SYNTHETIC:
-            workflow = synthetic_workflow(cell.synthetic, model=cell.model)
-            canaries = SyntheticCanaries(cell.synthetic.canary_visible_rate)
-            steps, seed = cell.gates_per_run, cell.seed
-
-            def synthetic(i: int) -> dict[str, Any]:
-                return synthetic_inputs(i, seed, steps)
-
-            inputs = synthetic
-            max_decisions = max(cell.runs * cell.gates_per_run * 50, 1000)
-        else:
-            workflow = load_workflow(cell.graph)
-            inputs, max_decisions = dict(cell.inputs), 1_000_000
         began = time.perf_counter()
         with _model_env(cell.model):
-            result = await run_headless(
-                workflow,
-                _panel(cell),
-                runs=cell.runs,
-                inputs=inputs,
-                db=cell_dir / "ledger.db",
-                ledger=ledger,
-                checkpointer=InMemorySaver(),
-                policy=cell.policy.policy(),
-                seed=cell.seed,
-                arrival_s=cell.arrival_s,
-                canaries=canaries,
-                run_ids=lambda i: f"s{cell.seed}-r{i:05d}",
-                max_decisions=max_decisions,
-            )
+            result = asyncio.run(_simulate(cell, cell_dir, ledger))
         measures = measure(ledger)
         wall = time.perf_counter() - began
     finally:
@@ -193,6 +163,40 @@ async def run_cell(cell: CellSpec, cell_dir: Path) -> CellResult:
     )
 
 
+async def _simulate(cell: CellSpec, cell_dir: Path, ledger: Ledger) -> HeadlessResult:
+    workflow: Workflow
+    canaries: CanarySource | None = None
+    inputs: Callable[[int], dict[str, Any]] | dict[str, Any]
+    if cell.graph == SYNTHETIC:
+        workflow = synthetic_workflow(cell.synthetic, model=cell.model)
+        canaries = SyntheticCanaries(cell.synthetic.canary_visible_rate)
+        steps, seed = cell.gates_per_run, cell.seed
+
+        def synthetic(i: int) -> dict[str, Any]:
+            return synthetic_inputs(i, seed, steps)
+
+        inputs = synthetic
+        max_decisions = max(cell.runs * cell.gates_per_run * 50, 1000)
+    else:
+        workflow = load_workflow(cell.graph)
+        inputs, max_decisions = dict(cell.inputs), 1_000_000
+    return await run_headless(
+        workflow,
+        _panel(cell),
+        runs=cell.runs,
+        inputs=inputs,
+        db=cell_dir / "ledger.db",
+        ledger=ledger,
+        checkpointer=InMemorySaver(),
+        policy=cell.policy.policy(),
+        seed=cell.seed,
+        arrival_s=cell.arrival_s,
+        canaries=canaries,
+        run_ids=lambda i: f"s{cell.seed}-r{i:05d}",
+        max_decisions=max_decisions,
+    )
+
+
 def execute_cell(cell_data: dict[str, Any], cell_dir: str) -> dict[str, Any]:
     """Run one cell in this process: the function executors ship to their workers.
 
@@ -207,7 +211,7 @@ def execute_cell(cell_data: dict[str, Any], cell_dir: str) -> dict[str, Any]:
     if logger.getEffectiveLevel() > logging.WARNING:
         logger.setLevel(logging.WARNING)
     try:
-        result = asyncio.run(run_cell(cell, Path(cell_dir)))
+        result = run_cell(cell, Path(cell_dir))
     except Exception as exc:
         result = CellResult(
             key=cell.key,

@@ -161,7 +161,12 @@ def _summary(ran: int, skipped: int, folder: Path, rep: object) -> None:
     if not isinstance(rep, SweepReport):
         return
     table = Table(
-        "arm", "decisions", "flaws /100", "rubber-stamp", "canary catch", "d′",
+        "arm",
+        "decisions",
+        "flaws /100",
+        "rubber-stamp",
+        "canary catch",
+        "d′",
         title=f"sweep {rep.sweep}: {rep.gates:,} gates in {rep.cells_ok} cells",
     )
     for m in rep.arms:

@@ -158,9 +158,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:
-            raise SweepError(
-                "--executor ray needs Ray: pip install 'coimprove[ray]'"
-            ) from exc
+            raise SweepError("--executor ray needs Ray: pip install 'coimprove[ray]'") from exc
         self._ray: Any = ray
         self._owns = not ray.is_initialized()
         if self._owns:
@@ -172,7 +170,8 @@ class RayExecutor:
             if address is None:
                 kwargs["num_cpus"] = workers
             ray.init(address=address, **kwargs)
-        self._workers = max(int(ray.cluster_resources().get("CPU", workers)), 1)
+        resources: dict[str, float] = self._ray.cluster_resources()
+        self._workers = max(int(resources.get("CPU", workers)), 1)
         self._task = ray.remote(num_cpus=1, max_retries=0)(execute_cell)
 
     @property

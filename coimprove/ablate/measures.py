@@ -106,8 +106,7 @@ def measure(ledger: Ledger) -> CellMeasures:
     kept = {k: v for k, v in full.items() if not k.startswith("by_") or k in _KEPT}
 
     gates = [
-        dict(zip(GATE_ROW_COLUMNS, row, strict=True))
-        for row in ledger.query(*gate_rows_query())
+        dict(zip(GATE_ROW_COLUMNS, row, strict=True)) for row in ledger.query(*gate_rows_query())
     ]
     by_gate = {g["gate_id"]: g for g in gates}
     shown: dict[str, dict[str, Any]] = {}

@@ -102,7 +102,16 @@ def _rate_line(ax: Axes, estimates: Sequence[Estimate], label: str, colour: Any)
         return False
     xs = [i for i, _ in points]
     ys = [e.value or 0.0 for _, e in points]
-    ax.errorbar(xs, ys, yerr=_yerr([e for _, e in points]), label=label, color=colour, marker="o", capsize=3, lw=1.6)
+    ax.errorbar(
+        xs,
+        ys,
+        yerr=_yerr([e for _, e in points]),
+        label=label,
+        color=colour,
+        marker="o",
+        capsize=3,
+        lw=1.6,
+    )
     return True
 
 
@@ -128,18 +137,15 @@ def _fatigue(results: Sequence[CellResult], path: Path) -> Path:
     for panel, col in columns.items():
         approved = [i for i, v in enumerate(col.get("verdict", [])) if v in ("approve", "edit")]
         canary = [
-            i
-            for i, v in enumerate(col.get("verdict", []))
-            if col["canary"][i] and v != "escalate"
+            i for i, v in enumerate(col.get("verdict", [])) if col["canary"][i] and v != "escalate"
         ]
         hours = [float(t) / 3600.0 for t in col.get("first_view_at", [])]
         queue = [float(q) for q in col.get("queue", [])]
-        for what, rows, hit in (
-            ("rubber", approved, lambda i: col["rubber_stamp"][i] == 1),
-            ("catch", canary, lambda i: stopping(col["verdict"][i])),
-        ):
+        stamped = [col["rubber_stamp"][i] == 1 for i in approved]
+        caught = [stopping(col["verdict"][i]) for i in canary]
+        for what, rows, hits in (("rubber", approved, stamped), ("catch", canary, caught)):
             for axis, xs, edges in (("queue", queue, _QUEUE_EDGES), ("hours", hours, _HOUR_EDGES)):
-                est = _binned_rates([xs[i] for i in rows], [hit(i) for i in rows], edges)
+                est = _binned_rates([xs[i] for i in rows], hits, edges)
                 if _rate_line(axes_by[what, axis], est, panel, colours[panel]):
                     drawn[what, axis] = True
     for (what, axis), ax in axes_by.items():
@@ -224,8 +230,7 @@ def _by_policy(by_policy_panel: Sequence[Measures], path: Path) -> Path:
     ):
         series = {
             panel: [
-                getattr(index[p, panel], field) if (p, panel) in index else empty
-                for p in policies
+                getattr(index[p, panel], field) if (p, panel) in index else empty for p in policies
             ]
             for panel in panels
         }

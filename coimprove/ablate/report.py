@@ -213,8 +213,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _secs(e: Estimate) -> str:
     if e.value is None:
         return "–"
+
     def f(v: float) -> str:
         return f"{v / 60:.1f}m" if v >= 120 else f"{v:.0f}s"
+
     if e.lo is None or e.hi is None:
         return f(e.value)
     return f"{f(e.value)} [{f(e.lo)}, {f(e.hi)}]"
@@ -243,8 +245,16 @@ def _markdown(rep: SweepReport) -> str:
     ]
     out.append(
         _table(
-            ["arm", "decisions", "flaws shipped /100 proposals", "rubber-stamp", "canary catch",
-             "d′", "latency p50", "run hours p50"],
+            [
+                "arm",
+                "decisions",
+                "flaws shipped /100 proposals",
+                "rubber-stamp",
+                "canary catch",
+                "d′",
+                "latency p50",
+                "run hours p50",
+            ],
             [
                 [
                     str(m.label),
@@ -263,11 +273,28 @@ def _markdown(rep: SweepReport) -> str:
     out += ["", "## Conditions", ""]
     out.append(
         _table(
-            ["panel", "policy", "model", "arm", "decisions", "approval", "rubber-stamp",
-             "canary catch", "false alarm", "d′", "latency p50", "latency p90", "dwell p50"],
+            [
+                "panel",
+                "policy",
+                "model",
+                "arm",
+                "decisions",
+                "approval",
+                "rubber-stamp",
+                "canary catch",
+                "false alarm",
+                "d′",
+                "latency p50",
+                "latency p90",
+                "dwell p50",
+            ],
             [
                 [
-                    str(m.panel), str(m.policy), str(m.model), str(m.arm), f"{m.decisions:,}",
+                    str(m.panel),
+                    str(m.policy),
+                    str(m.model),
+                    str(m.arm),
+                    f"{m.decisions:,}",
                     m.approval_rate.fmt(1, pct=True),
                     m.rubber_stamp_rate.fmt(1, pct=True),
                     m.canary_catch_rate.fmt(1, pct=True),
@@ -284,12 +311,27 @@ def _markdown(rep: SweepReport) -> str:
     out += ["", "### Ground truth and overrides", ""]
     out.append(
         _table(
-            ["panel", "policy", "model", "dead-end detection", "bad caught", "reward capture",
-             "flaws /100", "request changes", "reject", "edit", "escalate", "timeout",
-             "human contribution", "wait share"],
+            [
+                "panel",
+                "policy",
+                "model",
+                "dead-end detection",
+                "bad caught",
+                "reward capture",
+                "flaws /100",
+                "request changes",
+                "reject",
+                "edit",
+                "escalate",
+                "timeout",
+                "human contribution",
+                "wait share",
+            ],
             [
                 [
-                    str(m.panel), str(m.policy), str(m.model),
+                    str(m.panel),
+                    str(m.policy),
+                    str(m.model),
                     m.dead_end_detection.fmt(1, pct=True),
                     m.bad_catch_rate.fmt(1, pct=True),
                     m.reward_capture_rate.fmt(1, pct=True),

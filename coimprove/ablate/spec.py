@@ -70,6 +70,7 @@ SYNTHETIC = "synthetic"
 _NAME = r"^[A-Za-z0-9_.-]+$"
 _PLACEHOLDERS = ("{cell}", "{cell_dir}")
 Rate = Annotated[float, Field(ge=0, le=1)]
+_DEFAULT_TRUTH: dict[Truth, float] = {"sound": 0.6, "flawed": 0.25, "dead_end": 0.15}
 
 
 class _Strict(BaseModel):
@@ -239,9 +240,7 @@ class SyntheticSpec(_Strict):
     carries a misleading symptom with `red_herring_rate`.
     """
 
-    truth: dict[Truth, float] = Field(
-        default_factory=lambda: {"sound": 0.6, "flawed": 0.25, "dead_end": 0.15}
-    )
+    truth: dict[Truth, float] = Field(default_factory=lambda: dict(_DEFAULT_TRUTH))
     fix_rate: Rate = 0.6
     visible_rate: Rate = 0.6
     red_herring_rate: Rate = 0.05
@@ -432,9 +431,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     )
 
 
-def spec_from_yaml(
-    text: str, *, source: str = "<string>", base_dir: str | Path = "."
-) -> SweepSpec:
+def spec_from_yaml(text: str, *, source: str = "<string>", base_dir: str | Path = ".") -> SweepSpec:
     """Validate a sweep spec given as text (relative paths start at `base_dir`)."""
     return load_yaml_model(
         SweepSpec, source, error=SweepError, text=text, context={"base_dir": Path(base_dir)}

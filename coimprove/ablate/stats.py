@@ -72,7 +72,9 @@ def wilson(k: int, n: int, z: float = Z95) -> Estimate:
     return Estimate(value=p, lo=lo, hi=hi, k=k, n=n)
 
 
-def d_prime_ci(hits: int, n_signal: int, false_alarms: int, n_noise: int, z: float = Z95) -> Estimate:
+def d_prime_ci(
+    hits: int, n_signal: int, false_alarms: int, n_noise: int, z: float = Z95
+) -> Estimate:
     """d′ (log-linear corrected, as the ledger report computes it) with a normal interval."""
     value = d_prime(hits, n_signal, false_alarms, n_noise)
     if value is None:

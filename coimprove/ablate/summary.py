@@ -105,15 +105,15 @@ def summarize(label: str, results: Sequence[CellResult], **meta: Any) -> Measure
     dwell = [float(x) for x in columns.get("dwell_s", [])]
     run_hours = [s / 3600.0 for r in ok if r.measures is not None for s in r.measures.run_seconds]
     waits = [
-        (rep.get("human_wait_share"), _i(rep.get("wait_share_runs")))
+        (float(rep["human_wait_share"]), _i(rep.get("wait_share_runs")))
         for rep in reports
         if rep.get("human_wait_share") is not None
     ]
     wait_runs = sum(n for _, n in waits)
-    kappas = [
-        (rep.get("agreement") or {}).get("fleiss_kappa")
+    kappas: list[float] = [
+        float(k)
         for rep in reports
-        if (rep.get("agreement") or {}).get("fleiss_kappa") is not None
+        if (k := (rep.get("agreement") or {}).get("fleiss_kappa")) is not None
     ]
     proposals = sum(t.proposals for t in truths)
     return Measures(
@@ -140,9 +140,7 @@ def summarize(label: str, results: Sequence[CellResult], **meta: Any) -> Measure
         latency_p90_s=quantile_ci(latency, 0.9),
         latency_p99_s=quantile_ci(latency, 0.99),
         dwell_p50_s=quantile_ci(dwell, 0.5),
-        human_wait_share=(
-            sum(float(s) * n for s, n in waits) / wait_runs if wait_runs else None
-        ),
+        human_wait_share=(sum(s * n for s, n in waits) / wait_runs if wait_runs else None),
         override={v: wilson(verdicts[v], decisions) for v in OVERRIDES},
         timeout_rate=wilson(timed_out, decided),
         human_contribution=wilson(
@@ -152,9 +150,7 @@ def summarize(label: str, results: Sequence[CellResult], **meta: Any) -> Measure
         bad_catch_rate=wilson(
             sum(t.bad_caught for t in truths), sum(t.bad_decisions for t in truths)
         ),
-        flaws_shipped_per_100=wilson(sum(t.flaws_shipped for t in truths), proposals).scaled(
-            100.0
-        ),
+        flaws_shipped_per_100=wilson(sum(t.flaws_shipped for t in truths), proposals).scaled(100.0),
         reward_capture_rate=wilson(
             sum(t.captured for t in truths), sum(t.approved_revisions for t in truths)
         ),

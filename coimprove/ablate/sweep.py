@@ -144,7 +144,9 @@ def run_sweep(
     gates = sum(r.decisions for r in finished.values())
     try:
         with _progress(console, progress) as bar:
-            task = bar.add_task(spec.name, total=len(cells), completed=skipped, gates=gates, failed=0)
+            task = bar.add_task(
+                spec.name, total=len(cells), completed=skipped, gates=gates, failed=0
+            )
             jobs = [(cell, cell_dir(folder, cell)) for cell in todo]
             for cell, data in runner.run(jobs):
                 result = CellResult.model_validate(data)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -82,8 +82,15 @@ _RED_HERRINGS = (
     "A single-seed pilot comes first; the full run uses five seeds.",
     "The training split is used only for a sanity check, never for reporting.",
 )
-CUES = ("training split", "single seed", "single-seed", "no baseline", "test set", "failed in",
-        "at its ceiling")
+CUES = (
+    "training split",
+    "single seed",
+    "single-seed",
+    "no baseline",
+    "test set",
+    "failed in",
+    "at its ceiling",
+)
 """Phrases the fake sweep model treats as a reason to send a proposal back."""
 
 
@@ -104,17 +111,20 @@ def synthetic_inputs(run: int, seed: int, steps: int) -> dict[str, Any]:
     return {"run": run, "seed": seed, "steps": steps, "step": 0, "revision": 0}
 
 
+_TRUTHS: tuple[Truth, ...] = ("sound", "flawed", "dead_end")
+
+
 def _draw(rng: random.Random, shares: dict[Truth, float]) -> Truth:
     u, acc = rng.random(), 0.0
     last: Truth = "sound"
-    for truth in ("sound", "flawed", "dead_end"):
-        share = shares.get(truth, 0.0)  # type: ignore[call-overload]
+    for truth in _TRUTHS:
+        share = shares.get(truth, 0.0)
         if share <= 0:
             continue
         acc += share
-        last = truth  # type: ignore[assignment]
+        last = truth
         if u < acc:
-            return truth  # type: ignore[return-value]
+            return truth
     return last
 
 
@@ -207,7 +217,7 @@ def synthetic_workflow(
             "feedback": {"propose": None},  # a rejected line of work leaves no note behind
         }
 
-    def next_step(state: SyntheticState) -> Literal["propose", "__end__"]:
+    def next_step(state: SyntheticState) -> str:
         return "propose" if state.get("step", 0) < state.get("steps", 1) else END
 
     wf.agent("propose", propose)
@@ -253,9 +263,7 @@ def _respond(messages: list[BaseMessage]) -> str:
         cue = next((c for c in CUES if c in shown), None)
         if cue is None:
             return json.dumps({"verdict": "approve", "rationale": "No problem found."})
-        return json.dumps(
-            {"verdict": "request_changes", "rationale": f"Please address: {cue}."}
-        )
+        return json.dumps({"verdict": "request_changes", "rationale": f"Please address: {cue}."})
     digest = hashlib.sha256(text.encode()).digest()
     verb = ("Try", "Test", "Evaluate", "Adopt")[digest[0] % 4]
     topic = text.split("try ", 1)[-1].split(".", 1)[0] if "try " in text else "the change"

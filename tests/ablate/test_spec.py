@@ -82,9 +82,13 @@ def test_relative_profile_paths_start_at_the_spec_folder(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: t\nreviewers: [{name: a, profile: careful}]\nbogus: 1\n", ":3: bogus: unknown field"),
         (
-            "name: t\nreviewers:\n  - {name: a, profile: careful}\n  - {name: a, profile: random}\n",
+            "name: t\nreviewers: [{name: a, profile: careful}]\nbogus: 1\n",
+            ":3: bogus: unknown field",
+        ),
+        (
+            "name: t\nreviewers:\n  - {name: a, profile: careful}\n"
+            "  - {name: a, profile: random}\n",
             ":4: reviewers.1.name: 'a' appears twice",
         ),
         (

@@ -63,8 +63,12 @@ def test_every_cell_writes_a_result_and_its_own_ledger(swept: tuple[SweepSpec, P
             assert ledger.verify().ok
             decided = ledger.query("SELECT COUNT(*) FROM events WHERE type = 'gate.decided'")
             assert decided[0][0] == result.decisions  # the measures are the ledger's
-            kinds = {r[0] for r in ledger.query("SELECT DISTINCT reviewer_kind FROM events "
-                                                "WHERE type = 'gate.decided'")}
+            kinds = {
+                r[0]
+                for r in ledger.query(
+                    "SELECT DISTINCT reviewer_kind FROM events WHERE type = 'gate.decided'"
+                )
+            }
         assert kinds == {"model" if cell.panel.model else "scripted"}
         assert not list(folder.glob(".*.tmp"))  # atomic writes leave no temporaries
 
@@ -153,7 +157,9 @@ def test_changing_the_spec_reruns_the_cells_it_changes(tmp_path: Path) -> None:
     changed = _spec(SPEC.replace("seeds: 2", "seeds: [0, 7]"))
     outcome = run_sweep(changed, tmp_path, executor=InlineExecutor(), progress=False)
     assert (outcome.ran, outcome.skipped) == (4, 4)  # seed 7 is new; seed 0 is unchanged
-    bigger = _spec(SPEC.replace("seeds: 2", "seeds: 1").replace("runs_per_cell: 4", "runs_per_cell: 5"))
+    bigger = _spec(
+        SPEC.replace("seeds: 2", "seeds: 1").replace("runs_per_cell: 4", "runs_per_cell: 5")
+    )
     outcome = run_sweep(bigger, tmp_path, executor=InlineExecutor(), progress=False)
     assert outcome.ran == 4
 
@@ -194,7 +200,9 @@ def test_local_processes_give_the_same_results_as_one_process(tmp_path: Path) ->
 
 def test_cli_runs_a_sweep_and_refuses_a_bad_spec(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC.replace("seeds: 2", "seeds: 1").replace("runs_per_cell: 4", "runs_per_cell: 2"))
+    spec.write_text(
+        SPEC.replace("seeds: 2", "seeds: 1").replace("runs_per_cell: 4", "runs_per_cell: 2")
+    )
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
     args = ["coimprove", "ablate", str(spec), "--out", str(tmp_path / "out"), "--json"]
     done = subprocess.run(

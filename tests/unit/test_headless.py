@@ -67,7 +67,9 @@ async def test_quorum_gates_are_read_by_several_reviewers_at_once(tmp_path: Path
     )
     a = Recording(Verdicts(["approve"], id="a", dwell_s=30))
     b = Recording(Verdicts(["approve"], id="b", dwell_s=50))
-    result = await run_headless(linear_workflow("quorum"), [a, b], policy=policy, db=tmp_path / "l.db")
+    result = await run_headless(
+        linear_workflow("quorum"), [a, b], policy=policy, db=tmp_path / "l.db"
+    )
     assert result.runs[0].state == "finished" and result.decisions == 2
     assert [c[1] for c in a.contexts] == [0.0] and [c[1] for c in b.contexts] == [0.0]
     assert _times(tmp_path / "l.db", "gate.resolved") == [50.0]
@@ -78,7 +80,9 @@ async def test_a_decision_after_the_deadline_changes_nothing(tmp_path: Path) -> 
         "name: quick\nreviewers: {'*': [reviewer]}\ndefaults: {timeout_s: 10}\n"
     )
     slow = Verdicts(["approve"], dwell_s=30)
-    result = await run_headless(linear_workflow("late"), [slow], policy=policy, db=tmp_path / "l.db")
+    result = await run_headless(
+        linear_workflow("late"), [slow], policy=policy, db=tmp_path / "l.db"
+    )
     assert result.decisions == 0
     assert _times(tmp_path / "l.db", "gate.timed_out") == [10.0]
     assert _times(tmp_path / "l.db", "gate.decided") == []
@@ -104,6 +108,9 @@ async def test_named_runs_make_a_session_reproducible(tmp_path: Path) -> None:
         )
         with SqliteLedger(db) as ledger:
             outcomes.append(
-                [(e.gate_id, e.at, e.data["verdict"]) for e in ledger.events(types=["gate.decided"])]
+                [
+                    (e.gate_id, e.at, e.data["verdict"])
+                    for e in ledger.events(types=["gate.decided"])
+                ]
             )
     assert outcomes[0] == outcomes[1] and len(outcomes[0]) >= 6
