@@ -99,7 +99,7 @@ def _progress(console: Console | None, enabled: bool) -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("cells · {task.fields[gates]:,} gates · {task.fields[failed]} failed"),
+        TextColumn("cells · {task.fields[gates]:,} decisions · {task.fields[failed]} failed"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
