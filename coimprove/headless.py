@@ -176,10 +176,8 @@ class HeadlessSession:
         """Whether reviewer `rid` may pick this gate up now."""
         if rid not in waiting.eligible or rid in waiting.decided_by or rid in waiting.reading:
             return False
-        quorum = waiting.record.request.requirement.quorum
-        if quorum == 1:  # an open quorum-1 gate has no approval yet
-            return not waiting.reading
-        needed = quorum - len(waiting.record.approvers())
+        # every decision that left the gate open was an approval, so this many are still needed
+        needed = waiting.record.request.requirement.quorum - len(waiting.decided_by)
         return len(waiting.reading) < max(needed, 1)
 
     # -- reviewers picking gates up --------------------------------------------------------------

@@ -114,3 +114,15 @@ async def test_named_runs_make_a_session_reproducible(tmp_path: Path) -> None:
                 ]
             )
     assert outcomes[0] == outcomes[1] and len(outcomes[0]) >= 6
+
+
+async def test_no_more_reviewers_read_a_gate_than_its_quorum_still_needs(tmp_path: Path) -> None:
+    policy = policy_from_yaml(
+        "name: two\nreviewers: {'*': [reviewer]}\ndefaults: {quorum: 2, timeout_s: 86400}\n"
+    )
+    a, b, c = (Recording(Verdicts(["approve"], id=rid, dwell_s=30)) for rid in "abc")
+    result = await run_headless(
+        linear_workflow("quorum3"), [a, b, c], policy=policy, db=tmp_path / "l.db"
+    )
+    assert result.decisions == 2 and result.runs[0].state == "finished"
+    assert [len(r.contexts) for r in (a, b, c)] == [1, 1, 0]
