@@ -369,7 +369,9 @@ def _markdown(rep: SweepReport) -> str:
         "- **rubber-stamp rate**: approvals with dwell below the gate's minimum review time and "
         "the detail never opened, over approvals (DESIGN.md).",
         "- **canary catch rate**: canaries rejected or sent back over canaries decided; "
-        "**false alarm**: the same on ordinary gates; **d′** = z(hit) − z(false alarm).",
+        "**false alarm**: the same on ordinary gates; **d′** = z(hit) − z(false alarm) with the "
+        "log-linear correction (so a panel that never says no gets a d′ away from 0 when canary "
+        "and ordinary counts differ: read it with its interval).",
         "- **dead-end detection**: planted dead ends stopped at their gate; **bad caught**: "
         "decisions that stopped a flawed or dead-end proposal (not canaries).",
         "- **flaws shipped /100**: non-canary proposals approved while flawed or a dead end, per "
