@@ -36,9 +36,17 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 
 def load_yaml_model(
-    model: type[M], source: str | Path, *, error: type[CoimproveError], text: str | None = None
+    model: type[M],
+    source: str | Path,
+    *,
+    error: type[CoimproveError],
+    text: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> M:
-    """Parse a YAML file (or `text` named `source`) into `model`, failing with file:line errors."""
+    """Parse a YAML file (or `text` named `source`) into `model`, failing with file:line errors.
+
+    `context` is handed to pydantic's validators (e.g. the folder relative paths start from).
+    """
     name = str(source)
     if text is None:
         try:
@@ -57,7 +65,7 @@ def load_yaml_model(
     if not isinstance(data, dict):
         raise error(f"{name}:1: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -65,8 +73,9 @@ def load_yaml_model(
             msg = err["msg"].removeprefix("Value error, ")
             if msg.startswith("@") and ": " in msg:
                 # a model validator naming the field it is about: "@rules.1.roles: …"
+                # (relative to the model that raised it, wherever that model is nested)
                 hint, msg = msg[1:].split(": ", 1)
-                loc = tuple(int(p) if p.isdigit() else p for p in hint.split("."))
+                loc = (*loc, *(int(p) if p.isdigit() else p for p in hint.split(".")))
             field = ".".join(str(p) for p in loc) or "(top level)"
             line = _line_of(node, loc)
             where = f"{name}:{line}" if line else name

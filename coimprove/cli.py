@@ -21,6 +21,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from coimprove._log import configure as configure_logging
+from coimprove.ablate.cli import ablate
 from coimprove.errors import (
     CoimproveError,
     DigestMismatchError,
@@ -47,6 +48,7 @@ policy_app = typer.Typer(help="Validate and explain policies.", no_args_is_help=
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(policy_app, name="policy")
 app.add_typer(sandbox_app, name="sandbox")
+app.command(name="ablate")(ablate)
 
 if TYPE_CHECKING:
     from coimprove.ledger.postgres import PostgresLedger

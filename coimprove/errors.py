@@ -110,3 +110,10 @@ class RunError(CoimproveError):
 
 class ReviewerConfigError(CoimproveError):
     """A reviewer profile is malformed; the message names file, line and field."""
+
+
+# -- ablations --------------------------------------------------------------------------------
+
+
+class SweepError(CoimproveError):
+    """A sweep spec is malformed or a sweep cannot run; the message names file, line and field."""

@@ -1,38 +1,43 @@
 """Headless runs: gates answered by `Reviewer`s on a simulated clock.
 
-A discrete-event simulation. Each reviewer works one gate at a time; a gate is picked up when a
-reviewer it allows is free, the reviewer's `Review` says when it looked and when it decided,
-and decisions are applied in simulated-time order. Policy timeouts fire on the same clock.
-A thousand gates take seconds, and every event in the ledger carries its simulated time, so
-the measures in `coimprove.metrics` mean the same as for people.
+A discrete-event simulation with four kinds of event, processed in simulated-time order:
+a run *arrives* (it is started, and opens its first gates), a reviewer *decides* (the decision
+is recorded and the run advanced, which may open more gates), a gate's policy *deadline*
+passes (it fails closed), and — in between — every free reviewer *picks up* the oldest
+waiting gate it may decide. A reviewer works one gate at a time; when it picks one up, its
+`ReviewContext` says how many other gates are waiting for it (`queue_length`) and how long the
+session has run, which is what fatigue in a scripted profile responds to. Every ledger event
+carries its simulated time, so the measures in `coimprove.metrics` mean the same as for people.
 
 Reviewers named in `feedback_to` are shown what becomes knowable about their decisions
 (`coimprove.feedback`: canary reveals, outcomes of what they approved with the hidden ground
 truth, quorum peers) as soon as it is in the ledger; each item is recorded as
 ``feedback.shown`` and handed to the reviewer's ``observe`` (a learning `ScriptedReviewer`
-gets better). Such a reviewer picks up its next gate only when it is free, so its review
-reflects every lesson delivered before it starts.
+gets better). A reviewer picks up its next gate only when it is free, so its review reflects
+every lesson delivered before it starts.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
-from coimprove.errors import CoimproveError, GateClosedError
+from coimprove.errors import CoimproveError, DigestMismatchError, GateClosedError
 from coimprove.feedback import FeedbackBuilder, record_feedback
-from coimprove.gates import GateRecord, may_decide
+from coimprove.gates import GateRecord, fold_gate, may_decide
 from coimprove.ledger import ledger_kind, sqlite_path
 from coimprove.memory import MemoryConfig
 from coimprove.model import GateRequest, Review
 from coimprove.policy import Policy
-from coimprove.protocols import ReviewContext, Reviewer
+from coimprove.protocols import Ledger, ReviewContext, Reviewer
 from coimprove.reviewers.clock import FixedClock, SimClock
 from coimprove.runner import RunInfo, Runner
 from coimprove.state import CanarySource
@@ -41,8 +46,6 @@ from coimprove.workflow import Workflow
 log = get_logger("coimprove.headless")
 
 Inputs = dict[str, Any] | Callable[[int], dict[str, Any]] | None
-Arrival = tuple[float, Callable[[], Awaitable[Any]]]
-"""A run to start at a simulated time: (when, coroutine function that starts it)."""
 
 
 @dataclass
@@ -53,7 +56,7 @@ class HeadlessResult:
     decisions: int
     sim_seconds: float
     db: Path | None = None
-    """The SQLite ledger file (None for a Postgres ledger)."""
+    """The SQLite ledger file (None for a Postgres ledger or one passed in)."""
     url: str = ""
     """Where the ledger is: the SQLite path or the postgresql:// URL."""
 
@@ -67,8 +70,19 @@ class _Desk:
     """One reviewer's workload."""
 
     reviewer: Reviewer
-    free_at: float = 0.0
+    busy_with: str | None = None
     reviewed: int = 0
+
+
+@dataclass
+class _Waiting:
+    """An open gate and who may pick it up."""
+
+    record: GateRecord
+    eligible: tuple[str, ...]
+    """Desks allowed by kind, role and separation of duties (fixed while the gate is open)."""
+    decided_by: set[str] = field(default_factory=set)
+    reading: set[str] = field(default_factory=set)
 
 
 @dataclass(order=True)
@@ -80,8 +94,19 @@ class _Pending:
     review: Review = field(compare=False)
 
 
+@dataclass(order=True)
+class _Arrival:
+    at: float
+    order: int
+    start: Callable[[], Any] = field(compare=False)
+
+
 class HeadlessSession:
-    """Runs workflows with scripted (or model) reviewers until every run is finished or stuck."""
+    """Runs workflows with scripted (or model) reviewers until every run is finished or stuck.
+
+    Start runs on the runner first, or `schedule` them to arrive during the session; then
+    ``await session.run()``.
+    """
 
     def __init__(
         self,
@@ -100,13 +125,16 @@ class HeadlessSession:
             raise CoimproveError("a headless session needs a Runner with a SimClock")
         self.runner, self.clock = runner, runner.clock
         self.desks = {r.id: _Desk(r) for r in reviewers}
-        self._seen = 0
-        self._open: dict[str, GateRecord] = {}
-        self._decided_by: dict[str, set[str]] = {}
-        self._in_flight: dict[str, str] = {}
-        self._heap: list[_Pending] = []
-        self._order = 0
+        self.started_at = self.clock.now()
         self.decisions = 0
+        self.run_ids: list[str] = []
+        """Runs this session started from its schedule, in arrival order."""
+        self._seen = 0
+        self._open: dict[str, _Waiting] = {}
+        self._decisions: list[_Pending] = []
+        self._arrivals: list[_Arrival] = []
+        self._deadlines: list[tuple[float, str]] = []
+        self._order = 0
         self._current: tuple[str | None, str | None, str | None, float] = (None, None, None, 0.0)
         learners = set(ids) if feedback_to is True else set(feedback_to or ())
         unknown = learners - set(ids)
@@ -132,20 +160,31 @@ class HeadlessSession:
             if callable(observe):
                 observe(item)
 
-    def _eligible(self, record: GateRecord, desk: _Desk) -> bool:
-        req, reviewer = record.request.requirement, desk.reviewer
-        roles = self.runner.roles_of(record.run_id, reviewer.id)
-        return (
-            reviewer.kind in req.reviewer_kinds
-            and may_decide(record, reviewer.id, roles)
-            and reviewer.id not in {record.request.proposal.author, record.proposal.author}
-            and reviewer.id not in self._decided_by.get(record.gate_id, set())
-        )
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        at: float,
+        workflow: Workflow,
+        inputs: dict[str, Any] | None = None,
+        *,
+        policy: str | Policy | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Start a run of `workflow` when the simulated clock reaches `at`."""
+
+        async def start() -> None:
+            info = await self.runner.start(workflow, inputs, policy=policy, run_id=run_id)
+            self.run_ids.append(info.run_id)
+
+        self._order += 1
+        heapq.heappush(self._arrivals, _Arrival(float(at), self._order, start))
+
+    # -- what the ledger says is open ------------------------------------------------------------
 
     def _sync(self) -> None:
         """Learn about gates opened or settled since the last look (incremental)."""
-        ledger = self.runner.ledger
-        for event in ledger.events(
+        for event in self.runner.ledger.events(
             types=["gate.opened", "gate.resolved", "gate.decided"], after_seq=self._seen
         ):
             self._seen = event.seq
@@ -153,71 +192,117 @@ class HeadlessSession:
             if gid is None:
                 continue
             if event.type == "gate.opened":
-                self._open[gid] = self.runner.gate(gid)
-                self._decided_by.setdefault(gid, set())
+                self._track(fold_gate([event]))  # later events of this batch update it below
             elif event.type == "gate.resolved":
                 self._open.pop(gid, None)
-            elif event.actor is not None:
-                self._decided_by.setdefault(gid, set()).add(event.actor)
-                if gid in self._open and event.data.get("verdict") == "edit":
-                    self._open[gid] = self.runner.gate(gid)
+            elif event.actor is not None and gid in self._open:
+                self._open[gid].decided_by.add(event.actor)
+                if event.data.get("verdict") == "edit":
+                    self._open[gid].record = self.runner.gate(gid)
 
-    async def _assign(self) -> None:
-        for gid, record in list(self._open.items()):
-            if gid in self._in_flight:
+    def _track(self, record: GateRecord) -> None:
+        req = record.request.requirement
+        authors = {record.request.proposal.author, record.proposal.author}
+        eligible = tuple(
+            rid
+            for rid, desk in self.desks.items()
+            if desk.reviewer.kind in req.reviewer_kinds
+            and rid not in authors
+            and may_decide(record, rid, self.runner.roles_of(record.run_id, rid))
+        )
+        waiting = _Waiting(record, eligible, {d.reviewer for _, d in record.decisions})
+        self._open[record.gate_id] = waiting
+        if req.timeout_s is not None:
+            heapq.heappush(self._deadlines, (record.opened.at + req.timeout_s, record.gate_id))
+
+    def _available(self, waiting: _Waiting, rid: str) -> bool:
+        """Whether reviewer `rid` may pick this gate up now."""
+        if rid not in waiting.eligible or rid in waiting.decided_by or rid in waiting.reading:
+            return False
+        # every decision that left the gate open was an approval, so this many are still needed
+        needed = waiting.record.request.requirement.quorum - len(waiting.decided_by)
+        return len(waiting.reading) < max(needed, 1)
+
+    # -- reviewers picking gates up --------------------------------------------------------------
+
+    async def _pick_up(self) -> None:
+        """Every free reviewer takes the oldest gate it may decide (one gate at a time each)."""
+        now = self.clock.now()
+        for rid, desk in self.desks.items():
+            if desk.busy_with is not None:
                 continue
-            desks = [d for d in self.desks.values() if self._eligible(record, d)]
-            if not desks:
-                continue
-            desk = min(desks, key=lambda d: (d.free_at, d.reviewer.id))
-            if desk.reviewer.id in self.feedback_to and desk.free_at > self.clock.now():
-                continue  # it learns from feedback: pick up only once free (lessons so far)
-            start = max(self.clock.now(), desk.free_at, record.opened.at)
-            # gates waiting behind this one for the same reviewer
-            queue = (
-                sum(
-                    1
-                    for g, r in self._open.items()
-                    if g not in self._in_flight and self._eligible(r, desk)
-                )
-                - 1
-            )
-            context = ReviewContext(
-                clock=FixedClock(start),
-                queue_length=max(queue, 0),
-                session_elapsed_s=start,
-                gates_reviewed=desk.reviewed,
-                truth=record.hidden.get("truth"),
-                canary=bool(record.hidden.get("canary")),
-            )
-            request = record.request.model_copy(update={"proposal": record.proposal})
-            self._current = (record.run_id, gid, desk.reviewer.id, start)
-            review = await desk.reviewer.review(GateRequest.model_validate(request), context)
-            at = review.decided_at if review.decided_at is not None else start
-            at = max([at, start, *(v.at for v in review.views)])
-            desk.free_at, desk.reviewed = at, desk.reviewed + 1
-            self._in_flight[gid] = desk.reviewer.id
-            self._order += 1
-            heapq.heappush(self._heap, _Pending(at, self._order, gid, desk.reviewer.id, review))
+            chosen: _Waiting | None = None
+            queue = 0
+            for waiting in self._open.values():
+                if self._available(waiting, rid):
+                    if chosen is None:
+                        chosen = waiting
+                    else:
+                        queue += 1
+            if chosen is not None:
+                await self._start_review(desk, chosen, now, queue)
+
+    async def _start_review(self, desk: _Desk, waiting: _Waiting, now: float, queue: int) -> None:
+        record, rid = waiting.record, desk.reviewer.id
+        context = ReviewContext(
+            clock=FixedClock(now),
+            queue_length=queue,
+            session_elapsed_s=now - self.started_at,
+            gates_reviewed=desk.reviewed,
+            truth=record.hidden.get("truth"),
+            canary=bool(record.hidden.get("canary")),
+        )
+        request = record.request.model_copy(update={"proposal": record.proposal})
+        self._current = (record.run_id, record.gate_id, rid, now)
+        review = await desk.reviewer.review(GateRequest.model_validate(request), context)
+        at = review.decided_at if review.decided_at is not None else now
+        at = max([at, now, *(v.at for v in review.views)])
+        desk.busy_with, desk.reviewed = record.gate_id, desk.reviewed + 1
+        waiting.reading.add(rid)
+        self._order += 1
+        heapq.heappush(self._decisions, _Pending(at, self._order, record.gate_id, rid, review))
+
+    # -- the other events ------------------------------------------------------------------------
 
     def _next_deadline(self) -> float | None:
-        deadlines = [
-            r.opened.at + r.request.requirement.timeout_s
-            for r in self._open.values()
-            if r.request.requirement.timeout_s is not None
-        ]
-        return min(deadlines, default=None)
+        while self._deadlines and self._deadlines[0][1] not in self._open:
+            heapq.heappop(self._deadlines)  # settled before its deadline
+        return self._deadlines[0][0] if self._deadlines else None
 
     async def _expire(self, deadline: float) -> None:
         self.clock.set(max(self.clock.now(), deadline))
-        due = {
-            r.run_id
-            for r in self._open.values()
-            if r.request.requirement.timeout_s is not None
-            and r.opened.at + r.request.requirement.timeout_s <= deadline
-        }
+        due: set[str] = set()
+        while self._deadlines and self._deadlines[0][0] <= deadline:
+            _, gid = heapq.heappop(self._deadlines)
+            if gid in self._open:
+                due.add(self._open[gid].record.run_id)
         for run_id in sorted(due):
             await self.runner.advance(run_id)
+
+    async def _arrive(self) -> None:
+        arrival = heapq.heappop(self._arrivals)
+        self.clock.set(max(self.clock.now(), arrival.at))
+        await arrival.start()
+
+    async def _apply(self, item: _Pending) -> None:
+        self.clock.set(max(self.clock.now(), item.at))
+        self.desks[item.reviewer].busy_with = None
+        waiting = self._open.get(item.gate_id)
+        if waiting is not None:
+            waiting.reading.discard(item.reviewer)
+        decision = item.review.decision
+        try:
+            recorded = self.runner.decide(item.gate_id, decision, views=item.review.views)
+        except (GateClosedError, DigestMismatchError):
+            return  # settled, timed out or edited by someone else while this reviewer read it
+        self.decisions += 1
+        if waiting is not None:
+            waiting.decided_by.add(decision.reviewer)
+        if recorded.outcome is not None:
+            self._open.pop(item.gate_id, None)
+            await self.runner.advance(item.gate_id.rsplit(".", 2)[0])
+        elif decision.verdict == "edit" and waiting is not None:
+            waiting.record = self.runner.gate(item.gate_id)
 
     def _record_model_call(self, data: dict[str, Any]) -> None:
         """A model reviewer's call, recorded as ``model.called`` on the gate it was reviewing."""
@@ -226,14 +311,10 @@ class HeadlessSession:
             "model.called", at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data
         )
 
-    async def run(
-        self, max_decisions: int = 1_000_000, *, arrivals: Sequence[Arrival] = ()
-    ) -> None:
-        """Process decisions in time order until nothing is left to decide.
+    # -- the loop --------------------------------------------------------------------------------
 
-        `arrivals` start runs inside the simulation, in time order between decisions, so a run
-        arriving later sees (and its agents can recall) everything decided before it arrives.
-        """
+    async def run(self, max_decisions: int = 1_000_000) -> None:
+        """Process events in time order until nothing is left to decide or to start."""
         recorder = ModelCallRecorder(self._record_model_call, name="headless-reviewers")
         models = [
             d.reviewer
@@ -244,55 +325,38 @@ class HeadlessSession:
         for reviewer in models:
             reviewer.callbacks.append(recorder)  # type: ignore[attr-defined]
         try:
-            await self._run(max_decisions, sorted(arrivals, key=lambda a: a[0]))
+            await self._run(max_decisions)
         finally:
             for reviewer in models:
                 reviewer.callbacks.remove(recorder)  # type: ignore[attr-defined]
 
-    async def _run(self, max_decisions: int, arrivals: list[Arrival]) -> None:
-        next_arrival = 0
+    async def _run(self, max_decisions: int) -> None:
+        inf = float("inf")
         while True:
             self._sync()
             self._deliver_feedback()
-            await self._assign()
+            decision_at = self._decisions[0].at if self._decisions else inf
+            arrival_at = self._arrivals[0].at if self._arrivals else inf
+            if min(decision_at, arrival_at) > self.clock.now():
+                # everything due now has happened: free reviewers pick up what is waiting
+                await self._pick_up()
+                decision_at = self._decisions[0].at if self._decisions else inf
             deadline = self._next_deadline()
-            if next_arrival < len(arrivals):
-                at, start = arrivals[next_arrival]
-                if all(
-                    t is None or at <= t
-                    for t in (deadline, self._heap[0].at if self._heap else None)
-                ):
-                    self.clock.set(max(self.clock.now(), at))
-                    next_arrival += 1
-                    await start()
-                    continue
-            if not self._heap:
-                if deadline is None:
-                    break
-                await self._expire(deadline)
-                continue
-            item = self._heap[0]
-            if deadline is not None and deadline < item.at:
-                await self._expire(deadline)
-                continue
-            heapq.heappop(self._heap)
-            self.clock.set(max(self.clock.now(), item.at))
-            self._in_flight.pop(item.gate_id, None)
-            decision = item.review.decision
-            try:
-                recorded = self.runner.decide(item.gate_id, decision, views=item.review.views)
-            except GateClosedError:
-                continue  # timed out (or settled by others) while this reviewer was reading
-            self.decisions += 1
-            self._decided_by.setdefault(item.gate_id, set()).add(decision.reviewer)
-            if recorded.outcome is not None:
-                self._open.pop(item.gate_id, None)
-                await self.runner.advance(item.gate_id.rsplit(".", 2)[0])
-            elif decision.verdict == "edit":
-                self._open[item.gate_id] = self.runner.gate(item.gate_id)
-            if self.decisions >= max_decisions:
-                raise CoimproveError(f"headless session stopped after {max_decisions} decisions")
-        stuck = [g for g in self._open if g not in self._in_flight]
+            deadline_at = inf if deadline is None else deadline
+            # ties: a decision lands before a run arrives, and both before a deadline passes
+            if min(decision_at, arrival_at, deadline_at) == inf:
+                break
+            if deadline_at < decision_at and deadline_at < arrival_at:
+                await self._expire(deadline_at)
+            elif arrival_at < decision_at:
+                await self._arrive()
+            else:
+                await self._apply(heapq.heappop(self._decisions))
+                if self.decisions >= max_decisions and (self._open or self._arrivals):
+                    raise CoimproveError(
+                        f"headless session stopped after {max_decisions} decisions"
+                    )
+        stuck = list(self._open)
         if stuck:
             log.warning("headless.stuck", gates=stuck[:5], n=len(stuck))
 
@@ -308,20 +372,24 @@ async def run_headless(
     seed: int = 0,
     arrival_s: float = 0.0,
     canaries: CanarySource | None = None,
+    ledger: Ledger | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    run_ids: Callable[[int], str] | None = None,
+    max_decisions: int = 1_000_000,
     feedback_to: Collection[str] | bool = False,
     memory: MemoryConfig | None = None,
-    run_ids: Callable[[int], str] | None = None,
 ) -> HeadlessResult:
-    """Start `runs` runs of `workflow` (one every `arrival_s` simulated seconds, inside the
-    simulation: gates of earlier runs are decided in between) and answer every gate with
-    `reviewers` on a simulated clock. Returns when all runs are settled.
+    """Run `runs` runs of `workflow`, one arriving every `arrival_s` simulated seconds, and
+    answer every gate with `reviewers` on a simulated clock. Returns when all are settled.
 
-    `db` is an SQLite file (``":memory:"``: a new temporary one) or a ``postgresql://`` URL.
-    `feedback_to` (reviewer ids, or True for all) turns reviewer feedback on; `memory` turns
-    agent memory of review on for every run (see `coimprove.memory`). `run_ids` names the
-    i-th run (default: random ids); scripted reviewers and canaries draw their random numbers
-    per gate id, so fixed run ids make a session reproducible and pair it with another
+    `inputs` is each run's initial state (or a function of the run's index). `run_ids` names
+    the i-th run (default: random ids); scripted reviewers and canaries draw their random
+    numbers per gate id, so fixed run ids make a session reproducible and pair it with another
     session's same-named runs (common random numbers across the cells of an ablation).
+    `db` is an SQLite file (``":memory:"``: a fresh temporary folder) or a ``postgresql://``
+    URL; `ledger` and `checkpointer` replace it. `feedback_to` (reviewer ids, or True for all)
+    turns reviewer feedback on; `memory` turns agent memory of review on for every run (see
+    `coimprove.memory`).
     """
     clock = SimClock(0.0)
     target: str | os.PathLike[str]
@@ -335,19 +403,26 @@ async def run_headless(
 
             path = Path(tempfile.mkdtemp(prefix="coimprove-")) / "ledger.db"
         target = path
-    async with Runner(target, clock=clock, seed=seed, canaries=canaries, memory=memory) as runner:
+    async with Runner(
+        target,
+        ledger=ledger,
+        checkpointer=checkpointer,
+        clock=clock,
+        seed=seed,
+        canaries=canaries,
+        memory=memory,
+    ) as runner:
         session = HeadlessSession(runner, reviewers, feedback_to=feedback_to)
-        started: list[str] = []
-
-        def arrival(i: int) -> Callable[[], Awaitable[None]]:
-            async def start() -> None:
-                data = inputs(i) if callable(inputs) else dict(inputs or {})
-                rid = run_ids(i) if run_ids is not None else None
-                info = await runner.start(workflow, data, policy=policy, run_id=rid)
-                started.append(info.run_id)
-
-            return start
-
-        await session.run(arrivals=[(i * arrival_s, arrival(i)) for i in range(runs)])
-        infos = [runner.info(r) for r in started]
-        return HeadlessResult(infos, session.decisions, clock.now(), path, os.fspath(target))
+        for i in range(runs):
+            data = inputs(i) if callable(inputs) else dict(inputs or {})
+            run_id = run_ids(i) if run_ids is not None else None
+            session.schedule(i * arrival_s, workflow, data, policy=policy, run_id=run_id)
+        await session.run(max_decisions)
+        infos = [runner.info(r) for r in session.run_ids]
+        return HeadlessResult(
+            infos,
+            session.decisions,
+            clock.now(),
+            path if ledger is None else None,
+            os.fspath(target) if ledger is None else "",
+        )

@@ -345,3 +345,61 @@ FROM qd x JOIN qd y ON x.gate_id = y.gate_id AND x.reviewer < y.reviewer
 GROUP BY x.reviewer, y.reviewer, x.verdict, y.verdict
 ORDER BY x.reviewer, y.reviewer, x.verdict, y.verdict"""
     return sql, params
+
+
+#: Columns of `decision_rows_query`, in order.
+DECISION_ROW_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "gate_id",
+    "run_id",
+    "reviewer",
+    "reviewer_kind",
+    "verdict",
+    "opened_at",
+    "decided_at",
+    "first_view_at",
+    "latency_s",
+    "dwell_s",
+    "rubber_stamp",
+    "canary",
+    "truth",
+)
+
+
+def decision_rows_query(run_id: str | None = None) -> tuple[str, list[Any]]:
+    """One row per decision with the inputs of the decision-level measures, defined exactly as
+    in the aggregates above (for confidence intervals and plots that need single decisions).
+
+    ``first_view_at`` is when the reviewer first looked (``decided_at`` if it never did);
+    ``rubber_stamp`` is 1 for a rubber-stamp approval. Rows as `DECISION_ROW_COLUMNS`.
+    """
+    base, params = _base(run_id)
+    sql = f"""{base}
+SELECT seq, gate_id, run_id, reviewer, reviewer_kind, verdict, opened_at, decided_at,
+       decided_at - dwell_s, latency_s, dwell_s,
+       CASE WHEN {_RUBBER} THEN 1 ELSE 0 END, canary, truth
+FROM dec ORDER BY seq"""
+    return sql, params
+
+
+#: Columns of `gate_rows_query`, in order.
+GATE_ROW_COLUMNS: tuple[str, ...] = (
+    "gate_id",
+    "run_id",
+    "opened_at",
+    "canary",
+    "truth",
+    "timed_out",
+    "resolved",
+    "resolved_at",
+    "outcome",
+)
+
+
+def gate_rows_query(run_id: str | None = None) -> tuple[str, list[Any]]:
+    """One row per gate: when it opened, its hidden truth and how (and when) it resolved."""
+    base, params = _base(run_id)
+    sql = f"""{base}
+SELECT gate_id, run_id, opened_at, canary, truth, timed_out, resolved, resolved_at, outcome
+FROM gates ORDER BY opened_at, gate_id"""
+    return sql, params
