@@ -22,7 +22,7 @@ python -m pip install -q -e ".[dev,local,postgres]"   # local: llama-cpp-python 
 # Sandbox images, built locally; reused when their inputs have not changed.
 $SUDO "$(command -v python)" -m coimprove sandbox build
 
-ruff check coimprove tests examples
+ruff check coimprove tests examples graphs
 ruff format --check coimprove
 mypy
 python -m pytest -q "$@"
