@@ -54,6 +54,7 @@ from coimprove.gates import (
 )
 from coimprove.ledger import SqliteLedger
 from coimprove.model import (
+    TRUSTED,
     Decision,
     LedgerEvent,
     Proposal,
@@ -416,14 +417,14 @@ class Runner:
         """
         now = self.clock.now()
         driven: list[str] = []
-        for rid in self._runs_needing_work(run_id, now, retry_failed):
+        for rid, settled in self._runs_needing_work(run_id, now, retry_failed):
             try:
                 run = self._run(rid)
             except RunError as exc:
                 log.warning("run.skipped", run=rid, error=str(exc))
                 continue
             try:
-                await self._drive(rid, run, None)
+                await self._drive(rid, run, None, settled)
             except LeaseHeldError:
                 log.info("run.leased_elsewhere", run=rid)
                 continue
@@ -434,7 +435,36 @@ class Runner:
         """Recover after a crash: finish every interrupted step, retry failed runs."""
         return await self.advance(run_id, retry_failed=True)
 
-    def _runs_needing_work(self, run_id: str | None, now: float, retry_failed: bool) -> list[str]:
+    def _runs_needing_work(
+        self, run_id: str | None, now: float, retry_failed: bool
+    ) -> list[tuple[str, list[_Settled] | None]]:
+        """Runs to drive, each with its settled gates when they were read here already."""
+        self._expire_overdue(run_id, now)
+        out: list[tuple[str, list[_Settled] | None]] = []
+        if run_id is not None:
+            settled = self._settled(run_id)
+            if settled:
+                return [(run_id, settled)]
+        else:
+            rows = self.ledger.query(
+                "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+                "AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
+                "AND m.type = 'gate.resumed') ORDER BY r.seq"
+            )
+            out = [(r[0], None) for r in rows]
+        ready = {rid for rid, _ in out}
+        for info in self.runs(run_id):
+            if info.run_id in ready:
+                continue
+            if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
+                out.append((info.run_id, None))
+        return out
+
+    def _expire_overdue(self, run_id: str | None, now: float) -> None:
+        """Fail closed: resolve every gate whose policy timeout has passed."""
+        run = self._runs.get(run_id) if run_id is not None else None
+        if run is not None and not run.policy.has_timeouts:
+            return  # its gates were opened under this policy: none of them has a deadline
         scope, params = ("AND o.run_id = ?", [run_id]) if run_id else ("", [])
         overdue = self.ledger.query(
             "SELECT o.gate_id FROM events o WHERE o.type = 'gate.opened' AND o.deadline <= ? "
@@ -444,31 +474,25 @@ class Runner:
         )
         for (gate_id,) in overdue:
             expire_gate(self.ledger, gate_id, now=now)
-        scope = scope.replace("o.run_id", "r.run_id")
-        rows = self.ledger.query(
-            "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
-            f"{scope} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
-            "AND m.type = 'gate.resumed') ORDER BY r.seq",
-            params,
-        )
-        out = [r[0] for r in rows]
-        if run_id is not None and out:
-            return out
-        for info in self.runs(run_id):
-            if info.run_id in out:
-                continue
-            if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
-                out.append(info.run_id)
-        return out
 
-    async def _drive(self, run_id: str, run: _Run, inputs: dict[str, Any] | None) -> None:
+    async def _drive(
+        self,
+        run_id: str,
+        run: _Run,
+        inputs: dict[str, Any] | None,
+        settled: list[_Settled] | None = None,
+    ) -> None:
         if not self._take_lease(run_id, run):
             raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         graph, cfg = run.graph, self._config(run_id, run)
         resume: dict[str, Any] = {}
-        settled: list[_Settled] = []
-        if inputs is None:
-            settled = self._settled(run_id)
+        if inputs is not None:
+            settled = []
+        else:
+            if settled is None or run.lease.pending is None:
+                # read (again) under the lease unless it was held throughout: nobody else
+                # can have resumed these gates since `settled` was read
+                settled = self._settled(run_id)
             if settled:
                 pending = run.lease.pending
                 if pending is None:
@@ -610,7 +634,9 @@ class Runner:
             request = value["request"]
             proposal = request["proposal"]
             requirement = request["requirement"]
-            shown = Proposal.from_state(proposal)
+            # our gate node made this value from a proposal it validated and digested; the
+            # effect re-derives the digest from graph state before acting, so trust it here
+            shown = Proposal.model_validate(proposal, context=TRUSTED)
             opened_at = self.clock.now()
             request = {**request, "opened_at": opened_at}
             tx.append(
