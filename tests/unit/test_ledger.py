@@ -137,9 +137,14 @@ def test_a_writer_whose_remembered_head_went_stale_appends_at_the_end(tmp_path: 
 
 def test_a_rolled_back_transaction_leaves_no_trace_in_the_chain(tmp_path: Path) -> None:
     ledger = _fill(tmp_path / "l.db", 2)
-    with pytest.raises(RuntimeError), ledger.transaction() as tx:
-        tx.append("gate.viewed", at=9.0, actor="x")
-        raise RuntimeError("changed my mind")
+
+    def append_then_fail() -> None:
+        with ledger.transaction() as tx:
+            tx.append("gate.viewed", at=9.0, actor="x")
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
     assert ledger.append("gate.viewed", at=3.0, actor="alice").seq == 3
     report = ledger.verify()
     assert report.ok and report.events == 3
