@@ -447,9 +447,9 @@ class Runner:
                 return [(run_id, settled)]
         else:
             rows = self.ledger.query(
-                "SELECT DISTINCT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+                "SELECT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
                 "AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
-                "AND m.type = 'gate.resumed') ORDER BY r.seq"
+                "AND m.type = 'gate.resumed') GROUP BY r.run_id ORDER BY MIN(r.seq)"
             )
             out = [(r[0], None) for r in rows]
         ready = {rid for rid, _ in out}
