@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import socket
 import sys
@@ -43,12 +44,12 @@ from coimprove.errors import (
     SelfApprovalError,
 )
 from coimprove.gates import (
+    GateFolds,
     GateRecord,
     Recorded,
     expire_gate,
     load_gate,
     open_gate_ids,
-    open_gates,
     record_decision,
     record_view,
 )
@@ -103,6 +104,12 @@ class _Lease:
     until: float = 0.0
     pending: set[str] | None = None
     """Interrupt ids known pending while the lease was held without a gap."""
+    deadline: float | None = None
+    """With `pending`: the earliest deadline of those gates (inf: none has one)."""
+
+    def forget(self) -> None:
+        """Another runner may have moved the thread: what we knew of it is void."""
+        self.pending = self.deadline = None
 
 
 @dataclass
@@ -212,6 +219,7 @@ class Runner:
         self._workflows: dict[str, Workflow] = {}
         self._runs: dict[str, _Run] = {}
         self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
+        self._folds = GateFolds()
 
     async def __aenter__(self) -> Runner:
         if self.checkpointer is None:
@@ -338,6 +346,7 @@ class Runner:
             at=self.clock.now() if at is None else at,
             views=views,
             roles=roles,
+            folds=self._folds,
         )
         log.info(
             "gate.decided",
@@ -370,6 +379,7 @@ class Runner:
             what,
             reviewer_kind=reviewer_kind,
             at=self.clock.now() if at is None else at,
+            folds=self._folds,
         )
 
     def reapprove(
@@ -463,8 +473,17 @@ class Runner:
     def _expire_overdue(self, run_id: str | None, now: float) -> None:
         """Fail closed: resolve every gate whose policy timeout has passed."""
         run = self._runs.get(run_id) if run_id is not None else None
-        if run is not None and not run.policy.has_timeouts:
-            return  # its gates were opened under this policy: none of them has a deadline
+        if run is not None:
+            if not run.policy.has_timeouts:
+                return  # its gates were opened under this policy: none has a deadline
+            lease = run.lease
+            if (
+                lease.pending is not None
+                and lease.deadline is not None
+                and now < lease.deadline
+                and lease.until > time.time()
+            ):
+                return  # we opened its pending gates, under a lease held since then
         scope, params = ("AND o.run_id = ?", [run_id]) if run_id else ("", [])
         overdue = self.ledger.query(
             "SELECT o.gate_id FROM events o WHERE o.type = 'gate.opened' AND o.deadline <= ? "
@@ -508,8 +527,9 @@ class Runner:
             if not resume:
                 state = await graph.aget_state(cfg)
                 if state.interrupts:  # paused before its gates were recorded (a crash)
-                    self._open_gates(run_id, state.interrupts)
+                    deadline = self._open_gates(run_id, state.interrupts)
                     run.lease.pending = {i.id for i in state.interrupts}
+                    run.lease.deadline = deadline
                     return
                 if not state.next:
                     if state.created_at is not None:  # finished before it was recorded
@@ -519,7 +539,7 @@ class Runner:
         command: Any = (
             inputs if inputs is not None else (Command(resume=resume) if resume else None)
         )
-        run.lease.pending = None
+        run.lease.forget()
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
@@ -536,10 +556,10 @@ class Runner:
         with self.ledger.transaction() as tx:  # one commit for everything this step settled
             for interrupt_id in resume:
                 self._resumed(tx, by_interrupt[interrupt_id], recovered=False)
-            self._open_gates(run_id, interrupts, tx)
+            deadline = self._open_gates(run_id, interrupts, tx)
             if not interrupts:
                 self._finish(run_id, result if isinstance(result, dict) else {}, tx)
-        run.lease.pending = ids
+        run.lease.pending, run.lease.deadline = ids, deadline
 
     def _finish(self, run_id: str, values: dict[str, Any], tx: LedgerWriter | None = None) -> None:
         if tx is None:
@@ -587,7 +607,7 @@ class Runner:
         if run.lease.until - now > self.lease_ttl_s / 2:
             return True  # ours, and far from expiring: no need to renew yet
         if run.lease.until <= now:
-            run.lease.pending = None  # a gap: another runner may have moved the thread
+            run.lease.forget()  # a gap: another runner may have moved the thread
         if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
             holder = self.ledger.lease_holder(run_id)
             if holder is None or not _dead_here(holder):
@@ -617,10 +637,13 @@ class Runner:
 
     def _open_gates(
         self, run_id: str, interrupts: Sequence[Interrupt], tx: LedgerWriter | None = None
-    ) -> None:
+    ) -> float | None:
+        """Record ``gate.opened`` for each interrupt not yet recorded. Returns the earliest
+        deadline among them (inf: none), or None if some were recorded before (unknown)."""
         if tx is None:
             with self.ledger.transaction() as own:
                 return self._open_gates(run_id, interrupts, own)
+        earliest: float | None = math.inf
         for interrupt in interrupts:
             value = interrupt.value
             if not isinstance(value, dict) or "coimprove_gate" not in value:
@@ -630,6 +653,7 @@ class Runner:
                 )
             gate_id = value["coimprove_gate"]
             if tx.events(gate_id=gate_id, types=["gate.opened"]):
+                earliest = None
                 continue
             request = value["request"]
             proposal = request["proposal"]
@@ -639,6 +663,8 @@ class Runner:
             shown = Proposal.model_validate(proposal, context=TRUSTED)
             opened_at = self.clock.now()
             request = {**request, "opened_at": opened_at}
+            timeout = requirement["timeout_s"]
+            deadline = None if timeout is None else opened_at + timeout
             tx.append(
                 "gate.opened",
                 at=opened_at,
@@ -658,16 +684,14 @@ class Runner:
                     "category": request.get("category"),
                     "has_detail": shown.has_detail,
                     "min_review_s": requirement["min_review_seconds"],
-                    "deadline": (
-                        None
-                        if requirement["timeout_s"] is None
-                        else opened_at + requirement["timeout_s"]
-                    ),
+                    "deadline": deadline,
                     "digest": shown.digest,
                 },
             )
             log.info("gate.opened", gate=gate_id, kind=proposal["kind"])
-        return None
+            if earliest is not None and deadline is not None:
+                earliest = min(earliest, deadline)
+        return earliest
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -696,11 +720,11 @@ class Runner:
 
     def gate(self, gate_id: str) -> GateRecord:
         """The ledger record of one gate."""
-        return load_gate(self.ledger, gate_id)
+        return self._folds.load(self.ledger, gate_id)
 
     def open_gates(self, run_id: str | None = None) -> list[GateRecord]:
         """Gates waiting for a decision, oldest first."""
-        return open_gates(self.ledger, run_id)
+        return [self._folds.load(self.ledger, gid) for _, gid in open_gate_ids(self.ledger, run_id)]
 
     def info(self, run_id: str) -> RunInfo:
         """The state of one run."""
