@@ -12,7 +12,6 @@ rejected, sent back, escalated, or a canary decided), appends ``gate.resolved`` 
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import random
 from collections.abc import Sequence
@@ -223,18 +222,9 @@ class GateRecord:
     resumed: LedgerEvent | None = None
     timed_out: LedgerEvent | None = None
     proposal: Proposal = field(init=False)
-    seq: int = field(init=False)
-    """Sequence number of the newest event folded in."""
 
     def __post_init__(self) -> None:
         self.proposal = self.request.proposal
-        self.seq = self.opened.seq
-
-    def copy(self) -> GateRecord:
-        """An independent copy (folding more events into it leaves this one as it is)."""
-        twin = copy.copy(self)
-        twin.decisions = list(self.decisions)
-        return twin
 
     @property
     def gate_id(self) -> str:
@@ -271,7 +261,6 @@ class GateRecord:
         return list(dict.fromkeys(out))
 
     def _apply(self, event: LedgerEvent) -> None:
-        self.seq = max(self.seq, event.seq)
         if event.type == "gate.decided":
             decision = Decision.model_validate(event.data["decision"])
             self.decisions.append((event, decision))
@@ -293,34 +282,6 @@ def load_gate(reader: LedgerReader, gate_id: str) -> GateRecord:
     if not events or events[0].type != "gate.opened":
         raise UnknownGateError(f"no gate {gate_id!r} in this ledger (see `coimprove pending`)")
     return fold_gate(events)
-
-
-class GateFolds:
-    """Gate records kept between reads, each brought up to date with the events appended
-    since it was folded (the ledger is append-only: events up to a seq never change).
-
-    A read is one indexed query for the gate's newer events instead of re-parsing and
-    re-validating its opening, and it always sees what other processes appended. Load only
-    committed events: outside a transaction, or as a transaction's first read.
-    """
-
-    def __init__(self, limit: int = 4096) -> None:
-        self._limit = limit
-        self._records: dict[str, GateRecord] = {}
-
-    def load(self, reader: LedgerReader, gate_id: str) -> GateRecord:
-        """Like `load_gate`; the record returned is the caller's to change."""
-        cached = self._records.pop(gate_id, None)
-        if cached is None:
-            record = load_gate(reader, gate_id)
-        else:
-            record = cached
-            for event in reader.events(gate_id=gate_id, after_seq=cached.seq):
-                record._apply(event)
-        self._records[gate_id] = record
-        while len(self._records) > self._limit:
-            del self._records[next(iter(self._records))]
-        return record.copy()
 
 
 OPEN_GATES_SQL = """
@@ -506,7 +467,6 @@ def record_decision(
     at: float,
     views: Sequence[ViewEvent] = (),
     roles: set[str] | None = None,
-    folds: GateFolds | None = None,
 ) -> Recorded:
     """Validate and append a decision (and its views) in one transaction; settle the gate.
 
@@ -515,7 +475,7 @@ def record_decision(
     Nothing is written if the decision is refused.
     """
     with ledger.transaction() as tx:
-        record = load_gate(tx, gate_id) if folds is None else folds.load(tx, gate_id)
+        record = load_gate(tx, gate_id)
         check_decision(record, decision, roles=roles)
         common: dict[str, Any] = {
             "run_id": record.run_id,
@@ -556,11 +516,10 @@ def record_view(
     *,
     at: float,
     reviewer_kind: str = "human",
-    folds: GateFolds | None = None,
 ) -> LedgerEvent:
     """Record that `reviewer` looked at a gate or opened its detail (for dwell and rubber-stamp)."""
     with ledger.transaction() as tx:
-        record = load_gate(tx, gate_id) if folds is None else folds.load(tx, gate_id)
+        record = load_gate(tx, gate_id)
         return tx.append(
             "gate.viewed" if what == "gate" else "detail.viewed",
             at=at,

@@ -44,12 +44,12 @@ from coimprove.errors import (
     SelfApprovalError,
 )
 from coimprove.gates import (
-    GateFolds,
     GateRecord,
     Recorded,
     expire_gate,
     load_gate,
     open_gate_ids,
+    open_gates,
     record_decision,
     record_view,
 )
@@ -219,7 +219,6 @@ class Runner:
         self._workflows: dict[str, Workflow] = {}
         self._runs: dict[str, _Run] = {}
         self._compiled: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
-        self._folds = GateFolds()
 
     async def __aenter__(self) -> Runner:
         if self.checkpointer is None:
@@ -346,7 +345,6 @@ class Runner:
             at=self.clock.now() if at is None else at,
             views=views,
             roles=roles,
-            folds=self._folds,
         )
         log.info(
             "gate.decided",
@@ -379,7 +377,6 @@ class Runner:
             what,
             reviewer_kind=reviewer_kind,
             at=self.clock.now() if at is None else at,
-            folds=self._folds,
         )
 
     def reapprove(
@@ -720,11 +717,11 @@ class Runner:
 
     def gate(self, gate_id: str) -> GateRecord:
         """The ledger record of one gate."""
-        return self._folds.load(self.ledger, gate_id)
+        return load_gate(self.ledger, gate_id)
 
     def open_gates(self, run_id: str | None = None) -> list[GateRecord]:
         """Gates waiting for a decision, oldest first."""
-        return [self._folds.load(self.ledger, gid) for _, gid in open_gate_ids(self.ledger, run_id)]
+        return open_gates(self.ledger, run_id)
 
     def info(self, run_id: str) -> RunInfo:
         """The state of one run."""
