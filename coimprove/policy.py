@@ -201,6 +201,11 @@ class Policy(_Strict):
         """Whether any rule plants canaries (``canary_rate`` above 0)."""
         return any((s.canary_rate or 0) > 0 for s in (self.defaults, *self.rules))
 
+    @property
+    def has_timeouts(self) -> bool:
+        """Whether any rule sets ``timeout_s`` (only then can a gate under it expire)."""
+        return any(s.timeout_s is not None for s in (self.defaults, *self.rules))
+
     def roles_of(self, reviewer: str) -> set[str]:
         """Roles `reviewer` holds: the union over every matching id or pattern."""
         roles: set[str] = set()

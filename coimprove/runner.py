@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import socket
 import sys
@@ -58,6 +59,7 @@ from coimprove.gates import (
 from coimprove.ledger import SqliteLedger, open_ledger
 from coimprove.memory import MemoryConfig, ReviewMemory
 from coimprove.model import (
+    TRUSTED,
     Decision,
     LedgerEvent,
     Proposal,
@@ -106,6 +108,12 @@ class _Lease:
     until: float = 0.0
     pending: set[str] | None = None
     """Interrupt ids known pending while the lease was held without a gap."""
+    deadline: float | None = None
+    """With `pending`: the earliest deadline of those gates (inf: none has one)."""
+
+    def forget(self) -> None:
+        """Another runner may have moved the thread: what we knew of it is void."""
+        self.pending = self.deadline = None
 
 
 @dataclass
@@ -462,14 +470,14 @@ class Runner:
         """
         now = self.clock.now()
         driven: list[str] = []
-        for rid in self._runs_needing_work(run_id, now, retry_failed):
+        for rid, settled in self._runs_needing_work(run_id, now, retry_failed):
             try:
                 run = self._run(rid)
             except RunError as exc:
                 log.warning("run.skipped", run=rid, error=str(exc))
                 continue
             try:
-                await self._drive(rid, run, None)
+                await self._drive(rid, run, None, settled)
             except LeaseHeldError:
                 log.info("run.leased_elsewhere", run=rid)
                 continue
@@ -480,7 +488,45 @@ class Runner:
         """Recover after a crash: finish every interrupted step, retry failed runs."""
         return await self.advance(run_id, retry_failed=True)
 
-    def _runs_needing_work(self, run_id: str | None, now: float, retry_failed: bool) -> list[str]:
+    def _runs_needing_work(
+        self, run_id: str | None, now: float, retry_failed: bool
+    ) -> list[tuple[str, list[_Settled] | None]]:
+        """Runs to drive, each with its settled gates when they were read here already."""
+        self._expire_overdue(run_id, now)
+        out: list[tuple[str, list[_Settled] | None]] = []
+        if run_id is not None:
+            settled = self._settled(run_id)
+            if settled:
+                return [(run_id, settled)]
+        else:
+            rows = self.ledger.query(
+                "SELECT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
+                "AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
+                "AND m.type = 'gate.resumed') GROUP BY r.run_id ORDER BY MIN(r.seq)"
+            )
+            out = [(r[0], None) for r in rows]
+        ready = {rid for rid, _ in out}
+        for info in self.runs(run_id):
+            if info.run_id in ready:
+                continue
+            if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
+                out.append((info.run_id, None))
+        return out
+
+    def _expire_overdue(self, run_id: str | None, now: float) -> None:
+        """Fail closed: resolve every gate whose policy timeout has passed."""
+        run = self._runs.get(run_id) if run_id is not None else None
+        if run is not None:
+            if not run.policy.has_timeouts:
+                return  # its gates were opened under this policy: none has a deadline
+            lease = run.lease
+            if (
+                lease.pending is not None
+                and lease.deadline is not None
+                and now < lease.deadline
+                and lease.until > time.time()
+            ):
+                return  # we opened its pending gates, under a lease held since then
         scope, params = ("AND o.run_id = ?", [run_id]) if run_id else ("", [])
         overdue = self.ledger.query(
             "SELECT o.gate_id FROM events o WHERE o.type = 'gate.opened' AND o.deadline <= ? "
@@ -490,31 +536,25 @@ class Runner:
         )
         for (gate_id,) in overdue:
             expire_gate(self.ledger, gate_id, now=now)
-        scope = scope.replace("o.run_id", "r.run_id")
-        rows = self.ledger.query(
-            "SELECT r.run_id FROM events r WHERE r.type = 'gate.resolved' "
-            f"{scope} AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id "
-            "AND m.type = 'gate.resumed') GROUP BY r.run_id ORDER BY MIN(r.seq)",
-            params,
-        )
-        out = [r[0] for r in rows]
-        if run_id is not None and out:
-            return out
-        for info in self.runs(run_id):
-            if info.run_id in out:
-                continue
-            if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
-                out.append(info.run_id)
-        return out
 
-    async def _drive(self, run_id: str, run: _Run, inputs: dict[str, Any] | None) -> None:
+    async def _drive(
+        self,
+        run_id: str,
+        run: _Run,
+        inputs: dict[str, Any] | None,
+        settled: list[_Settled] | None = None,
+    ) -> None:
         if not self._take_lease(run_id, run):
             raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         graph, cfg = run.graph, self._config(run_id, run)
         resume: dict[str, Any] = {}
-        settled: list[_Settled] = []
-        if inputs is None:
-            settled = self._settled(run_id)
+        if inputs is not None:
+            settled = []
+        else:
+            if settled is None or run.lease.pending is None:
+                # read (again) under the lease unless it was held throughout: nobody else
+                # can have resumed these gates since `settled` was read
+                settled = self._settled(run_id)
             if settled:
                 pending = run.lease.pending
                 if pending is None:
@@ -530,8 +570,9 @@ class Runner:
             if not resume:
                 state = await graph.aget_state(cfg)
                 if state.interrupts:  # paused before its gates were recorded (a crash)
-                    self._open_gates(run_id, state.interrupts)
+                    deadline = self._open_gates(run_id, state.interrupts)
                     run.lease.pending = {i.id for i in state.interrupts}
+                    run.lease.deadline = deadline
                     return
                 if not state.next:
                     if state.created_at is not None:  # finished before it was recorded
@@ -541,7 +582,7 @@ class Runner:
         command: Any = (
             inputs if inputs is not None else (Command(resume=resume) if resume else None)
         )
-        run.lease.pending = None
+        run.lease.forget()
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
@@ -558,10 +599,10 @@ class Runner:
         with self.ledger.transaction() as tx:  # one commit for everything this step settled
             for interrupt_id in resume:
                 self._resumed(tx, by_interrupt[interrupt_id], recovered=False)
-            self._open_gates(run_id, interrupts, tx)
+            deadline = self._open_gates(run_id, interrupts, tx)
             if not interrupts:
                 self._finish(run_id, result if isinstance(result, dict) else {}, tx)
-        run.lease.pending = ids
+        run.lease.pending, run.lease.deadline = ids, deadline
 
     def _finish(self, run_id: str, values: dict[str, Any], tx: LedgerWriter | None = None) -> None:
         if tx is None:
@@ -609,7 +650,7 @@ class Runner:
         if run.lease.until - now > self.lease_ttl_s / 2:
             return True  # ours, and far from expiring: no need to renew yet
         if run.lease.until <= now:
-            run.lease.pending = None  # a gap: another runner may have moved the thread
+            run.lease.forget()  # a gap: another runner may have moved the thread
         if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
             holder = self.ledger.lease_holder(run_id)
             if holder is None or not _dead_here(holder):
@@ -639,10 +680,13 @@ class Runner:
 
     def _open_gates(
         self, run_id: str, interrupts: Sequence[Interrupt], tx: LedgerWriter | None = None
-    ) -> None:
+    ) -> float | None:
+        """Record ``gate.opened`` for each interrupt not yet recorded. Returns the earliest
+        deadline among them (inf: none), or None if some were recorded before (unknown)."""
         if tx is None:
             with self.ledger.transaction() as own:
                 return self._open_gates(run_id, interrupts, own)
+        earliest: float | None = math.inf
         for interrupt in interrupts:
             value = interrupt.value
             if not isinstance(value, dict) or "coimprove_gate" not in value:
@@ -652,13 +696,18 @@ class Runner:
                 )
             gate_id = value["coimprove_gate"]
             if tx.events(gate_id=gate_id, types=["gate.opened"]):
+                earliest = None
                 continue
             request = value["request"]
             proposal = request["proposal"]
             requirement = request["requirement"]
-            shown = Proposal.from_state(proposal)
+            # our gate node made this value from a proposal it validated and digested; the
+            # effect re-derives the digest from graph state before acting, so trust it here
+            shown = Proposal.model_validate(proposal, context=TRUSTED)
             opened_at = self.clock.now()
             request = {**request, "opened_at": opened_at}
+            timeout = requirement["timeout_s"]
+            deadline = None if timeout is None else opened_at + timeout
             tx.append(
                 "gate.opened",
                 at=opened_at,
@@ -678,16 +727,14 @@ class Runner:
                     "category": request.get("category"),
                     "has_detail": shown.has_detail,
                     "min_review_s": requirement["min_review_seconds"],
-                    "deadline": (
-                        None
-                        if requirement["timeout_s"] is None
-                        else opened_at + requirement["timeout_s"]
-                    ),
+                    "deadline": deadline,
                     "digest": shown.digest,
                 },
             )
             log.info("gate.opened", gate=gate_id, kind=proposal["kind"])
-        return None
+            if earliest is not None and deadline is not None:
+                earliest = min(earliest, deadline)
+        return earliest
 
     # -- reading ------------------------------------------------------------------------------
 

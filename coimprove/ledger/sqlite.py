@@ -60,11 +60,25 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+# The recorded head moves with every insert inside the INSERT statement itself, so a lone
+# append is one autocommit statement. Ledgers created before the trigger existed get it on open;
+# writers that still update the head themselves stay compatible (they write the same value).
+_HEAD_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS events_head AFTER INSERT ON events
+BEGIN UPDATE meta SET value = NEW.hash WHERE key = 'head'; END
+"""
+_INSERT = (
+    "INSERT INTO events (seq, type, run_id, gate_id, actor, at, data, prev_hash, hash, recorded) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+
 _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
 
 
 def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
-    return LedgerEvent(
+    # rows were validated when they were appended and are covered by the hash chain
+    # (`verify`), so reading them back skips validation
+    return LedgerEvent.model_construct(
         seq=row[0],
         type=row[1],
         run_id=row[2],
@@ -106,32 +120,12 @@ class _Tx:
         actor: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> LedgerEvent:
-        conn = self._ledger._conn
-        if self._head is None:
-            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-            self._head = (row[0], row[1]) if row else (0, GENESIS)
-        prev_seq, prev_hash = self._head
-        seq = prev_seq + 1
-        data_json = canonical_json(data or {})
-        at = float(at)
-        digest = event_hash(prev_hash, seq, type, run_id, gate_id, actor, at, data_json)
-        conn.execute(
-            "INSERT INTO events (seq, type, run_id, gate_id, actor, at, data, prev_hash, hash, "
-            "recorded) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (seq, type, run_id, gate_id, actor, at, data_json, prev_hash, digest, time.time()),
+        # `BEGIN IMMEDIATE` holds the write lock, so a head read here cannot go stale; a head
+        # remembered from an earlier transaction can, and then its next seq is already taken
+        event, self._head = self._ledger._insert(
+            self._head, type, at, run_id, gate_id, actor, data, retry=self._head is None
         )
-        self._head = (seq, digest)
-        return LedgerEvent(
-            seq=seq,
-            type=type,
-            run_id=run_id,
-            gate_id=gate_id,
-            actor=actor,
-            at=at,
-            data=data or {},
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        return event
 
 
 class SqliteLedger:
@@ -145,6 +139,10 @@ class SqliteLedger:
         self._lock = threading.RLock()
         self._timeout = busy_timeout_s
         self._reader: sqlite3.Connection | None = None
+        self._head: tuple[int, str] | None = None
+        """(seq, hash) of the last event this process saw committed: a guess that the
+        events table's primary key checks (another writer's append makes its seq taken)."""
+        self._head_trigger = False
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -186,6 +184,14 @@ class SqliteLedger:
                     "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema', ?), ('head', ?)",
                     (FORMAT, SCHEMA_VERSION, GENESIS),
                 )
+        found = "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='events_head'"
+        if conn.execute(found).fetchone() is None:
+            try:
+                with self._immediate():
+                    conn.execute(_HEAD_TRIGGER)
+            except sqlite3.OperationalError:  # a read-only file: appends will fail anyway
+                return
+        self._head_trigger = True
 
     @contextmanager
     def _immediate(self) -> Iterator[None]:
@@ -202,11 +208,20 @@ class SqliteLedger:
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:
         """Serialised read-then-append: `BEGIN IMMEDIATE` makes concurrent writers queue."""
-        with self._immediate():
+        with self._lock:
             tx = _Tx(self)
-            yield tx
+            try:
+                with self._immediate():
+                    yield tx
+                    if tx._head is not None and not self._head_trigger:
+                        self._conn.execute(
+                            "UPDATE meta SET value=? WHERE key='head'", (tx._head[1],)
+                        )
+            except BaseException:
+                self._head = None  # what this transaction appended was rolled back
+                raise
             if tx._head is not None:
-                self._conn.execute("UPDATE meta SET value=? WHERE key='head'", (tx._head[1],))
+                self._head = tx._head
 
     def append(
         self,
@@ -219,8 +234,73 @@ class SqliteLedger:
         data: dict[str, Any] | None = None,
     ) -> LedgerEvent:
         """Append one event in its own transaction."""
-        with self.transaction() as tx:
-            return tx.append(type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data)
+        if not self._head_trigger:
+            with self.transaction() as tx:
+                return tx.append(
+                    type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data
+                )
+        with self._lock:  # one autocommit INSERT; the trigger moves the recorded head with it
+            try:
+                event, self._head = self._insert(
+                    None, type, at, run_id, gate_id, actor, data, retry=True
+                )
+            except BaseException:
+                self._head = None
+                raise
+            return event
+
+    def _read_head(self) -> tuple[int, str]:
+        row = self._conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        last = row.fetchone()
+        return (last[0], last[1]) if last else (0, GENESIS)
+
+    def _insert(
+        self,
+        head: tuple[int, str] | None,
+        type: EventType,
+        at: float,
+        run_id: str | None,
+        gate_id: str | None,
+        actor: str | None,
+        data: dict[str, Any] | None,
+        *,
+        retry: bool,
+    ) -> tuple[LedgerEvent, tuple[int, str]]:
+        """Insert one event after `head` (default: the remembered head, else the stored one).
+
+        With `retry`, a head another writer has moved on from (its next seq is taken) is read
+        again and the insert repeated, until it lands at the end of the chain.
+        """
+        data = dict(data or {})
+        data_json = canonical_json(data)
+        at = float(at)
+        if head is None:
+            head = self._head or self._read_head()
+        while True:
+            prev_seq, prev_hash = head
+            seq = prev_seq + 1
+            digest = event_hash(prev_hash, seq, type, run_id, gate_id, actor, at, data_json)
+            row = (seq, type, run_id, gate_id, actor, at, data_json, prev_hash, digest, time.time())
+            try:
+                self._conn.execute(_INSERT, row)
+                break
+            except sqlite3.IntegrityError:
+                fresh = self._read_head()
+                if not retry or fresh[0] < seq:  # not a taken seq: a real constraint failure
+                    raise
+                head = fresh
+        event = LedgerEvent.model_construct(
+            seq=seq,
+            type=type,
+            run_id=run_id,
+            gate_id=gate_id,
+            actor=actor,
+            at=at,
+            data=data,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        return event, (seq, digest)
 
     def _select(
         self,
