@@ -31,7 +31,8 @@ async def test_a_decision_recorded_by_another_runner_is_applied_by_the_lease_hol
 ) -> None:
     workflow = linear_workflow(pairs=2)
     info = await runner.start(workflow)
-    async with Runner(tmp_path / "ledger.db", clock=runner.clock) as other:  # e.g. the CLI
+    where = getattr(runner.ledger, "postgres_dsn", None) or tmp_path / "ledger.db"
+    async with Runner(where, clock=runner.clock) as other:  # e.g. the CLI
         (gate_id,) = info.open_gates
         gate = other.gate(gate_id)
         other.decide(
