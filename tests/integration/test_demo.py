@@ -65,13 +65,19 @@ def test_the_demo_runs_from_the_shell_and_reports_by_category(
         finished = ledger.events(types=["run.finished"])
         recorded = ledger.events(types=["experiment.recorded"])
         merged = ledger.events(types=["effect.finished"])
-    assert len(runs) == 2 and len(finished) == 2
+    graphs = sorted(r.data["graph"] for r in runs)
+    assert graphs == ["behavior_diff"] * 2 + ["research_cycle"] * 2  # --runs 2 of each step
+    assert len(finished) == 4
     assert all(r.data["metrics"] for r in recorded)  # the sandbox really ran
     for event in merged:
         if event.data["effect"] == "merge_code":
             workspace = out / "workspaces" / str(event.run_id)
             assert f"git workspace: {workspace}" in text
             assert event.data["update"]["merged_code"]["commit"] in git.Repo(workspace).git.log()
+    for event in merged:
+        if event.data["effect"] == "report":  # behavior_diff's findings, written on approval
+            path = Path(event.data["update"]["report"]["markdown"])
+            assert path.is_file() and "findings (" in text
 
 
 async def test_interactive_runs_start_and_wait_at_the_first_gate_for_a_person(
@@ -98,7 +104,9 @@ def test_the_interactive_demo_hands_the_gates_to_a_person_in_a_real_terminal(
     )
     term = Terminal(f"bash {script}")
     try:
-        _wait("the review app", term.shows("1 waiting", "A linear model cannot separate"))
+        # both demo steps start and wait: research_cycle's idea gate (the oldest, listed first)
+        # and behavior_diff's findings gate
+        _wait("the review app", term.shows("2 waiting", "A linear model cannot separate"))
         for _ in range(10):  # the key guard may swallow a key pressed too soon; retry
             term.press("a")
             try:
@@ -117,5 +125,6 @@ def test_the_interactive_demo_hands_the_gates_to_a_person_in_a_real_terminal(
         opened = [e.data["gate"] for e in ledger.events(types=["gate.opened"])]
     assert decided.data["verdict"] == "approve" and decided.data["reviewer_kind"] == "human"
     assert ".idea_gate.1" in str(decided.gate_id)
-    assert opened == ["idea_gate", "code_gate"]  # the run now waits for the next decision
-    assert json.loads((out / "report.json").read_text())["pending"] == 1
+    # research_cycle now waits at its code gate; behavior_diff still waits at its findings gate
+    assert opened == ["idea_gate", "findings", "code_gate"]
+    assert json.loads((out / "report.json").read_text())["pending"] == 2
