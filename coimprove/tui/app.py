@@ -292,6 +292,14 @@ class ReviewApp(App[None]):
         self._refreshing = False
         if self._initial and self.freeze_gc:
             gc.freeze()  # the loaded queue is long-lived: keep it out of full collections
+        if self._initial and self.training and not self.queue.records:
+            self.notify(
+                "No practice gates are waiting. Start some with `coimprove review --training "
+                "--graph <workflow>`.",
+                title="training",
+                severity="warning",
+                timeout=15,
+            )
         self._initial = False
         if stats is not None or self._stats_visible():
             self.stats_panel.show(stats)
