@@ -676,7 +676,10 @@ class ReviewApp(App[None]):
             table.mark_user_move()
             self._settle_now()
         self._status()
-        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {outcome.outcome}.")
+        settled = outcome.outcome
+        if settled == "canary" and not self.feedback:
+            settled = "closed"  # saying it was a canary is feedback: off means not shown
+        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {settled}.")
         self._collect_feedback()  # a canary is revealed now: show it right after the decision
         run_id = recorded.event.run_id
         if self._run_driver is not None and run_id:

@@ -93,6 +93,7 @@ async def test_no_feedback_shows_and_records_nothing_not_even_a_canary_reveal(
             await refresh(pilot)
             assert not isinstance(app.screen, RevealDialog)
             assert app.feedback_shown == [] and app.reveals == []
+            assert not any("canary" in str(n.message) for n in app._notifications)
             await pilot.press("a")  # the other run's gate: approved, run, finished
             await settle(pilot)
             await refresh(pilot)
