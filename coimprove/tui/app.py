@@ -676,7 +676,7 @@ class ReviewApp(App[None]):
             table.mark_user_move()
             self._settle_now()
         self._status()
-        settled = outcome.outcome
+        settled: str = outcome.outcome
         if settled == "canary" and not self.feedback:
             settled = "closed"  # saying it was a canary is feedback: off means not shown
         self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {settled}.")
