@@ -386,8 +386,47 @@ def review(
         bool,
         typer.Option("--apply/--no-apply", help="Resume runs after decisions (default) or not."),
     ] = True,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback/--no-feedback",
+            help="Show what became of your decisions (canary reveals, outcomes, peers) and "
+            "record what was shown (default), or show and record nothing.",
+        ),
+    ] = True,
+    training: Annotated[
+        bool,
+        typer.Option(
+            "--training",
+            help="Review practice runs with more planted flaws; every miss is explained.",
+        ),
+    ] = False,
+    graph: Annotated[
+        str | None,
+        typer.Option(help="With --training: start practice runs of this workflow first."),
+    ] = None,
+    practice_runs: Annotated[
+        int, typer.Option(min=1, help="With --training --graph: how many practice runs.")
+    ] = 10,
+    canary_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="With --training: canary rate of practice runs."),
+    ] = 0.5,
+    inputs: Annotated[
+        str | None,
+        typer.Option("--input", help="With --graph: initial state as JSON or @file.json."),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="With --graph: the policy to raise (default: the graph's own)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the practice runs' canaries.")] = 0,
 ) -> None:
-    """Review pending gates in a terminal UI (approve, edit, reject, request changes, escalate)."""
+    """Review pending gates in a terminal UI (approve, edit, reject, request changes, escalate).
+
+    With --training, only practice gates are shown: `--graph` starts practice runs of a
+    workflow under its policy with the canary rate raised to `--canary-rate`.
+    """
     import getpass
 
     from coimprove.tui import run_review
@@ -399,9 +438,40 @@ def review(
             "the review TUI reads an SQLite ledger file; with a Postgres ledger answer gates with "
             "`coimprove decide --db postgresql://…` (or headless reviewers)"
         )
+    if graph is not None and not training:
+        raise CoimproveError("--graph starts practice runs: use it with --training")
+    if training and graph is not None:
+        from coimprove.tui.training import start_practice, training_policy
+
+        workflow = load_workflow(graph)
+        data = _parse_json_arg(inputs, "--input") or {}
+        if not isinstance(data, dict):
+            raise CoimproveError("--input must be a JSON object (the initial graph state)")
+        training_policy(policy or workflow.policy, canary_rate)  # fail before starting anything
+
+        async def practice() -> list[Any]:
+            async with Runner(db, seed=seed) as runner:
+                return await start_practice(
+                    runner,
+                    workflow,
+                    runs=practice_runs,
+                    rate=canary_rate,
+                    policy=policy,
+                    inputs=data,
+                )
+
+        started = asyncio.run(practice())
+        out.print(f"started {len(started)} practice runs of {workflow.name}")
     _existing_ledger(db).close()
     reviewer = as_ or getpass.getuser()
-    run_review(db, reviewer=reviewer, theme=theme, apply=apply)  # type: ignore[arg-type]
+    run_review(
+        db,
+        reviewer=reviewer,
+        theme=theme,  # type: ignore[arg-type]
+        apply=apply,
+        feedback=feedback,
+        training=training,
+    )
 
 
 def _short_validation(exc: ValidationError) -> str:

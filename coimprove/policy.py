@@ -196,6 +196,24 @@ class Policy(_Strict):
         """The share of this gate's openings that show a planted flaw first (hidden)."""
         return self.rule_for(proposal, graph=graph, gate=gate)[1].canary_rate or 0.0
 
+    def with_canary_rate(self, rate: float, *, suffix: str = "") -> Policy:
+        """A copy that plants canaries at `rate` at least, in the defaults and in every rule
+        that sets its own rate (rules that do not inherit it); named ``name + suffix``.
+
+        Used for training (`coimprove review --training`): practice runs are started under
+        such a copy, recorded in ``run.started`` like any policy.
+        """
+        if not 0 <= rate < 1:
+            raise ValueError(f"canary rate must be in [0, 1), not {rate!r}")
+
+        doc = self.model_dump(mode="json")
+        doc["name"] = self.name + suffix
+        doc["defaults"]["canary_rate"] = max(self.defaults.canary_rate or 0.0, rate)
+        for rule in doc["rules"]:
+            if rule.get("canary_rate") is not None:
+                rule["canary_rate"] = max(rule["canary_rate"], rate)
+        return Policy.model_validate(doc)  # a fresh object: no merged settings cached
+
     @property
     def uses_canaries(self) -> bool:
         """Whether any rule plants canaries (``canary_rate`` above 0)."""

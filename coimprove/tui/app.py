@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import gc
 import logging
 import os
@@ -30,10 +31,11 @@ from textual.widgets import DataTable, Static
 
 from coimprove._log import get_logger
 from coimprove.errors import CoimproveError
+from coimprove.feedback import FeedbackBuilder, record_feedback
 from coimprove.gates import GateRecord, Recorded, may_decide, record_view
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import GroupMeasures, summarize
-from coimprove.model import Decision, Verdict, ViewEvent
+from coimprove.model import Decision, FeedbackItem, Verdict, ViewEvent
 from coimprove.protocols import Clock
 from coimprove.runner import Runner
 from coimprove.tui.background import RunDriver, WriteQueue
@@ -49,7 +51,9 @@ from coimprove.tui.format import RISKY
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
 from coimprove.tui.screens.main import MainScreen
 from coimprove.tui.timing import ViewKind, ViewTracker
+from coimprove.tui.training import hint, is_practice
 from coimprove.tui.widgets import detail as render
+from coimprove.tui.widgets.feedback import FeedbackLog
 from coimprove.tui.widgets.queue import SORTS, QueueTable
 from coimprove.tui.widgets.stats import StatsPanel
 from coimprove.workflow import Workflow
@@ -84,8 +88,19 @@ class ReviewApp(App[None]):
         poll_s: float = 0.5,
         stats: bool | None = None,
         freeze_gc: bool = False,
+        feedback: bool = True,
+        training: bool = False,
     ) -> None:
+        """`feedback` shows this reviewer what became of their decisions (and records what
+        was shown); off, nothing is shown or recorded, so its effect can be ablated.
+        `training` shows only the gates of practice runs (`coimprove.tui.training`), explains
+        every miss and shows the catch rate."""
         super().__init__()
+        self.feedback = feedback
+        self.training = training
+        self.feedback_shown: list[FeedbackItem] = []
+        self._feedback: FeedbackBuilder | None = None
+        self._collecting = self._collect_again = False
         self.freeze_gc = freeze_gc
         self.db = Path(db)
         self.reviewer = reviewer
@@ -151,7 +166,8 @@ class ReviewApp(App[None]):
         self._main = MainScreen(self.reviewer, self.now)
         await self.push_screen(self._main)
         self.queue.mine = self.may_decide
-        stats = self._stats_wanted
+        stats = True if self.training and self._stats_wanted is None else self._stats_wanted
+        self.stats_panel.training = self.training
         self.stats_panel.display = self.size.width >= 110 if stats is None else stats
         self._status()
         self._render_shown()
@@ -198,6 +214,8 @@ class ReviewApp(App[None]):
         """Queue-only keys are off while the detail is open, and Back is off without it."""
         if action == "close_detail":
             return self.detail_open
+        if action == "toggle_feedback":
+            return self.feedback and not self.detail_open
         if action in ("open_detail", "cycle_sort", "toggle_stats", "toggle_mine"):
             return not self.detail_open
         return True
@@ -228,6 +246,10 @@ class ReviewApp(App[None]):
             parts.append(f"filter '{table.filter_text}' ({table.row_count} shown)")
         if not self.apply:
             parts.append("no-apply")
+        if self.training:
+            parts.append("TRAINING")
+        if not self.feedback:
+            parts.append("no feedback")
         self.main.query_one("#status", Static).update(" · ".join(parts), layout=False)
 
     # -- live data ----------------------------------------------------------------------------
@@ -270,15 +292,31 @@ class ReviewApp(App[None]):
         self._refreshing = False
         if self._initial and self.freeze_gc:
             gc.freeze()  # the loaded queue is long-lived: keep it out of full collections
+        if self._initial and self.training and not self.queue.records:
+            self.notify(
+                "No practice gates are waiting. Start some with `coimprove review --training "
+                "--graph <workflow>`.",
+                title="training",
+                severity="warning",
+                timeout=15,
+            )
         self._initial = False
         if stats is not None or self._stats_visible():
             self.stats_panel.show(stats)
+        self._collect_feedback()
         if self._dirty:
             self._dirty = False
             self.poll(force=True)
         self.loaded.set()
 
     def _apply(self, delta: Delta) -> None:
+        if self.training:  # training shows the practice gates only
+            delta = dataclasses.replace(
+                delta,
+                opened=tuple(r for r in delta.opened if is_practice(r)),
+                changed=tuple(r for r in delta.changed if is_practice(r)),
+                closed=tuple(r for r in delta.closed if is_practice(r)),
+            )
         table = self.queue
         table.contents.update(delta.contents)
         shown = self.tracker.shown
@@ -603,24 +641,16 @@ class ReviewApp(App[None]):
 
     def _write_decision(
         self, gate_id: str, decision: Decision, at: float, views: tuple[ViewEvent, ...]
-    ) -> tuple[Recorded, dict[str, Any] | None]:
-        """On the write thread: record the decision; read the canary reveal if there is one."""
-        recorded = self.runner.decide(gate_id, decision, views=views, at=at)
-        reveal = None
-        if recorded.outcome is not None and recorded.outcome.outcome == "canary":
-            found = self.runner.ledger.events(gate_id=gate_id, types=["canary.revealed"])
-            reveal = found[-1].data if found else None
-        return recorded, reveal
+    ) -> Recorded:
+        """On the write thread: record the decision."""
+        return self.runner.decide(gate_id, decision, views=views, at=at)
 
     async def _decision_done(
-        self,
-        future: concurrent.futures.Future[tuple[Recorded, dict[str, Any] | None]],
-        gate_id: str,
-        verdict: Verdict,
+        self, future: concurrent.futures.Future[Recorded], gate_id: str, verdict: Verdict
     ) -> None:
         table = self.queue
         try:
-            recorded, reveal = await asyncio.wrap_future(future)
+            recorded = await asyncio.wrap_future(future)
         except Exception as exc:
             self._deciding.discard(gate_id)
             self.decided_here.discard(gate_id)
@@ -646,9 +676,11 @@ class ReviewApp(App[None]):
             table.mark_user_move()
             self._settle_now()
         self._status()
-        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {outcome.outcome}.")
-        if reveal is not None:
-            self._reveal(gate_id, reveal)
+        settled: str = outcome.outcome
+        if settled == "canary" and not self.feedback:
+            settled = "closed"  # saying it was a canary is feedback: off means not shown
+        self.notify(f"{verdict.replace('_', ' ')} recorded; gate {gate_id} {settled}.")
+        self._collect_feedback()  # a canary is revealed now: show it right after the decision
         run_id = recorded.event.run_id
         if self._run_driver is not None and run_id:
             self._advance(run_id)
@@ -659,10 +691,74 @@ class ReviewApp(App[None]):
             self._rest_timer.stop()
         self._settle()
 
-    def _reveal(self, gate_id: str, data: dict[str, Any]) -> None:
-        mutation, caught = data.get("mutation"), bool(data.get("caught"))
-        self.reveals.append((gate_id, mutation, caught))
-        self._ask(RevealDialog(mutation, caught), lambda _: None)
+    # -- feedback -----------------------------------------------------------------------------
+
+    def _collect_feedback(self) -> None:
+        """Read this reviewer's new feedback (on the write thread, after the writes queued so
+        far, so a decision just made is in it) and show it."""
+        if not self.feedback or self._runner is None:
+            return
+        if self._collecting:
+            self._collect_again = True
+            return
+        self._collecting, self._collect_again = True, False
+        future = self.writes.submit(self._new_feedback)
+        self.run_worker(self._feedback_ready(future), group="feedback")
+
+    def _new_feedback(self) -> list[FeedbackItem]:
+        if self._feedback is None:  # reads what earlier sessions showed: not shown twice
+            self._feedback = FeedbackBuilder(
+                self.runner.ledger, reviewers=frozenset({self.reviewer})
+            )
+        return self._feedback.new()
+
+    async def _feedback_ready(self, future: concurrent.futures.Future[list[FeedbackItem]]) -> None:
+        try:
+            items = await asyncio.wrap_future(future)
+        except Exception as exc:  # feedback must never cost a decision
+            log.warning("tui.feedback_failed", error=str(exc))
+            items = []
+        self._collecting = False
+        if items and self.is_running:
+            self._show_feedback(items)
+        if self._collect_again:
+            self._collect_feedback()
+
+    def _show_feedback(self, items: list[FeedbackItem]) -> None:
+        """Show `items` (a canary reveal as a dialog, the rest as notifications, all in the
+        feedback log) and record exactly these as shown."""
+        self.feedback_shown.extend(items)
+        self.main.query_one(FeedbackLog).add(items)
+        for item in items:
+            if item.kind == "canary":
+                self._reveal(item)
+            else:
+                self.notify(
+                    item.explanation,
+                    title=f"feedback: {item.kind}",
+                    severity="warning" if item.lesson else "information",
+                    timeout=12 if item.lesson else 6,
+                )
+        self.writes.submit(_write_feedback, self.runner.ledger, items, at=self.now())
+
+    def _reveal(self, item: FeedbackItem) -> None:
+        mutation = item.detail.get("mutation")
+        caught = bool(item.correct)
+        self.reveals.append((item.gate_id, mutation, caught))
+        dialog = RevealDialog(
+            mutation,
+            caught,
+            explanation=item.explanation,
+            hint=hint(mutation) if self.training else None,
+        )
+        cover = f"reveal:{item.gate_id}"
+        self.tracker.cover(cover)
+        self.push_screen(dialog, lambda _: self.tracker.uncover(cover))
+
+    def action_toggle_feedback(self) -> None:
+        """Show or hide the log of the feedback shown in this session."""
+        panel = self.main.query_one(FeedbackLog)
+        panel.display = not panel.display
 
     @work(thread=True, group="advance", exit_on_error=False)
     def _advance(self, run_id: str) -> None:
@@ -704,6 +800,13 @@ class ReviewApp(App[None]):
                 return
 
 
+def _write_feedback(ledger: Any, items: list[FeedbackItem], *, at: float) -> None:
+    try:
+        record_feedback(ledger, items, at=at)
+    except CoimproveError as exc:
+        log.warning("tui.feedback_not_recorded", error=str(exc))
+
+
 def _write_view(ledger: Any, gate_id: str, *args: Any, **kwargs: Any) -> None:
     try:
         record_view(ledger, gate_id, *args, **kwargs)
@@ -717,6 +820,8 @@ def run_review(
     reviewer: str,
     theme: Literal["dark", "light"] = "dark",
     apply: bool = True,
+    feedback: bool = True,
+    training: bool = False,
 ) -> None:
     """Run the review app in this terminal until the reviewer quits.
 
@@ -724,7 +829,15 @@ def run_review(
     terminal the app draws on.
     """
     with _logs_to_file(Path(db).with_suffix(".review.log")):
-        ReviewApp(db, reviewer=reviewer, theme=theme, apply=apply, freeze_gc=True).run()
+        ReviewApp(
+            db,
+            reviewer=reviewer,
+            theme=theme,
+            apply=apply,
+            freeze_gc=True,
+            feedback=feedback,
+            training=training,
+        ).run()
 
 
 @contextmanager

@@ -78,10 +78,10 @@ def terminal_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def terminal(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Terminal]]:
+def terminal(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
-    def start() -> Terminal:
+    def start(*args: str) -> Terminal:
         script = tmp_path / "review.sh"
         exports = "".join(
             f"export {k}={json.dumps(terminal_env[k])}\n"
@@ -89,7 +89,7 @@ def terminal(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
         )
         script.write_text(
             f"unset COLUMNS LINES\n{exports}cd {json.dumps(str(ROOT))}\n"
-            f"exec {shutil.which('coimprove')} review --as alice\n"
+            f"exec {shutil.which('coimprove')} review --as alice {' '.join(args)}\n"
         )
         term = Terminal(f"bash {script}")
         opened.append(term)
@@ -143,6 +143,35 @@ def test_a_person_reviews_and_approves_in_a_real_terminal(
     }
     assert seen["gate.viewed"] > seen["detail.viewed"] > 0  # the detail was open a while
     assert (tmp_path / "effects.txt").read_text().count("\n") == 1
+
+
+def test_training_starts_practice_runs_and_shows_only_their_gates(
+    terminal_env: dict[str, str], terminal: Callable[..., Terminal]
+) -> None:
+    _cli(terminal_env, "run", GRAPH)  # real work, not for practice
+    term = terminal("--training", "--graph", GRAPH, "--practice-runs", "3", "--canary-rate", "0.5")
+    _wait("the practice queue", term.shows("3 waiting", "TRAINING", "catch rate"))
+    term.press("q")
+    _wait("the app to exit", lambda: not term.alive(), timeout=30)
+    started = [
+        e
+        for e in map(json.loads, _cli(terminal_env, "ledger", "events", "--json").splitlines())
+        if e["type"] == "run.started"
+    ]
+    assert [e["data"]["policy"] for e in started] == ["default"] + ["default+training"] * 3
+    assert {e["data"]["policy_doc"]["defaults"]["canary_rate"] for e in started[1:]} == {0.5}
+
+
+def test_graph_without_training_is_refused(terminal_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["coimprove", "review", "--graph", GRAPH],
+        cwd=ROOT,
+        env=terminal_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "use it with --training" in done.stderr
 
 
 def _state(env: dict[str, str], run_id: str) -> str:

@@ -170,20 +170,43 @@ class EditDialog(_Dialog):
 
 
 class RevealDialog(_Dialog):
-    """After a decision on a planted canary: what the flaw was and whether it was caught."""
+    """After a decision on a planted canary: what the flaw was and whether it was caught.
 
+    A miss is drawn in the error colour with the feedback's explanation and, in training,
+    where to look next time (`hint`).
+    """
+
+    DEFAULT_CSS = """
+    RevealDialog.missed > Vertical { border: thick $error; }
+    RevealDialog.missed .title { color: $error; }
+    RevealDialog .hint { color: $warning; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,space", "close", "Close")]
 
-    def __init__(self, mutation: str | None, caught: bool) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        mutation: str | None,
+        caught: bool,
+        *,
+        explanation: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(classes="" if caught else "missed")
         self.mutation = mutation
         self.caught = caught
+        self.explanation = explanation
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
-        verdict = "You caught it." if self.caught else "It was not caught."
+        verdict = "You caught it." if self.caught else "MISSED: it was not caught."
+        title = "This was a planted flaw (a canary)"
         with Vertical():
-            yield Label("This was a planted flaw (a canary)", classes="title")
+            yield Label(title if self.caught else f"✗ {title}", classes="title")
             yield Static(f"flaw: {self.mutation or 'unspecified'}\n{verdict}")
+            if self.explanation:
+                yield Static(self.explanation)
+            if self.hint and not self.caught:
+                yield Static(f"Where to look: {self.hint}", classes="hint")
             yield Static("It was never executed. The real proposal comes next. (Esc to close)")
 
     def action_close(self) -> None:

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from coimprove.tui.format import StyledLine
+from coimprove.tui.widgets.feedback import FeedbackLog
 from coimprove.tui.widgets.footer import KeyBar
 from coimprove.tui.widgets.lines import ArtifactLines
 from coimprove.tui.widgets.queue import QueueTable
@@ -47,6 +48,7 @@ class MainScreen(Screen[None]):
         Binding("o", "app.cycle_sort", "Sort"),
         Binding("m", "app.toggle_mine", "Mine"),
         Binding("s", "app.toggle_stats", "Stats"),
+        Binding("f", "app.toggle_feedback", "Feedback"),
         Binding("t", "app.toggle_theme", "Theme"),
         Binding("q", "leave", "Quit"),
         Binding("q", "app.close_detail", "Back", show=False),
@@ -64,6 +66,7 @@ class MainScreen(Screen[None]):
                 yield QueueTable(now=self._now, reviewer=self.reviewer, id="queue")
                 with Vertical(id="preview"):
                     yield Static("", id="summary")
+                yield FeedbackLog(id="feedback")
             yield StatsPanel(self.reviewer, id="stats")
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail")
@@ -75,6 +78,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
         self.query_one("#detail-scroll").display = False
+        self.query_one(FeedbackLog).display = False
         self.query_one(QueueTable).focus()
 
     @property

@@ -17,8 +17,8 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def stats_table(reviewer: str, m: GroupMeasures | None) -> Table:
-    """A two-column table of this reviewer's measures."""
+def stats_table(reviewer: str, m: GroupMeasures | None, *, training: bool = False) -> Table:
+    """A two-column table of this reviewer's measures (in training, the catch rate first)."""
     table = Table(show_header=False, box=None, pad_edge=False, expand=True)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(justify="right")
@@ -35,6 +35,8 @@ def stats_table(reviewer: str, m: GroupMeasures | None) -> Table:
         ("canaries caught", f"{c.caught}/{c.n}"),
         ("false alarms", f"{c.false_alarms}/{c.non_canary}"),
     ]
+    if training:
+        rows.insert(0, ("catch rate", f"{_pct(c.catch_rate)} of {c.n}"))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -56,6 +58,9 @@ class StatsPanel(Static):
     def __init__(self, reviewer: str, **kwargs: object) -> None:
         super().__init__(stats_table(reviewer, None), **kwargs)  # type: ignore[arg-type]
         self.reviewer = reviewer
+        self.training = False
+        self.measures: GroupMeasures | None = None
 
     def show(self, measures: GroupMeasures | None) -> None:
-        self.update(stats_table(self.reviewer, measures))
+        self.measures = measures
+        self.update(stats_table(self.reviewer, measures, training=self.training))
