@@ -530,9 +530,9 @@ class DockerSandbox:
         killer = threading.Thread(target=self._kill_exec, args=(watch,), daemon=True)
         killer.start()
         if watch.done.wait(KILL_GRACE_S):
-            log.debug("sandbox.killed", name=self.name, seconds=time.monotonic() - started)
+            log.debug("sandbox.killed", name=container.name, seconds=time.monotonic() - started)
             return
-        log.warning("sandbox.force_kill", name=self.name)
+        log.warning("sandbox.force_kill", name=container.name)
         watch.force_killed = True
         self._closed = self._closed or "force-killed after a command would not die"
         with contextlib.suppress(DockerException):
@@ -549,7 +549,7 @@ class DockerSandbox:
                 api.exec_start(kid["Id"])
                 return
             except DockerException as e:  # e.g. no pid left for the kill (fork bomb)
-                log.debug("sandbox.kill_retry", name=self.name, error=str(e))
+                log.debug("sandbox.kill_retry", name=container.name, error=str(e))
                 time.sleep(0.05)
 
     def _keeper_exec(self, argv: list[str]) -> str | None:
