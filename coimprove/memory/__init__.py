@@ -13,9 +13,9 @@ it was given (`Proposal.recalled`), and the run records its memory settings, so 
 memory can be ablated and measured (`coimprove.metrics.agent_learning`).
 """
 
-from coimprove.memory.embedder import (
+from coimprove.embeddings import (
     Embedder,
-    EmbedderError,
+    EmbeddingError,
     WordLlamaEmbedder,
     resolve_embedder,
 )
@@ -24,7 +24,7 @@ from coimprove.memory.store import Recall, ReviewMemory, note_from_rows
 
 __all__ = [
     "Embedder",
-    "EmbedderError",
+    "EmbeddingError",
     "MemoryConfig",
     "Recall",
     "ReviewMemory",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from coimprove._log import get_logger
-from coimprove.memory.embedder import Embedder, Vectors, resolve_embedder
+from coimprove.embeddings import Embedder, Vectors, resolve_embedder
 from coimprove.memory.notes import MemoryConfig, ReviewNote
 from coimprove.protocols import Ledger
 

@@ -13,9 +13,9 @@ import pytest
 
 from coimprove import Proposal, Runner, SimClock, SqliteLedger
 from coimprove.agents import FakeChatModel, IdeaAgent
+from coimprove.embeddings import Vectors
 from coimprove.headless import HeadlessSession
 from coimprove.memory import MemoryConfig, ReviewMemory, WordLlamaEmbedder
-from coimprove.memory.embedder import Vectors, normalise
 from coimprove.protocols import LedgerWriter
 from coimprove.testing import Verdicts
 from tests.agents.conftest import FAST, one_agent_workflow, reply
@@ -78,7 +78,9 @@ class Words:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         rows = [[t.lower().count(w) for w in self.vocab] for t in texts]
-        return normalise(np.asarray(rows, dtype=np.float32))
+        out = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 
 
 @pytest.fixture
