@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -81,6 +82,30 @@ def _existing_ledger(db: str) -> SqliteLedger | PostgresLedger:
     if not path.exists():
         raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
     return SqliteLedger(path)
+
+
+def _seeded_run_ids(db: str, graph: str, seed: int, runs: int) -> Callable[[int], str] | None:
+    """Run ids for a headless run that depend only on the graph, seed and index, so the same
+    command on a fresh ledger gives the same reviews (scripted reviewers and canaries draw
+    their numbers per gate id). None, with a warning, if this ledger already holds them."""
+    ids = [f"r-{graph}-s{seed}-{i:04d}" for i in range(runs)]
+    if ledger_kind(db) == "postgres" or sqlite_path(db).exists():
+        with _existing_ledger(db) as ledger:
+            taken = ledger.query(
+                "SELECT COUNT(*) FROM events WHERE type = 'run.started' AND run_id IN "
+                f"({', '.join('?' * len(ids))})",
+                ids,
+            )[0][0]
+        if taken:
+            err.print(
+                f"[yellow]note:[/] this ledger already holds runs of {graph!r} with seed {seed}; "
+                "these runs get fresh ids, so their reviews differ from a first run with this "
+                "seed (use a new --db to reproduce one)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return None
+    return ids.__getitem__
 
 
 def _print_json(data: Any) -> None:
@@ -156,7 +181,16 @@ def run(
             for i, name in enumerate(reviewer)
         ]
         result = asyncio.run(
-            run_headless(workflow, pool, runs=runs, inputs=data, db=db, policy=policy, seed=seed)
+            run_headless(
+                workflow,
+                pool,
+                runs=runs,
+                inputs=data,
+                db=db,
+                policy=policy,
+                seed=seed,
+                run_ids=_seeded_run_ids(db, workflow.name, seed, runs),
+            )
         )
         infos = result.runs
     else:
