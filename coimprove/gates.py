@@ -184,10 +184,14 @@ class GateNode:
         if level:
             update["gate_levels"] = {spec.name: 0}
         if outcome.outcome in ("approve", "edit"):
-            assert outcome.proposal is not None
             # the approved version lives in proposals[agent]; the approval names its digest
             update["approvals"] = {spec.name: outcome.model_dump(mode="json", exclude={"proposal"})}
             if outcome.digest != proposal.digest:  # edited: the state carries the new version
+                if outcome.proposal is None or outcome.proposal.digest != outcome.digest:
+                    raise InvalidDecisionError(
+                        f"gate {spec.name!r}: the outcome of {outcome.gate_id!r} approves digest "
+                        f"{outcome.digest[:19]}… but carries no proposal with that digest"
+                    )
                 update["proposals"] = {spec.proposal_from: outcome.proposal.model_dump(mode="json")}
             if had_feedback:
                 update["feedback"] = {spec.proposal_from: None}
@@ -303,12 +307,26 @@ def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
     return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
 
 
+_REQUESTS: dict[str, GateRequest] = {}
+"""Validated requests by the hash of their ``gate.opened`` event (immutable, chain-unique)."""
+
+
+def _request_of(opened: LedgerEvent) -> GateRequest:
+    request = _REQUESTS.get(opened.hash)
+    if request is None:
+        request = GateRequest.model_validate(opened.data["request"], context=TRUSTED)
+        _REQUESTS[opened.hash] = request
+        while len(_REQUESTS) > 4096:
+            _REQUESTS.pop(next(iter(_REQUESTS)))
+    return request
+
+
 def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     """Build a `GateRecord` from a gate's events (the first must be ``gate.opened``)."""
     opened = events[0]
     record = GateRecord(
         opened=opened,
-        request=GateRequest.model_validate(opened.data["request"], context=TRUSTED),
+        request=_request_of(opened),
         hidden=dict(opened.data.get("hidden") or {}),
         eligible=tuple(opened.data.get("eligible") or ()),
     )
@@ -413,7 +431,8 @@ def _resolve(
         gate_id=record.gate_id,
         outcome="canary" if canary else outcome,
         digest=record.proposal.digest,
-        proposal=record.proposal if outcome in ("approve", "edit") and not canary else None,
+        # an edit's new version travels with the outcome; an approval names the shown digest
+        proposal=record.proposal if outcome == "edit" and not canary else None,
         note=note,
         reason="canary" if canary else reason,
         reviewers=tuple(d.reviewer for _, d in record.decisions),

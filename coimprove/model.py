@@ -310,7 +310,9 @@ class GateOutcome(_Frozen):
     gate_id: str
     outcome: Outcome
     digest: str = Field(description="digest the outcome applies to (the edited one after edit)")
-    proposal: Proposal | None = Field(default=None, description="the proposal to act on")
+    proposal: Proposal | None = Field(
+        default=None, description="the edited proposal to act on (after an edit only)"
+    )
     note: str = ""
     reason: Literal["decision", "timeout", "canary"] = "decision"
     reviewers: tuple[str, ...] = ()

@@ -345,9 +345,9 @@ class Runner:
         memory = memory if memory is not None else self.memory
         self.register(workflow)
         pol = policy if isinstance(policy, Policy) else load_policy(policy or workflow.policy)
-        run_id = run_id or new_id("r-")
-        if self.ledger.events(run_id=run_id, types=["run.started"]):
+        if run_id is not None and self.ledger.events(run_id=run_id, types=["run.started"]):
             raise RunError(f"run {run_id!r} already exists")
+        run_id = run_id or new_id("r-")  # 48 random bits: a fresh id needs no look-up
         try:
             canonical_json(inputs or {})
         except (TypeError, ValueError) as exc:
@@ -548,6 +548,7 @@ class Runner:
             raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         graph, cfg = run.graph, self._config(run_id, run)
         resume: dict[str, Any] = {}
+        started = inputs is not None
         if inputs is not None:
             settled = []
         else:
@@ -582,6 +583,10 @@ class Runner:
         command: Any = (
             inputs if inputs is not None else (Command(resume=resume) if resume else None)
         )
+        # interrupts recorded as pending under a lease held since then (None: unknown); a run
+        # being started has none recorded (its run.started was just appended, under our lease)
+        known = set() if started else run.lease.pending
+        known_deadline = run.lease.deadline
         run.lease.forget()
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")
@@ -596,10 +601,14 @@ class Runner:
             if interrupt_id in ids:
                 raise RunError(f"run {run_id!r}: interrupt {interrupt_id} was not consumed")
         by_interrupt = {r.interrupt_id: r for r in settled}
+        if run.lease.until <= time.time():
+            known = None  # the lease may have lapsed while the graph ran: check the ledger
         with self.ledger.transaction() as tx:  # one commit for everything this step settled
             for interrupt_id in resume:
-                self._resumed(tx, by_interrupt[interrupt_id], recovered=False)
-            deadline = self._open_gates(run_id, interrupts, tx)
+                self._resumed(tx, by_interrupt[interrupt_id], recovered=False, check=known is None)
+            deadline = self._open_gates(run_id, interrupts, tx, known=known)
+            if known is not None and deadline is not None and ids & known:
+                deadline = None if known_deadline is None else min(deadline, known_deadline)
             if not interrupts:
                 self._finish(run_id, result if isinstance(result, dict) else {}, tx)
         run.lease.pending, run.lease.deadline = ids, deadline
@@ -667,8 +676,12 @@ class Runner:
         with self.ledger.transaction() as tx:
             self._resumed(tx, record, recovered=recovered)
 
-    def _resumed(self, tx: LedgerWriter, record: _Settled, *, recovered: bool) -> None:
-        if tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
+    def _resumed(
+        self, tx: LedgerWriter, record: _Settled, *, recovered: bool, check: bool = True
+    ) -> None:
+        """Record ``gate.resumed`` once. `check=False`: the caller knows it is not recorded
+        (read under a lease held since, and only the lease holder records it)."""
+        if check and tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
             return
         tx.append(
             "gate.resumed",
@@ -679,13 +692,20 @@ class Runner:
         )
 
     def _open_gates(
-        self, run_id: str, interrupts: Sequence[Interrupt], tx: LedgerWriter | None = None
+        self,
+        run_id: str,
+        interrupts: Sequence[Interrupt],
+        tx: LedgerWriter | None = None,
+        *,
+        known: set[str] | None = None,
     ) -> float | None:
         """Record ``gate.opened`` for each interrupt not yet recorded. Returns the earliest
-        deadline among them (inf: none), or None if some were recorded before (unknown)."""
+        deadline among the new ones (inf: none), or None if some were recorded before and
+        `known` is None (unknown). `known`: the interrupt ids already recorded, when the caller
+        knows them all (under a lease held throughout); the ledger is not asked then."""
         if tx is None:
             with self.ledger.transaction() as own:
-                return self._open_gates(run_id, interrupts, own)
+                return self._open_gates(run_id, interrupts, own, known=known)
         earliest: float | None = math.inf
         for interrupt in interrupts:
             value = interrupt.value
@@ -695,7 +715,10 @@ class Runner:
                     f"({value!r:.80}); only gates may pause a coimprove run"
                 )
             gate_id = value["coimprove_gate"]
-            if tx.events(gate_id=gate_id, types=["gate.opened"]):
+            if known is not None:
+                if interrupt.id in known:
+                    continue
+            elif tx.events(gate_id=gate_id, types=["gate.opened"]):
                 earliest = None
                 continue
             request = value["request"]
