@@ -307,26 +307,12 @@ def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
     return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
 
 
-_REQUESTS: dict[str, GateRequest] = {}
-"""Validated requests by the hash of their ``gate.opened`` event (immutable, chain-unique)."""
-
-
-def _request_of(opened: LedgerEvent) -> GateRequest:
-    request = _REQUESTS.get(opened.hash)
-    if request is None:
-        request = GateRequest.model_validate(opened.data["request"], context=TRUSTED)
-        _REQUESTS[opened.hash] = request
-        while len(_REQUESTS) > 4096:
-            _REQUESTS.pop(next(iter(_REQUESTS)))
-    return request
-
-
 def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     """Build a `GateRecord` from a gate's events (the first must be ``gate.opened``)."""
     opened = events[0]
     record = GateRecord(
         opened=opened,
-        request=_request_of(opened),
+        request=GateRequest.model_validate(opened.data["request"], context=TRUSTED),
         hidden=dict(opened.data.get("hidden") or {}),
         eligible=tuple(opened.data.get("eligible") or ()),
     )

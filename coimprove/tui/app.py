@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from rich.style import Style
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -53,6 +54,7 @@ from coimprove.tui.screens.main import MainScreen
 from coimprove.tui.timing import ViewKind, ViewTracker
 from coimprove.tui.training import hint, is_practice
 from coimprove.tui.widgets import detail as render
+from coimprove.tui.widgets.detail_view import DetailView, RenderedDetail, render_detail
 from coimprove.tui.widgets.feedback import FeedbackLog
 from coimprove.tui.widgets.queue import SORTS, QueueTable
 from coimprove.tui.widgets.stats import StatsPanel
@@ -129,6 +131,8 @@ class ReviewApp(App[None]):
         self._main: MainScreen | None = None
         self._detail_gate: str | None = None
         self._detail_record: GateRecord | None = None
+        self._rendered: RenderedDetail | None = None
+        """The detail rendered last (shown, or prerendered for the gate on screen)."""
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -386,6 +390,13 @@ class ReviewApp(App[None]):
         self.main.show_summary(render.summary(record, dark=self.dark, holds=holds))
         if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
+        elif record is not None:
+            self.call_after_refresh(self._prerender)
+
+    def on_detail_view_width_changed(self, message: DetailView.WidthChanged) -> None:
+        record = self._detail_record
+        if self.detail_open and record is not None:
+            self._load_detail(record)  # render it again at the new width
 
     def _record_view(self, gate_id: str, what: ViewKind, visible_s: float) -> None:
         """Queue a view event, stamped now (when it happened, not when it is written), once
@@ -415,6 +426,39 @@ class ReviewApp(App[None]):
 
     # -- detail -------------------------------------------------------------------------------
 
+    def _detail_key(self, record: GateRecord, width: int) -> tuple[Any, ...]:
+        """What a rendered detail depends on: the gate's version and state, width, theme."""
+        return (
+            record.gate_id,
+            record.proposal.digest,
+            record.status,
+            len(record.decisions),
+            width,
+            self.dark,
+        )
+
+    def _render_detail(self, data: DetailData, width: int) -> RenderedDetail:
+        """Render a detail to strips (on any thread)."""
+        parts = render.detail_parts(data, dark=self.dark)
+        return render_detail(parts, width, self._detail_style, self._detail_key(data.record, width))
+
+    @property
+    def _detail_style(self) -> Style:
+        return self.main.detail.rich_style
+
+    def _prerender(self) -> None:
+        """Render the detail of the gate on screen on a worker thread, before it is asked for:
+        opening it is then only a repaint. Runs after the frame showing the gate is drawn."""
+        record = self.shown_record()
+        if record is None or self.detail_open:
+            return
+        width = self.main.detail.text_width
+        cached = self._rendered
+        if cached is not None and cached.key == self._detail_key(record, width):
+            return
+        self._detail_gen += 1
+        self._fetch_detail(record, self._detail_gen, width, self._detail_style, prerender=True)
+
     def action_open_detail(self) -> None:
         if self.detail_open:
             return
@@ -424,15 +468,20 @@ class ReviewApp(App[None]):
             return
         self.tracker.detail_opened(record.gate_id)
         self._detail_gate = record.gate_id
-        assert self._reader is not None
-        try:  # the queue holds light records: read this one in full (one indexed query)
-            record = full_record(self._reader, record)
-        except CoimproveError as exc:
-            log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
-        self._detail_record = record
-        self.main.show_detail(render.detail_parts(DetailData(record), dark=self.dark))
+        width = self.main.detail.text_width
+        rendered = self._rendered
+        if rendered is None or rendered.key != self._detail_key(record, width):
+            assert self._reader is not None
+            try:  # the queue holds light records: read this one in full (one indexed query)
+                record = full_record(self._reader, record)
+            except CoimproveError as exc:
+                log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
+            rendered = self._rendered = self._render_detail(DetailData(record), width)
+            self._detail_record = record
+        self.main.show_detail(rendered)
         self._status()
-        self.call_after_refresh(self._load_detail, record)  # history, results: after the frame
+        if not rendered.complete:  # earlier rounds and results: read after this frame
+            self.call_after_refresh(self._load_detail, record)
 
     def action_close_detail(self) -> None:
         if self.detail_open:
@@ -443,33 +492,50 @@ class ReviewApp(App[None]):
 
     def _load_detail(self, record: GateRecord) -> None:
         self._detail_gen += 1
-        self._fetch_detail(record, self._detail_gen)
+        width = self.main.detail.text_width
+        self._fetch_detail(record, self._detail_gen, width, self._detail_style)
 
     @work(thread=True, group="detail", exit_on_error=False)
-    def _fetch_detail(self, record: GateRecord, generation: int) -> None:
+    def _fetch_detail(
+        self,
+        record: GateRecord,
+        generation: int,
+        width: int,
+        style: Style,
+        *,
+        prerender: bool = False,
+    ) -> None:
+        """Read the gate in full (with earlier rounds and results) and render it, off the UI
+        thread; the UI shows it if it is still what is wanted."""
         assert self._reader is not None
         try:
             data = load_detail(self._reader, record)
+            parts = render.detail_parts(data, dark=self.dark)
+            key = self._detail_key(data.record, width)
+            rendered = render_detail(parts, width, style, key, complete=True)
         except Exception as exc:
             log.warning("tui.detail_failed", gate=record.gate_id, error=str(exc))
             return
         if self.is_running:
-            self.call_from_thread(self._show_detail, data, generation)
+            self.call_from_thread(self._show_detail, data.record, rendered, generation, prerender)
 
-    def _show_detail(self, data: DetailData, generation: int) -> None:
-        if generation != self._detail_gen or self._detail_gate != data.record.gate_id:
-            return  # stale: another gate (or none) is open now
-        shown, now = self._detail_record, data.record
-        if (
-            data.history
-            or data.results
-            or shown is None
-            or now.proposal.digest != shown.proposal.digest
-            or now.status != shown.status
-            or len(now.decisions) != len(shown.decisions)
-        ):
-            self._detail_record = now
-            self.main.update_detail(render.detail_parts(data, dark=self.dark))  # else: as shown
+    def _show_detail(
+        self, record: GateRecord, rendered: RenderedDetail, generation: int, prerender: bool
+    ) -> None:
+        if generation != self._detail_gen:
+            return  # stale: another gate was asked for since
+        if prerender:
+            if not self.detail_open:
+                self._rendered, self._detail_record = rendered, record
+            return
+        if self._detail_gate != record.gate_id:
+            return  # closed, or another gate is open now
+        shown = self._rendered
+        self._rendered, self._detail_record = rendered, record
+        if shown is None or shown.height != rendered.height or shown.key != rendered.key:
+            self.main.update_detail(rendered)  # else: as shown
+        else:
+            self.main.detail.rendered = rendered
 
     # -- view options -------------------------------------------------------------------------
 

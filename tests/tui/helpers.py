@@ -46,3 +46,10 @@ def text(widget: Static) -> str:
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     console.print(widget.content)
     return console.export_text()
+
+
+def detail_text(app: Any) -> str:
+    """The plain text of the detail the review app shows (every line, scrolled or not)."""
+    rendered = app.main.detail.rendered
+    assert rendered is not None, "no detail was rendered"
+    return "\n".join(rendered.line(y).text.rstrip() for y in range(rendered.height))

@@ -12,8 +12,7 @@ from coimprove import Artifact, Runner
 from coimprove.gates import load_gate
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog
-from coimprove.tui.widgets.lines import ArtifactLines
-from tests.tui.helpers import events, refresh, settle, text, types
+from tests.tui.helpers import detail_text, events, refresh, settle, text, types
 from tests.tui.review_graph import build
 
 MakeApp = Callable[..., ReviewApp]
@@ -51,9 +50,8 @@ async def test_enter_opens_the_detail_and_never_approves(runner: Runner, make_ap
         await pilot.press("enter")
         await settle(pilot)
         assert app.detail_open and app.screen is app.main
-        assert app.main.query_one("#detail-scroll").display
-        assert not app.main.query_one("#body").visible
-        shown = text(app.main.query_one("#detail", Static))
+        assert app.main.detail.visible
+        shown = detail_text(app)
         assert "+LR = 0.01" in shown and "-LR = 0.1" in shown
         await pilot.press("enter", "enter")
         await settle(pilot)
@@ -61,8 +59,7 @@ async def test_enter_opens_the_detail_and_never_approves(runner: Runner, make_ap
         await pilot.press("escape")
         await settle(pilot)
         assert not app.detail_open
-        assert app.main.query_one("#body").visible
-        assert not app.main.query_one("#detail-scroll").display
+        assert not app.main.detail.visible
     assert types(runner, info.run_id)[-2:] == ["gate.viewed", "detail.viewed"]
     assert runner.info(info.run_id).state == "waiting"
 
@@ -112,7 +109,7 @@ async def test_request_changes_needs_a_note_and_the_revision_comes_back(
         assert "previous round: cite the baseline" in summary
         await pilot.press("d")
         await settle(pilot)
-        detail = text(app.main.query_one("#detail", Static))
+        detail = detail_text(app)
         assert "Earlier rounds" in detail and "alice request_changes: cite the baseline" in detail
     (decided,) = events(runner, info.run_id, "gate.decided")
     assert decided.data["decision"]["note"] == "cite the baseline"
@@ -287,9 +284,35 @@ async def test_a_long_diff_opens_in_the_detail_and_draws_only_visible_lines(
         app.queue.records[gate_id].proposal = full.proposal.model_copy(update={"artifacts": (big,)})
         await pilot.press("d")
         await settle(pilot)
-        lines = app.main.query_one(ArtifactLines)
-        assert lines.display and len(lines.lines) > 2000
-        assert lines.size.height == len(lines.lines)  # as tall as its lines
-        assert len(lines._strips) < 60  # but only what the screen showed was drawn
-        assert "+row 0" in lines.render_line(4).text
+        rendered = app.main.detail.rendered
+        assert rendered is not None and len(rendered.lines) > 2000
+        assert app.main.detail.virtual_size.height == rendered.height  # scrolls over all of it
+        assert len(rendered._drawn) < 60  # but only the lines the screen showed were drawn
+        start = len(rendered.head)
+        assert "+row 0" in rendered.line(start + 4).text
+        await pilot.press("pagedown")  # the queue keeps the focus; its keys scroll the detail
+        await pilot.pause()
+        assert app.main.detail.scroll_offset.y > 0 and app.queue.cursor_row == 0
     assert runner.info(info.run_id).state == "waiting"
+
+
+async def test_the_detail_is_rendered_ahead_and_follows_a_resize(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    await runner.start(build())
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        ahead = app._rendered  # rendered on a worker while the summary was on screen
+        assert ahead is not None and ahead.complete
+        assert ahead.key[0] == app.tracker.shown and ahead.width == app.main.detail.text_width
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.main.detail.rendered is ahead  # opening only handed the strips over
+        assert "+LR = 0.01" in detail_text(app)
+        await pilot.resize_terminal(140, 30)
+        await settle(pilot)
+        await refresh(pilot)
+        wider = app.main.detail.rendered
+        assert wider is not None and wider.width == app.main.detail.text_width > ahead.width
+        assert "+LR = 0.01" in detail_text(app)

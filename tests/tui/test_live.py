@@ -7,12 +7,10 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.widgets import Static
-
 from coimprove import Decision, Proposal, Runner, SimClock
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import RevealDialog
-from tests.tui.helpers import events, refresh, settle, text, types
+from tests.tui.helpers import detail_text, events, refresh, settle, text, types
 from tests.tui.review_graph import build
 
 MakeApp = Callable[..., ReviewApp]
@@ -185,7 +183,7 @@ async def test_the_open_detail_shows_a_decision_made_elsewhere_and_refuses_to_ac
         await settle(pilot)
         _decide_elsewhere(db, info.open_gates[0], "reject")
         await refresh(pilot)
-        detail = text(app.main.query_one("#detail", Static))
+        detail = detail_text(app)
         assert "decided elsewhere: reject (reject by bob)" in detail
         await pilot.press("a", "e")
         await settle(pilot)

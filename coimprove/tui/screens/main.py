@@ -1,9 +1,10 @@
 """The main screen: status line, the queue, the summary of the gate under the cursor, stats,
-and the detail of that gate (mounted once, shown in place of the queue).
+and the detail of that gate (mounted once, drawn over the queue when open).
 
 The detail lives in this screen rather than a screen of its own: switching screens costs
-Textual a full restyle and relayout (100+ ms with thousands of rows), toggling `display` on
-two mounted containers does not.
+Textual a full restyle and relayout (100+ ms with thousands of rows). Opening it changes no
+layout and no focus either: the detail and the queue swap `visibility` (a repaint), and the
+queue keeps the focus while its cursor keys scroll the detail.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from typing import ClassVar
 from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from coimprove.tui.format import StyledLine
+from coimprove.tui.widgets.detail_view import DetailView, RenderedDetail
 from coimprove.tui.widgets.feedback import FeedbackLog
 from coimprove.tui.widgets.footer import KeyBar
-from coimprove.tui.widgets.lines import ArtifactLines
 from coimprove.tui.widgets.queue import QueueTable
 from coimprove.tui.widgets.stats import StatsPanel
 
@@ -32,9 +32,6 @@ DECISION_BINDINGS = [
     Binding("e", "app.decide('edit')", "Edit"),
     Binding("u", "app.decide('escalate')", "Escalate"),
 ]
-
-
-DetailParts = tuple[RenderableType, list[StyledLine], RenderableType]
 
 
 class MainScreen(Screen[None]):
@@ -68,58 +65,54 @@ class MainScreen(Screen[None]):
                     yield Static("", id="summary")
                 yield FeedbackLog(id="feedback")
             yield StatsPanel(self.reviewer, id="stats")
-        with VerticalScroll(id="detail-scroll"):
-            yield Static("", id="detail")
-            yield ArtifactLines(id="detail-lines")
-            yield Static("", id="detail-tail")
+        yield DetailView(id="detail")
         yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.query_one("#detail-scroll").display = False
+        self.query_one(DetailView).visible = False
+        self._fit_detail()
         self.query_one(FeedbackLog).display = False
         self.query_one(QueueTable).focus()
 
     @property
+    def detail(self) -> DetailView:
+        return self.query_one(DetailView)
+
+    @property
     def detail_open(self) -> bool:
-        return bool(self.query_one("#detail-scroll").display)
+        return self.detail.visible
 
     def show_summary(self, content: RenderableType) -> None:
         """Replace the summary under the queue (a fixed-size area: no relayout)."""
         self.query_one("#summary", Static).update(content, layout=False)
 
-    def show_detail(self, content: DetailParts) -> None:
+    def show_detail(self, rendered: RenderedDetail) -> None:
         """Show the detail in place of the queue, from the top."""
-        self.update_detail(content)
-        scroll = self.query_one("#detail-scroll", VerticalScroll)
-        scroll.scroll_home(animate=False, immediate=True)
-        if not scroll.display:
-            self.query_one("#body").visible = False  # keeps its size: no relayout of the queue
+        view = self.detail
+        view.show(rendered)
+        if not view.visible:
             self.query_one("#filter", Input).display = False
-            self._fit_detail()
-            scroll.display = True
-            scroll.focus()
+            view.visible = True
+            self.query_one(QueueTable).covered_by = view
             self.refresh_bindings()
 
-    def update_detail(self, content: DetailParts) -> None:
-        """Replace the detail's content (once its extra data is loaded)."""
-        head, lines, tail = content
-        self.query_one("#detail", Static).update(head)
-        self.query_one(ArtifactLines).show(lines)
-        self.query_one("#detail-tail", Static).update(tail)
-        self.query_one("#detail-tail").display = bool(lines)  # else everything is in the head
+    def update_detail(self, rendered: RenderedDetail) -> None:
+        """Replace the detail's content (once its extra data is loaded), keeping the scroll."""
+        self.detail.show(rendered, home=False)
 
     def hide_detail(self) -> None:
         """Back to the queue (the filter field shows again if it holds a filter)."""
-        scroll = self.query_one("#detail-scroll", VerticalScroll)
-        if not scroll.display:
+        view = self.detail
+        if not view.visible:
             return
-        scroll.display = False
-        self.query_one("#body").visible = True
+        view.visible = False
         field = self.query_one("#filter", Input)
         field.display = bool(field.value)
-        self.query_one(QueueTable).focus()
+        queue = self.query_one(QueueTable)
+        queue.covered_by = None
+        queue.focus()
         self.refresh_bindings()
 
     def on_resize(self) -> None:
@@ -127,7 +120,7 @@ class MainScreen(Screen[None]):
 
     def _fit_detail(self) -> None:
         """The detail covers everything between the status line and the footer."""
-        self.query_one("#detail-scroll").styles.height = max(1, self.size.height - 2)
+        self.detail.styles.height = max(1, self.size.height - 2)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("filter", "leave"):

@@ -33,7 +33,7 @@ from coimprove.tui.format import (
 
 MAX_TEXT_LINES = 400
 INLINE_LINES = 200
-"""Artifacts longer than this are drawn by `ArtifactLines` (only the visible lines)."""
+"""Artifacts longer than this are drawn one line at a time, only where visible (`DetailView`)."""
 _JSON = JSONHighlighter()
 SPEC_KINDS = frozenset({"experiment"})
 
@@ -148,7 +148,7 @@ def detail(data: DetailData, *, dark: bool) -> RenderableType:
 
 
 def _artifact_lines(a: Artifact, dark: bool) -> list[StyledLine]:
-    """An artifact as (line, style) pairs for `ArtifactLines`, styled as inline."""
+    """An artifact as (line, style) pairs for `DetailView`, styled as inline."""
     out: list[StyledLine] = [
         (f"Artifact: {a.name}", "bold underline"),
         (f"{a.name}  ({a.media_type}, {a.size} B, {short_digest(a.digest)})", "bold"),
@@ -164,7 +164,7 @@ def detail_parts(
     data: DetailData, *, dark: bool, inline_lines: int | None = INLINE_LINES
 ) -> tuple[RenderableType, list[StyledLine], RenderableType]:
     """The detail as (head, artifact lines, tail). When the artifacts hold more than
-    `inline_lines` lines (None: never), they come as separate lines for `ArtifactLines`,
+    `inline_lines` lines (None: never), they come as separate lines for `DetailView`,
     which draws only what is visible; otherwise everything is in `head`."""
     record = data.record
     p = record.proposal

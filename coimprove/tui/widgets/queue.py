@@ -22,6 +22,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.renderables.styled import Styled
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, Row, RowDoesNotExist, RowKey
 
@@ -358,29 +359,66 @@ class QueueTable(DataTable[Any]):
     def mark_user_move(self) -> None:
         self._user_moved = True
 
+    covered_by: Widget | None = None
+    """The detail view while it is drawn over the queue: the queue keeps the focus (moving it
+    would restyle the table) and its keys scroll the detail instead of moving the cursor."""
+
+    def _scroll_cover(self, action: str) -> bool:
+        view = self.covered_by
+        if view is None:
+            return False
+        getattr(view, f"action_{action}")()
+        return True
+
+    def action_select_cursor(self) -> None:
+        if self.covered_by is None:  # Enter on the detail does nothing (never a decision)
+            super().action_select_cursor()
+
     def action_cursor_up(self) -> None:
-        self._user_moved = True
-        super().action_cursor_up()
+        if not self._scroll_cover("scroll_up"):
+            self._user_moved = True
+            super().action_cursor_up()
 
     def action_cursor_down(self) -> None:
-        self._user_moved = True
-        super().action_cursor_down()
+        if not self._scroll_cover("scroll_down"):
+            self._user_moved = True
+            super().action_cursor_down()
+
+    def action_cursor_left(self) -> None:
+        if self.covered_by is None:
+            super().action_cursor_left()
+
+    def action_cursor_right(self) -> None:
+        if self.covered_by is None:
+            super().action_cursor_right()
 
     def action_page_up(self) -> None:
-        self._user_moved = True
-        super().action_page_up()
+        if not self._scroll_cover("page_up"):
+            self._user_moved = True
+            super().action_page_up()
 
     def action_page_down(self) -> None:
-        self._user_moved = True
-        super().action_page_down()
+        if not self._scroll_cover("page_down"):
+            self._user_moved = True
+            super().action_page_down()
 
     def action_scroll_top(self) -> None:
-        self._user_moved = True
-        super().action_scroll_top()
+        if not self._scroll_cover("scroll_home"):
+            self._user_moved = True
+            super().action_scroll_top()
 
     def action_scroll_bottom(self) -> None:
-        self._user_moved = True
-        super().action_scroll_bottom()
+        if not self._scroll_cover("scroll_end"):
+            self._user_moved = True
+            super().action_scroll_bottom()
+
+    def action_scroll_home(self) -> None:
+        if not self._scroll_cover("scroll_home"):
+            super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        if not self._scroll_cover("scroll_end"):
+            super().action_scroll_end()
 
     async def _on_click(self, event: events.Click) -> None:
         self._user_moved = True
