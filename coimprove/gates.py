@@ -167,6 +167,7 @@ class GateNode:
             "request": request.model_dump(mode="json"),
             "hidden": hidden,
             "eligible": eligible,
+            "has_detail": shown.has_detail,
         }
 
     def _route(

@@ -726,7 +726,9 @@ class Runner:
             requirement = request["requirement"]
             # our gate node made this value from a proposal it validated and digested; the
             # effect re-derives the digest from graph state before acting, so trust it here
-            shown = Proposal.model_validate(proposal, context=TRUSTED)
+            has_detail = value.get("has_detail")
+            if not isinstance(has_detail, bool):  # paused by an older coimprove
+                has_detail = Proposal.model_validate(proposal, context=TRUSTED).has_detail
             opened_at = self.clock.now()
             request = {**request, "opened_at": opened_at}
             timeout = requirement["timeout_s"]
@@ -748,10 +750,10 @@ class Runner:
                     "proposal_kind": proposal["kind"],
                     "policy": requirement["policy"],
                     "category": request.get("category"),
-                    "has_detail": shown.has_detail,
+                    "has_detail": has_detail,
                     "min_review_s": requirement["min_review_seconds"],
                     "deadline": deadline,
-                    "digest": shown.digest,
+                    "digest": proposal["digest"],
                 },
             )
             log.info("gate.opened", gate=gate_id, kind=proposal["kind"])

@@ -18,6 +18,7 @@ import git
 import pytest
 
 from coimprove import Decision, GateRequest, SqliteLedger, Workflow, load_workflow, run_headless
+from coimprove.gates import load_gate
 from coimprove.metrics import report
 from coimprove.sandbox.images import BuiltImage
 from coimprove.testing import Verdicts
@@ -122,11 +123,14 @@ def assert_every_effect_follows_an_approval_of_its_digest(db: Path) -> None:
 
 
 def approved_commits(db: Path) -> set[str]:
+    """Commits of the proposals that gates approved (the version approved, edits included)."""
     out = set()
-    for e in events(db, "gate.resolved"):
-        proposal = e.data["result"].get("proposal") or {}
-        if e.data["outcome"] in ("approve", "edit") and proposal.get("commit"):
-            out.add(proposal["commit"])
+    with SqliteLedger(db) as ledger:
+        for e in ledger.events(types=["gate.resolved"]):
+            if e.data["outcome"] in ("approve", "edit") and e.gate_id is not None:
+                commit = load_gate(ledger, e.gate_id).proposal.commit
+                if commit:
+                    out.add(commit)
     return out
 
 
