@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import gc
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +48,7 @@ from coimprove.tui.data import (
     load_detail,
 )
 from coimprove.tui.format import RISKY
+from coimprove.tui.idle_gc import IdleCollector
 from coimprove.tui.screens.dialogs import ConfirmDialog, EditDialog, NoteDialog, RevealDialog
 from coimprove.tui.screens.main import MainScreen
 from coimprove.tui.timing import ViewKind, ViewTracker
@@ -96,7 +96,9 @@ class ReviewApp(App[None]):
         """`feedback` shows this reviewer what became of their decisions (and records what
         was shown); off, nothing is shown or recorded, so its effect can be ablated.
         `training` shows only the gates of practice runs (`coimprove.tui.training`), explains
-        every miss and shows the catch rate."""
+        every miss and shows the catch rate. `freeze_gc` (what `coimprove review` uses) freezes
+        the loaded queue out of garbage collection and runs full collections while the
+        reviewer pauses (`coimprove.tui.idle_gc`), not inside keypresses."""
         super().__init__()
         self.feedback = feedback
         self.training = training
@@ -104,6 +106,7 @@ class ReviewApp(App[None]):
         self._feedback: FeedbackBuilder | None = None
         self._collecting = self._collect_again = False
         self.freeze_gc = freeze_gc
+        self._gc = IdleCollector()
         self.db = Path(db)
         self.reviewer = reviewer
         self.apply = apply
@@ -124,6 +127,8 @@ class ReviewApp(App[None]):
         self._initial = True
         self._dirty = False
         self._rest_timer: Timer | None = None
+        self.previewed: str | None = None
+        """The gate whose summary is on screen (it follows the cursor before it rests)."""
         self._detail_gen = 0
         self.writes = WriteQueue()
         self._run_driver: RunDriver | None = None
@@ -170,6 +175,7 @@ class ReviewApp(App[None]):
         self._main = MainScreen(self.reviewer, self.now)
         await self.push_screen(self._main)
         self.queue.mine = self.may_decide
+        self.queue.on_move = self._preview
         stats = True if self.training and self._stats_wanted is None else self._stats_wanted
         self.stats_panel.training = self.training
         self.stats_panel.display = self.size.width >= 110 if stats is None else stats
@@ -180,7 +186,13 @@ class ReviewApp(App[None]):
             self.set_interval(self.poll_s, self.poll)
             self.set_interval(15, self.queue.tick)
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self._gc.input()
+        await super().on_event(event)
+
     async def on_unmount(self) -> None:
+        self._gc.stop()
         for gate_id, what, spent in self.tracker.flush():  # the looks in progress end
             self._record_view(gate_id, what, spent)
         await self.writes.drained()
@@ -295,7 +307,10 @@ class ReviewApp(App[None]):
     def _refresh_done(self, stats: GroupMeasures | None) -> None:
         self._refreshing = False
         if self._initial and self.freeze_gc:
-            gc.freeze()  # the loaded queue is long-lived: keep it out of full collections
+            # the loaded queue is long-lived: frozen out of full collections, which run
+            # when the reviewer pauses instead of inside a keypress
+            self._gc.start()
+            self.set_interval(1.0, self._gc.tick)
         if self._initial and self.training and not self.queue.records:
             self.notify(
                 "No practice gates are waiting. Start some with `coimprove review --training "
@@ -356,6 +371,7 @@ class ReviewApp(App[None]):
         if self._rest_timer is not None:
             self._rest_timer.stop()
             self._rest_timer = None
+        self._preview()
         if self.rest_s > 0:
             self._rest_timer = self.set_timer(self.rest_s, self._settle)
         else:
@@ -374,6 +390,8 @@ class ReviewApp(App[None]):
 
     def _settle(self) -> None:
         """The cursor rested: show the gate under it (a view if the reviewer moved there)."""
+        if self._main is None or not self._main.is_attached:
+            return  # the app is closing: a rest timer fired after the screen went away
         table = self.queue
         key = table.current_key()
         by_user = table.take_user_move()
@@ -384,10 +402,27 @@ class ReviewApp(App[None]):
         self._render_shown()
         self._status()
 
-    def _render_shown(self) -> None:
-        record = self.shown_record()
+    def _preview(self) -> None:
+        """The summary follows the cursor at once (it is cheap); the look is counted, and the
+        detail rendered ahead, only once the cursor rests on the row (`_settle`)."""
+        key = self.queue.current_key()
+        if key != self.previewed and key is not None:
+            self.tracker.changed()
+            self._render_summary()
+
+    def _render_summary(self) -> None:
+        """Show the summary of the gate under the cursor (else of the gate on screen)."""
+        key = self.queue.current_key()
+        record = self.queue.records.get(key) if key is not None else None
+        if record is None:
+            record = self.shown_record()
         holds = None if record is None else self.queue.contents.get(record.gate_id)
         self.main.show_summary(render.summary(record, dark=self.dark, holds=holds))
+        self.previewed = None if record is None else record.gate_id
+
+    def _render_shown(self) -> None:
+        record = self.shown_record()
+        self._render_summary()
         if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
         elif record is not None:
@@ -582,6 +617,8 @@ class ReviewApp(App[None]):
 
     def action_decide(self, verdict: str) -> None:
         """Start a decision on the gate on screen (dialogs first where needed)."""
+        if self.queue.current_key() != self.tracker.shown:
+            self._settle_now()  # the cursor moved and has not rested: that gate is on screen now
         record = self.shown_record()
         if record is None:
             self.notify("Nothing to decide.", severity="warning")

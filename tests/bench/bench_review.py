@@ -6,9 +6,17 @@ Reports, in one run, the time to first paint of the queue, the latency from a ke
 item ``down``, open detail ``d``, approve ``a``) to the screen updated, and the process's peak
 memory, each next to its target from issue 6 (first paint <= 1 s, p95 <= 50 ms). A keypress is
 an ``events.Key`` posted to the app (the path a terminal key takes: bindings, then the action),
-not ``pilot.press``, which has a floor of its own; it is timed until the app's state shows the
-result and the next screen refresh after it has completed (``call_after_refresh`` runs once
-the compositor has drawn the frame).
+not ``pilot.press``, which has a floor of its own; it is timed until the end of the first frame
+the compositor hands to the driver (``App._display``, the call that writes to the terminal)
+while the app's state shows the result. (Waiting for a ``call_after_refresh`` posted once the
+state shows the result instead measures until the *next* frame after that one, which an
+unrelated later repaint, such as a notice, triggers: 20-30 ms of idle time that is not the
+key's.)
+
+The app runs with its default rest time (the summary follows the cursor at once; the look is
+counted, and the detail rendered ahead, once the cursor has rested 0.15 s), and with the guard
+that ignores decision keys for 0.6 s after the item changes turned off, since the keys are
+sent faster than a person's.
 
 Each latency is reported as wall time and as the UI thread's CPU time over the same span
 (the machine may be shared: CPU time is what the app itself spent). Side by side, in the same
@@ -73,16 +81,36 @@ async def _refreshed(app: App[Any]) -> None:
     await done
 
 
-async def _press(app: App[Any], key: str, ready: Callable[[], bool]) -> tuple[float, float]:
-    """(wall ms, UI-thread CPU ms) from posting `key` until `ready()` holds and the screen
-    was refreshed. The state is polled every millisecond, not spun on, so the CPU time is
-    the app's."""
-    c0, t0 = time.thread_time(), time.perf_counter()
-    app.post_message(events.Key(key, key if len(key) == 1 else None))
-    while not ready():  # noqa: ASYNC110 - polling the UI state is the measurement
-        await asyncio.sleep(0.001)
-    await _refreshed(app)
-    return (time.perf_counter() - t0) * 1000, (time.thread_time() - c0) * 1000
+class _Frames:
+    """Watches the frames an app draws: each time the compositor hands a frame to the
+    driver (``App._display``, the call that writes to the terminal), the probe of the key
+    being timed is asked whether this frame shows the key's result."""
+
+    def __init__(self, app: App[Any]) -> None:
+        self._display = app._display
+        self._probe: Callable[[], bool] | None = None
+        self._done: asyncio.Future[tuple[float, float]] | None = None
+        app._display = self._shown  # type: ignore[method-assign]
+
+    def _shown(self, screen: Any, update: Any) -> None:
+        self._display(screen, update)
+        if update is None or self._done is None or self._done.done():
+            return
+        if self._probe is not None and self._probe():
+            self._done.set_result((time.perf_counter(), time.thread_time()))
+
+    async def press(
+        self, app: App[Any], key: str, ready: Callable[[], bool]
+    ) -> tuple[float, float]:
+        """(wall ms, UI-thread CPU ms) from posting `key` until the end of the first frame
+        drawn with `ready()` true: the screen a person sees is updated then."""
+        self._probe = ready
+        self._done = asyncio.get_running_loop().create_future()
+        c0, t0 = time.thread_time(), time.perf_counter()
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+        t1, c1 = await self._done
+        self._probe = self._done = None
+        return (t1 - t0) * 1000, (c1 - c0) * 1000
 
 
 def _moved_from(app: ReviewApp, gate_id: str | None) -> Callable[[], bool]:
@@ -167,13 +195,17 @@ async def _drive(
     shown: Callable[[], str | None],
     detail_open: Callable[[], bool],
     settle: Callable[[], Any],
+    rest_s: float = 0.0,
 ) -> Samples:
     out: Samples = {"next_item": [], "open_detail": [], "close_detail": [], "approve": []}
+    frames = _Frames(app)
+    _press = frames.press
     for _ in range(samples):
         # Between keys the app finishes what each key deferred past its frame (a notice,
         # the ledger write and re-read): a person's keys are further apart.
         moved = _moved(shown)
         out["next_item"].append(await _press(app, "down", moved))
+        await asyncio.sleep(rest_s)  # the cursor rests: the look is counted, the detail prepared
         await settle()
         await pilot.pause()
         out["open_detail"].append(await _press(app, "d", detail_open))
@@ -197,8 +229,7 @@ async def bench(n: int, samples: int) -> dict[str, Any]:
         db,
         reviewer="alice",
         apply=False,
-        guard_s=0,
-        rest_s=0,
+        guard_s=0,  # the decision guard (keys ignored for 0.6 s after the item changes)
         poll_s=0,
         stats=False,
         freeze_gc=True,
@@ -215,7 +246,13 @@ async def bench(n: int, samples: int) -> dict[str, Any]:
         assert app.queue.row_count == n, app.queue.row_count
         await pilot.pause()
         measured = await _drive(
-            app, pilot, samples, lambda: app.tracker.shown, lambda: app.detail_open, app.settled
+            app,
+            pilot,
+            samples,
+            lambda: app.previewed,
+            lambda: app.detail_open,
+            app.settled,
+            rest_s=app.rest_s,
         )
         await app.settled()
         assert app.queue.row_count == n - samples, app.queue.row_count

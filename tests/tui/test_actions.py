@@ -316,3 +316,29 @@ async def test_the_detail_is_rendered_ahead_and_follows_a_resize(
         wider = app.main.detail.rendered
         assert wider is not None and wider.width == app.main.detail.text_width > ahead.width
         assert "+LR = 0.01" in detail_text(app)
+
+
+async def test_the_summary_follows_the_cursor_and_a_decision_before_the_rest_is_on_that_gate(
+    runner: Runner, make_app: MakeApp
+) -> None:
+    first = await runner.start(build())
+    second = await runner.start(build())
+    app = make_app(rest_s=3600.0)  # the cursor never rests by itself in this test
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        top, below = list(app.queue.records)
+        assert {top, below} == {first.open_gates[0], second.open_gates[0]}
+        assert app.tracker.shown == app.previewed == top
+        await pilot.press("down")
+        # the summary shows the gate under the cursor at once; the look is not counted yet
+        assert app.previewed == below and app.tracker.shown == top
+        assert below in text(app.main.query_one("#summary", Static))
+        assert not [e for e in runner.ledger.events(gate_id=below) if e.type == "gate.viewed"]
+        await pilot.press("a")
+        await settle(pilot)
+    decided = [e.gate_id for e in runner.ledger.events(types=["gate.decided"])]
+    assert decided == [below]  # the gate on screen, never the one the tracker held before
+    assert [e.type for e in runner.ledger.events(gate_id=below)][:2] == [
+        "gate.opened",
+        "gate.viewed",
+    ]

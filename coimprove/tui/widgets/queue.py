@@ -363,6 +363,14 @@ class QueueTable(DataTable[Any]):
     """The detail view while it is drawn over the queue: the queue keeps the focus (moving it
     would restyle the table) and its keys scroll the detail instead of moving the cursor."""
 
+    on_move: Callable[[], None] | None = None
+    """Called right after the reviewer moved the cursor, in the same keypress (before the
+    `RowHighlighted` message arrives): the app shows the new row's summary in the same frame."""
+
+    def _moved(self) -> None:
+        if self.on_move is not None:
+            self.on_move()
+
     def _scroll_cover(self, action: str) -> bool:
         view = self.covered_by
         if view is None:
@@ -378,11 +386,13 @@ class QueueTable(DataTable[Any]):
         if not self._scroll_cover("scroll_up"):
             self._user_moved = True
             super().action_cursor_up()
+            self._moved()
 
     def action_cursor_down(self) -> None:
         if not self._scroll_cover("scroll_down"):
             self._user_moved = True
             super().action_cursor_down()
+            self._moved()
 
     def action_cursor_left(self) -> None:
         if self.covered_by is None:
@@ -396,21 +406,25 @@ class QueueTable(DataTable[Any]):
         if not self._scroll_cover("page_up"):
             self._user_moved = True
             super().action_page_up()
+            self._moved()
 
     def action_page_down(self) -> None:
         if not self._scroll_cover("page_down"):
             self._user_moved = True
             super().action_page_down()
+            self._moved()
 
     def action_scroll_top(self) -> None:
         if not self._scroll_cover("scroll_home"):
             self._user_moved = True
             super().action_scroll_top()
+            self._moved()
 
     def action_scroll_bottom(self) -> None:
         if not self._scroll_cover("scroll_end"):
             self._user_moved = True
             super().action_scroll_bottom()
+            self._moved()
 
     def action_scroll_home(self) -> None:
         if not self._scroll_cover("scroll_home"):
