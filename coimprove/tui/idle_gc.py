@@ -38,10 +38,6 @@ class IdleCollector:
         self.collections = 0
         """Full collections run here (for tests and the curious)."""
 
-    @property
-    def active(self) -> bool:
-        return self._saved is not None
-
     def start(self) -> None:
         """Freeze what exists now (it lives as long as the app) and take over full collections."""
         if self._saved is not None:

@@ -198,22 +198,21 @@ async def _drive(
     rest_s: float = 0.0,
 ) -> Samples:
     out: Samples = {"next_item": [], "open_detail": [], "close_detail": [], "approve": []}
-    frames = _Frames(app)
-    _press = frames.press
+    press = _Frames(app).press
     for _ in range(samples):
         # Between keys the app finishes what each key deferred past its frame (a notice,
         # the ledger write and re-read): a person's keys are further apart.
         moved = _moved(shown)
-        out["next_item"].append(await _press(app, "down", moved))
+        out["next_item"].append(await press(app, "down", moved))
         await asyncio.sleep(rest_s)  # the cursor rests: the look is counted, the detail prepared
         await settle()
         await pilot.pause()
-        out["open_detail"].append(await _press(app, "d", detail_open))
+        out["open_detail"].append(await press(app, "d", detail_open))
         await pilot.pause()
-        out["close_detail"].append(await _press(app, "escape", lambda: not detail_open()))
+        out["close_detail"].append(await press(app, "escape", lambda: not detail_open()))
         await pilot.pause()
         moved = _moved(shown)
-        out["approve"].append(await _press(app, "a", moved))
+        out["approve"].append(await press(app, "a", moved))
         await settle()
         await pilot.pause()
     return out
