@@ -22,6 +22,21 @@ def _render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
     return str(_renderer(logger, name, event))
 
 
+class _Logger(structlog.stdlib.BoundLogger):
+    """Drops an event below the logger's level before building it (the hot paths log at INFO,
+    which applications usually filter out)."""
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.DEBUG):
+            return super().debug(event, *args, **kw)
+        return None
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.INFO):
+            return super().info(event, *args, **kw)
+        return None
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger writing through ``logging.getLogger(name)``."""
     return structlog.wrap_logger(
@@ -34,7 +49,8 @@ def get_logger(name: str) -> Any:
             structlog.processors.format_exc_info,
             _render,
         ],
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=_Logger,
+        cache_logger_on_first_use=True,
     )
 
 

@@ -265,9 +265,11 @@ class GateRecord:
                 out.append(decision.reviewer)
         return list(dict.fromkeys(out))
 
-    def _apply(self, event: LedgerEvent) -> None:
+    def _apply(self, event: LedgerEvent, decision: Decision | None = None) -> None:
+        """Fold one more event in (`decision`: a ``gate.decided`` event's, already parsed)."""
         if event.type == "gate.decided":
-            decision = Decision.model_validate(event.data["decision"])
+            if decision is None:
+                decision = Decision.model_validate(event.data["decision"])
             self.decisions.append((event, decision))
             if decision.verdict == "edit":
                 self.proposal = Proposal.model_validate(
@@ -308,12 +310,27 @@ def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
     return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
 
 
+_REQUESTS: dict[str, GateRequest] = {}
+"""Parsed requests by the chain hash of their ``gate.opened`` event (immutable, as the event
+is): a gate is folded several times between opening and resuming."""
+
+
+def _request_of(opened: LedgerEvent) -> GateRequest:
+    request = _REQUESTS.get(opened.hash)
+    if request is None:
+        request = GateRequest.model_validate(opened.data["request"], context=TRUSTED)
+        if len(_REQUESTS) >= 4096:
+            del _REQUESTS[next(iter(_REQUESTS))]
+        _REQUESTS[opened.hash] = request
+    return request
+
+
 def fold_gate(events: Sequence[LedgerEvent]) -> GateRecord:
     """Build a `GateRecord` from a gate's events (the first must be ``gate.opened``)."""
     opened = events[0]
     record = GateRecord(
         opened=opened,
-        request=GateRequest.model_validate(opened.data["request"], context=TRUSTED),
+        request=_request_of(opened),
         hidden=dict(opened.data.get("hidden") or {}),
         eligible=tuple(opened.data.get("eligible") or ()),
     )
@@ -506,7 +523,7 @@ def record_decision(
             data["edited_proposal"] = edited.model_dump(mode="json")
             data["new_digest"] = edited.digest
         event = tx.append("gate.decided", at=at, **common, data=data)
-        record._apply(event)
+        record._apply(event, decision)
         outcome = _settle(record, decision)
         result = None
         if outcome is not None:

@@ -17,7 +17,9 @@ rules:
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -110,6 +112,7 @@ class Policy(_Strict):
     defaults: Settings = Settings()
     rules: tuple[Rule, ...] = ()
     _merged_cache: dict[str, Settings] = PrivateAttr(default_factory=dict)
+    _requirements: dict[tuple[str, int, float], Requirement] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _roles_are_held(self) -> Policy:
@@ -175,10 +178,17 @@ class Policy(_Strict):
                 f"(chain has {len(escalation)})"
             )
         roles = (s.roles or ("reviewer",)) if level == 0 else (escalation[level - 1],)
-        scaled = (s.min_review_seconds or 0.0) + (s.review_seconds_per_kb or 0.0) * (
-            proposal.size / 1024
+        per_kb = s.review_seconds_per_kb or 0.0
+        scaled = round(
+            (s.min_review_seconds or 0.0) + per_kb * (proposal.size / 1024 if per_kb else 0), 3
         )
-        return Requirement(
+        key = (rule, level, scaled)
+        found = self._requirements.get(key)
+        if found is not None:
+            return found
+        if len(self._requirements) >= 1024:  # sizes vary when time scales with them
+            self._requirements.clear()
+        found = self._requirements[key] = Requirement(
             policy=self.name,
             rule=rule,
             roles=tuple(roles),
@@ -187,10 +197,11 @@ class Policy(_Strict):
             allowed=s.allow or _ALL_VERDICTS,
             timeout_s=s.timeout_s,
             on_timeout=s.on_timeout or "reject",
-            min_review_seconds=round(scaled, 3),
+            min_review_seconds=scaled,
             escalation=escalation,
             level=level,
         )
+        return found
 
     def canary_rate(self, proposal: Proposal, *, graph: str = "", gate: str = "") -> float:
         """The share of this gate's openings that show a planted flaw first (hidden)."""
@@ -249,10 +260,13 @@ def load_policy(ref: str | Path) -> Policy:
                 f"no policy file {ref!r} and no built-in policy of that name "
                 f"(built-in: {', '.join(builtin_names('policies'))})"
             )
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or not S_ISREG(stat.st_mode):
         raise PolicyError(f"{path}: no such policy file")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
     if key not in _CACHE:
         _CACHE[key] = load_yaml_model(Policy, path, error=PolicyError)
     return _CACHE[key]

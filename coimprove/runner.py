@@ -51,7 +51,6 @@ from coimprove.gates import (
     Recorded,
     expire_gate,
     load_gate,
-    open_gate_ids,
     open_gates,
     record_decision,
     record_view,
@@ -811,8 +810,10 @@ _PROGRESS = (
     "'gate.resumed', 'effect.reapproved'"
 )
 
+# One statement for runs and their open gates: a run's row (kind 0) carries its state, and each
+# open gate adds a row (kind 1) naming it; both ordered by the seq of the event they come from.
 _RUNS_SQL = f"""
-SELECT s.run_id, s.at, s.data,
+SELECT 0, s.seq, s.run_id, s.at, s.data,
   (SELECT l.type FROM events l WHERE l.run_id = s.run_id AND l.type IN ({_PROGRESS})
      ORDER BY l.seq DESC LIMIT 1),
   (SELECT l.data FROM events l WHERE l.run_id = s.run_id AND l.type = 'run.failed'
@@ -821,21 +822,29 @@ SELECT s.run_id, s.at, s.data,
   EXISTS (SELECT 1 FROM events r WHERE r.run_id = s.run_id AND r.type = 'gate.resolved'
           AND NOT EXISTS (SELECT 1 FROM events m WHERE m.gate_id = r.gate_id
                           AND m.type = 'gate.resumed'))
-FROM events s WHERE s.type = 'run.started' {{scope}} ORDER BY s.seq
+FROM events s WHERE s.type = 'run.started' {{scope_s}}
+UNION ALL
+SELECT 1, o.seq, o.run_id, NULL, o.gate_id, NULL, NULL, NULL, NULL
+FROM events o WHERE o.type = 'gate.opened' {{scope_o}}
+AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
+ORDER BY 2
 """
 
 
 def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
-    """Runs and their states, derived from ledger events alone (SQL aggregates)."""
-    params = [run_id] if run_id else []
+    """Runs and their states, derived from ledger events alone (one SQL statement)."""
+    scope_s, scope_o = ("AND s.run_id = ?", "AND o.run_id = ?") if run_id else ("", "")
+    rows = ledger.query(
+        _RUNS_SQL.format(scope_s=scope_s, scope_o=scope_o), [run_id, run_id] if run_id else []
+    )
     open_by_run: dict[str, list[str]] = {}
-    for rid, gate_id in open_gate_ids(ledger, run_id):
-        open_by_run.setdefault(rid, []).append(gate_id)
+    for kind, _, rid, _, gate_id, *_ in rows:
+        if kind == 1:
+            open_by_run.setdefault(rid, []).append(gate_id)
     out: list[RunInfo] = []
-    scope = "AND s.run_id = ?" if run_id else ""
-    for rid, at, data, last, failed, finished, ready in ledger.query(
-        _RUNS_SQL.format(scope=scope), params
-    ):
+    for kind, _, rid, at, data, last, failed, finished, ready in rows:
+        if kind != 0:
+            continue
         start = json.loads(data)
         error = None
         state: RunState

@@ -130,6 +130,8 @@ class AgentNode:
         self, result: Any, feedback: Feedback | None, recalled: tuple[str, ...] = ()
     ) -> Proposal:
         if isinstance(result, Proposal):
+            if feedback is None and not recalled and self.payload_model is None:
+                return result  # validated when it was made, and nothing here changes it
             fields = result.model_dump(exclude={"digest"})
         elif isinstance(result, dict):
             fields = dict(result)

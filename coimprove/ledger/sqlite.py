@@ -78,16 +78,8 @@ _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
 def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
     # rows were validated when they were appended and are covered by the hash chain
     # (`verify`), so reading them back skips validation
-    return LedgerEvent.model_construct(
-        seq=row[0],
-        type=row[1],
-        run_id=row[2],
-        gate_id=row[3],
-        actor=row[4],
-        at=row[5],
-        data=json.loads(row[6]),
-        prev_hash=row[7],
-        hash=row[8],
+    return LedgerEvent.stored(
+        row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8]
     )
 
 
@@ -289,17 +281,7 @@ class SqliteLedger:
                 if not retry or fresh[0] < seq:  # not a taken seq: a real constraint failure
                     raise
                 head = fresh
-        event = LedgerEvent.model_construct(
-            seq=seq,
-            type=type,
-            run_id=run_id,
-            gate_id=gate_id,
-            actor=actor,
-            at=at,
-            data=data,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        event = LedgerEvent.stored(seq, type, run_id, gate_id, actor, at, data, prev_hash, digest)
         return event, (seq, digest)
 
     def _select(
