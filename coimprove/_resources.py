@@ -6,10 +6,12 @@ install) they are the repository's top-level folders next to the package.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 
+@cache  # where the package is installed does not change while it runs
 def builtin_dir(kind: str) -> Path:
     """The folder holding built-in `kind` ("policies", "graphs", "sandboxes", "reviewers")."""
     packaged = Path(str(resources.files("coimprove"))) / "_builtin" / kind

@@ -480,6 +480,8 @@ class Recorded:
 
     event: LedgerEvent
     outcome: GateOutcome | None
+    interrupt_id: str | None = None
+    """The paused interrupt the outcome resumes (set when the gate settled)."""
 
 
 def record_decision(
@@ -528,7 +530,9 @@ def record_decision(
         result = None
         if outcome is not None:
             result = _resolve(tx, record, outcome, at=at, reason="decision", note=decision.note)
-        return Recorded(event, result)
+        if result is None:
+            return Recorded(event, None)
+        return Recorded(event, result, record.interrupt_id)
 
 
 def record_view(

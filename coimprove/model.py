@@ -162,9 +162,11 @@ class Proposal(_Frozen):
     @property
     def digest(self) -> str:
         """sha256 over the canonical JSON of everything a reviewer sees."""
-        if self._digest is None:
-            self._digest = self._compute_digest()
-        return self._digest
+        private = self.__pydantic_private__  # read directly: `self._digest` goes via __getattr__
+        digest = private.get("_digest") if private else None
+        if digest is None:
+            digest = self._digest = self._compute_digest()
+        return digest
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; its digest is recomputed if anything changed."""

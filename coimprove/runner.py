@@ -122,6 +122,8 @@ class _Run:
     graph: CompiledStateGraph[Any, Any, Any, Any]
     lease: _Lease = field(default_factory=_Lease)
     memory: ReviewMemory | None = None
+    settled_here: dict[str, _Settled] = field(default_factory=dict)
+    """Gates this runner settled (`decide`) and has not resumed yet, by interrupt id."""
 
 
 def _dead_here(owner: str) -> bool:
@@ -351,7 +353,7 @@ class Runner:
             canonical_json(inputs or {})
         except (TypeError, ValueError) as exc:
             raise RunError(f"run inputs must be JSON data: {exc}") from exc
-        self.ledger.append(
+        started = self.ledger.append(
             "run.started",
             at=self.clock.now(),
             run_id=run_id,
@@ -365,6 +367,7 @@ class Runner:
                 "memory": memory.model_dump(mode="json") if memory is not None else None,
             },
         )
+        _STARTED[started.hash] = (workflow.name, pol.name, workflow.ref)
         run = self._runs[run_id] = _Run(
             workflow, pol, self._compile(workflow), memory=self._memory(memory)
         )
@@ -382,7 +385,8 @@ class Runner:
         at: float | None = None,
     ) -> Recorded:
         """Validate and record one decision (ledger only). Call `advance` to apply it."""
-        roles = self.roles_of(gate_id.rsplit(".", 2)[0], decision.reviewer)
+        run_id = gate_id.rsplit(".", 2)[0]
+        roles = self.roles_of(run_id, decision.reviewer)
         recorded = record_decision(
             self.ledger,
             gate_id,
@@ -391,6 +395,11 @@ class Runner:
             views=views,
             roles=roles,
         )
+        run = self._runs.get(run_id)
+        if run is not None and recorded.outcome is not None and recorded.interrupt_id:
+            run.settled_here[recorded.interrupt_id] = _Settled(
+                gate_id, run_id, recorded.interrupt_id, recorded.outcome.model_dump(mode="json")
+            )
         log.info(
             "gate.decided",
             gate=gate_id,
@@ -494,7 +503,9 @@ class Runner:
         self._expire_overdue(run_id, now)
         out: list[tuple[str, list[_Settled] | None]] = []
         if run_id is not None:
-            settled = self._settled(run_id)
+            settled = self._known_settled(run_id)
+            if settled is None:
+                settled = self._settled(run_id)
             if settled:
                 return [(run_id, settled)]
         else:
@@ -511,6 +522,18 @@ class Runner:
             if info.state == "running" or (retry_failed and info.state in ("failed", "blocked")):
                 out.append((info.run_id, None))
         return out
+
+    def _known_settled(self, run_id: str) -> list[_Settled] | None:
+        """The run's settled gates without asking the ledger, when this runner knows them all:
+        it opened every pending gate under a lease held since, and settled each one itself
+        (only the lease holder resumes, so none can have been resumed elsewhere). Else None."""
+        run = self._runs.get(run_id)
+        if run is None or not run.settled_here:
+            return None
+        pending, here = run.lease.pending, run.settled_here
+        if not pending or run.lease.until <= time.time() or not pending <= here.keys():
+            return None
+        return [record for i, record in here.items() if i in pending]
 
     def _expire_overdue(self, run_id: str | None, now: float) -> None:
         """Fail closed: resolve every gate whose policy timeout has passed."""
@@ -680,6 +703,9 @@ class Runner:
     ) -> None:
         """Record ``gate.resumed`` once. `check=False`: the caller knows it is not recorded
         (read under a lease held since, and only the lease holder records it)."""
+        run = self._runs.get(record.run_id)
+        if run is not None:
+            run.settled_here.pop(record.interrupt_id, None)
         if check and tx.events(gate_id=record.gate_id, types=["gate.resumed"]):
             return
         tx.append(
@@ -813,7 +839,7 @@ _PROGRESS = (
 # One statement for runs and their open gates: a run's row (kind 0) carries its state, and each
 # open gate adds a row (kind 1) naming it; both ordered by the seq of the event they come from.
 _RUNS_SQL = f"""
-SELECT 0, s.seq, s.run_id, s.at, s.data,
+SELECT 0, s.seq, s.run_id, s.at, s.hash,
   (SELECT l.type FROM events l WHERE l.run_id = s.run_id AND l.type IN ({_PROGRESS})
      ORDER BY l.seq DESC LIMIT 1),
   (SELECT l.data FROM events l WHERE l.run_id = s.run_id AND l.type = 'run.failed'
@@ -831,6 +857,33 @@ ORDER BY 2
 """
 
 
+_STARTED: dict[str, tuple[str, str, str | None]] = {}
+"""(graph, policy, workflow ref) of ``run.started`` events by their chain hash: they never
+change, and their data (the whole policy document) is large to parse on every look."""
+
+
+def _started_of(ledger: Ledger, hashes: list[str]) -> dict[str, tuple[str, str, str | None]]:
+    """What each ``run.started`` event (by hash) records; parsed once per process."""
+    found = {h: _STARTED[h] for h in hashes if h in _STARTED}
+    missing = [h for h in hashes if h not in found]
+    if len(_STARTED) + len(missing) > 65536:
+        _STARTED.clear()
+    for at in range(0, len(missing), 500):  # within any backend's limit on parameters
+        chunk = missing[at : at + 500]
+        marks = ",".join("?" * len(chunk))
+        for digest, data in ledger.query(
+            f"SELECT hash, data FROM events WHERE type = 'run.started' AND hash IN ({marks})",
+            chunk,
+        ):
+            start = json.loads(data)
+            found[digest] = _STARTED[digest] = (
+                start["graph"],
+                start["policy"],
+                start.get("workflow_ref"),
+            )
+    return found
+
+
 def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
     """Runs and their states, derived from ledger events alone (one SQL statement)."""
     scope_s, scope_o = ("AND s.run_id = ?", "AND o.run_id = ?") if run_id else ("", "")
@@ -842,10 +895,11 @@ def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
         if kind == 1:
             open_by_run.setdefault(rid, []).append(gate_id)
     out: list[RunInfo] = []
-    for kind, _, rid, at, data, last, failed, finished, ready in rows:
+    started = _started_of(ledger, [r[4] for r in rows if r[0] == 0])
+    for kind, _, rid, at, started_hash, last, failed, finished, ready in rows:
         if kind != 0:
             continue
-        start = json.loads(data)
+        graph, policy, ref = started[started_hash]
         error = None
         state: RunState
         if finished:
@@ -863,13 +917,13 @@ def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
         out.append(
             RunInfo(
                 run_id=rid,
-                graph=start["graph"],
-                policy=start["policy"],
+                graph=graph,
+                policy=policy,
                 state=state,
                 started_at=at,
                 open_gates=tuple(open_by_run.get(rid, ())),
                 error=error,
-                workflow_ref=start.get("workflow_ref"),
+                workflow_ref=ref,
             )
         )
     return out
