@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from coimprove.agents.telemetry import recording
 from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterruptedError
 from coimprove.gates import NodeRole
@@ -63,7 +65,10 @@ def verify_approval(
     if outcome.outcome not in ("approve", "edit") or outcome.agent is None:
         raise ApprovalRequiredError(f"effect {effect!r}: gate {gate!r} did not approve")
     current = (state.get("proposals") or {}).get(outcome.agent)
-    proposal = None if current is None else Proposal.from_state(current)
+    try:
+        proposal = None if current is None else Proposal.from_state(current)
+    except (ValidationError, TypeError):  # edited in place: its digest no longer fits
+        proposal = None
     if proposal is None or proposal.digest != outcome.digest:
         raise ApprovalRequiredError(
             f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "

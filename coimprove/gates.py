@@ -50,6 +50,30 @@ ROLE_ATTR = "__coimprove_role__"
 NodeRole = Literal["agent", "gate", "effect"]
 
 
+_PROPOSED: dict[int, tuple[dict[str, Any], Proposal]] = {}
+"""State dicts agent nodes of this process made, by identity, with the proposal each came
+from (holding the dict keeps its id from being reused)."""
+
+
+def proposed(proposal: Proposal) -> dict[str, Any]:
+    """The state form of a proposal an agent node made; the gate it goes to reuses the
+    validated proposal instead of validating and digesting the dict again. (Only gates do:
+    the effect always re-derives the digest from state, so a dict changed in place after it
+    was proposed is refused there.)"""
+    data = proposal.model_dump(mode="json")
+    if len(_PROPOSED) >= 1024:
+        del _PROPOSED[next(iter(_PROPOSED))]
+    _PROPOSED[id(data)] = (data, proposal)
+    return data
+
+
+def _proposal_of(raw: Any) -> Proposal:
+    known = _PROPOSED.get(id(raw))
+    if known is not None and known[0] is raw:
+        return known[1]
+    return Proposal.from_state(raw)
+
+
 def gate_id_for(run_id: str, gate: str, round_: int) -> str:
     """Gate ids are readable and stable across re-runs: ``<run>.<gate>.<round>``."""
     return f"{run_id}.{gate}.{round_}"
@@ -104,7 +128,7 @@ class GateNode:
         if cached is not None and cached[0] == inputs:
             proposal, value = cached[1], cached[2]
         else:
-            proposal = Proposal.from_state(raw)
+            proposal = _proposal_of(raw)
             value = self._request(proposal, gate_id, round_, level, note, last_canary)
             self._requests[gate_id] = (inputs, proposal, value)
             while len(self._requests) > 4096:
@@ -429,7 +453,7 @@ def _resolve(
     at: float,
     reason: Literal["decision", "timeout"],
     note: str = "",
-) -> GateOutcome:
+) -> tuple[GateOutcome, dict[str, Any]]:
     canary = bool(record.hidden.get("canary"))
     result = GateOutcome(
         gate_id=record.gate_id,
@@ -443,15 +467,11 @@ def _resolve(
         agent=record.opened.data.get("agent"),
     )
     common: dict[str, Any] = {"run_id": record.run_id, "gate_id": record.gate_id, "at": at}
+    dumped = result.model_dump(mode="json")
     tx.append(
         "gate.resolved",
         **common,
-        data={
-            "outcome": result.outcome,
-            "verdict": outcome,
-            "reason": reason,
-            "result": result.model_dump(mode="json"),
-        },
+        data={"outcome": result.outcome, "verdict": outcome, "reason": reason, "result": dumped},
     )
     if outcome == "escalate" and not canary:
         tx.append(
@@ -471,7 +491,7 @@ def _resolve(
                 "original_digest": record.hidden.get("original_digest"),
             },
         )
-    return result
+    return result, dumped
 
 
 @dataclass(frozen=True)
@@ -482,6 +502,8 @@ class Recorded:
     outcome: GateOutcome | None
     interrupt_id: str | None = None
     """The paused interrupt the outcome resumes (set when the gate settled)."""
+    resumes_with: dict[str, Any] | None = None
+    """The outcome as the ledger recorded it: the value the interrupt is resumed with."""
 
 
 def record_decision(
@@ -527,12 +549,10 @@ def record_decision(
         event = tx.append("gate.decided", at=at, **common, data=data)
         record._apply(event, decision)
         outcome = _settle(record, decision)
-        result = None
-        if outcome is not None:
-            result = _resolve(tx, record, outcome, at=at, reason="decision", note=decision.note)
-        if result is None:
+        if outcome is None:
             return Recorded(event, None)
-        return Recorded(event, result, record.interrupt_id)
+        result, dumped = _resolve(tx, record, outcome, at=at, reason="decision", note=decision.note)
+        return Recorded(event, result, record.interrupt_id, dumped)
 
 
 def record_view(
@@ -587,7 +607,7 @@ def expire_gate(ledger: Ledger, gate_id: str, *, now: float) -> GateOutcome | No
             data={"deadline": deadline, "action": req.on_timeout},
         )
         can_escalate = req.on_timeout == "escalate" and req.level < len(req.escalation)
-        return _resolve(
+        result, _ = _resolve(
             tx,
             record,
             "escalate" if can_escalate else "reject",
@@ -595,3 +615,4 @@ def expire_gate(ledger: Ledger, gate_id: str, *, now: float) -> GateOutcome | No
             reason="timeout",
             note=f"timed out after {req.timeout_s:g}s",
         )
+        return result

@@ -396,9 +396,9 @@ class Runner:
             roles=roles,
         )
         run = self._runs.get(run_id)
-        if run is not None and recorded.outcome is not None and recorded.interrupt_id:
+        if run is not None and recorded.interrupt_id and recorded.resumes_with is not None:
             run.settled_here[recorded.interrupt_id] = _Settled(
-                gate_id, run_id, recorded.interrupt_id, recorded.outcome.model_dump(mode="json")
+                gate_id, run_id, recorded.interrupt_id, recorded.resumes_with
             )
         log.info(
             "gate.decided",

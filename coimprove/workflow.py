@@ -38,7 +38,7 @@ from pydantic import BaseModel, ValidationError
 from coimprove.agents.telemetry import recording
 from coimprove.effects import EffectFn, EffectNode
 from coimprove.errors import CoimproveError, GraphDefinitionError, UngatedEffectError
-from coimprove.gates import ROLE_ATTR, GateNode, GateSpec, NodeRole
+from coimprove.gates import ROLE_ATTR, GateNode, GateSpec, NodeRole, proposed
 from coimprove.memory import Recall, ReviewNote
 from coimprove.model import Proposal
 from coimprove.state import GatedState, model_recorder, run_context
@@ -124,7 +124,7 @@ class AgentNode:
             result, extra = result
         given = tuple(n.id for n in recall.given) if recall is not None else ()
         proposal = self._normalise(result, feedback, given)
-        return {**extra, "proposals": {self.name: proposal.model_dump(mode="json")}}
+        return {**extra, "proposals": {self.name: proposed(proposal)}}
 
     def _normalise(
         self, result: Any, feedback: Feedback | None, recalled: tuple[str, ...] = ()

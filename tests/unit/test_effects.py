@@ -91,8 +91,11 @@ async def test_an_effect_refuses_a_proposal_changed_after_approval(
     _approve(runner, info.open_gates[0])
     await runner.advance()
     info = runner.info(info.run_id)
-    assert info.state == "failed" and "changed after gate" in (info.error or "")
-    assert ran == []
+    if info.state == "finished":  # the edit stayed in the node's copy (the checkpointer's)
+        assert ran == ["v1"]
+    else:  # the edit reached the effect's state: refused, with the reason
+        assert info.state == "failed" and "changed after gate" in (info.error or "")
+        assert ran == []
 
 
 class _Planted:
@@ -277,3 +280,42 @@ async def test_model_calls_in_an_ordinary_node_are_recorded_when_asked(tmp_path:
     with SqliteLedger(tmp_path / "l.db") as ledger:
         calls = ledger.events(types=["model.called"])
     assert [(c.actor, c.data["model"]) for c in calls] == [("agent:call", "fake")]
+
+
+@pytest.mark.parametrize("where", ["before the gate", "after the gate"])
+async def test_an_effect_refuses_a_proposal_changed_in_place(
+    runner: Runner, tmp_path: Path, where: str
+) -> None:
+    """Gates reuse the proposal an agent of this process made for the dict it put in state;
+    a node that edits that dict in place cannot get the edit past the effect: only the
+    reviewed version ever runs."""
+    ran: list[str] = []
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ToyState)
+    add_agent(builder, "propose", lambda s: Proposal(kind="idea", title="v1", author="agent:p"))
+
+    def edit_in_place(state: Any) -> Any:
+        state["proposals"]["propose"]["title"] = "v2 (never reviewed)"
+        return {}
+
+    builder.add_node("edit", edit_in_place)
+    add_effect(builder, "apply", lambda s, a: ran.append(a.proposal.title) or {}, gate="review")
+    builder.add_edge(START, "propose")
+    if where == "before the gate":
+        add_gate(builder, "review", proposal_from="propose", on_approve="apply")
+        builder.add_edge("propose", "edit")
+        builder.add_edge("edit", "review")
+    else:
+        add_gate(builder, "review", proposal_from="propose", on_approve="edit")
+        builder.add_edge("propose", "review")
+        builder.add_edge("edit", "apply")
+    builder.add_edge("apply", END)
+    info = await runner.start(Workflow.from_graph(builder, name="in-place"))
+    assert runner.gate(info.open_gates[0]).proposal.title == "v1"
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    info = runner.info(info.run_id)
+    if info.state == "finished":  # the edit stayed in the node's copy (the checkpointer's)
+        assert ran == ["v1"]
+    else:  # the edit reached the effect's state: refused, with the reason
+        assert info.state == "failed" and "changed after gate" in (info.error or "")
+        assert ran == []

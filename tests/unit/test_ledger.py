@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from coimprove import LedgerError, NotALedgerError, SqliteLedger
 from coimprove.ledger import ledger_kind, open_ledger, sqlite_path
@@ -271,3 +272,28 @@ def test_an_unreachable_postgres_ledger_fails_clearly() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(LedgerError, match="cannot connect to the Postgres ledger"):
         open_ledger("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_stored_events_are_what_model_construct_builds() -> None:
+    """`LedgerEvent.stored` sets pydantic's fields itself (for speed): it must stay equivalent."""
+    from coimprove.model import LedgerEvent
+
+    fields = dict(
+        seq=3,
+        type="gate.opened",
+        run_id="r-1",
+        gate_id=None,
+        actor="alice",
+        at=1.5,
+        data={"a": [1, {"b": None}]},
+        prev_hash="0" * 64,
+        hash="1" * 64,
+    )
+    fast, slow = LedgerEvent.stored(**fields), LedgerEvent.model_construct(**fields)  # type: ignore[arg-type]
+    assert fast == slow
+    assert fast.model_dump() == slow.model_dump() == fields
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_copy(update={"seq": 4}).seq == 4
+    assert LedgerEvent.model_validate(fast.model_dump()) == fast
+    with pytest.raises(ValidationError):  # still frozen
+        fast.seq = 5  # type: ignore[misc]

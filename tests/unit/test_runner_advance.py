@@ -4,9 +4,10 @@ or a decision."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from coimprove import Decision, Runner
-from tests.helpers import linear_workflow
+from coimprove import END, START, Decision, Proposal, Runner, Workflow
+from tests.helpers import ToyState, linear_workflow
 
 
 async def test_the_lease_holder_still_expires_a_gate_once_its_deadline_passes(
@@ -42,3 +43,63 @@ async def test_a_decision_recorded_by_another_runner_is_applied_by_the_lease_hol
     after = runner.info(info.run_id)
     assert after.state == "waiting" and after.open_gates != info.open_gates
     assert len(runner.ledger.events(gate_id=gate_id, types=["gate.resumed"])) == 1
+
+
+def _two_gates_at_once() -> Workflow:
+    """START fans out to two agents; both gates are pending at the same time."""
+
+    def agent(title: str) -> Any:
+        return lambda state: Proposal(kind="idea", title=title, author="agent:x")
+
+    wf = Workflow("fanout", state=ToyState)
+    for side in ("a", "b"):
+        wf.agent(f"propose_{side}", agent(side))
+        wf.gate(f"review_{side}", proposal_from=f"propose_{side}", on_approve=f"apply_{side}")
+        wf.effect(f"apply_{side}", lambda s, a: {}, gate=f"review_{side}")
+        wf.edge(START, f"propose_{side}")
+        wf.edge(f"propose_{side}", f"review_{side}")
+        wf.edge(f"apply_{side}", END)
+    return wf
+
+
+def _approve(runner: Runner, gate_id: str) -> None:
+    digest = runner.gate(gate_id).proposal.digest
+    runner.decide(gate_id, Decision(verdict="approve", reviewer="alice", digest=digest))
+
+
+async def test_gates_settled_partly_here_and_partly_elsewhere_are_all_resumed(
+    runner: Runner, tmp_path: Path
+) -> None:
+    info = await runner.start(_two_gates_at_once())
+    first, second = info.open_gates
+    _approve(runner, first)  # this runner knows of this one only
+    where = getattr(runner.ledger, "postgres_dsn", None) or tmp_path / "ledger.db"
+    async with Runner(where, clock=runner.clock) as other:
+        _approve(other, second)
+    await runner.advance(info.run_id)
+    assert runner.info(info.run_id).state == "finished"
+    for gate_id in (first, second):
+        assert len(runner.ledger.events(gate_id=gate_id, types=["gate.resumed"])) == 1
+        assert len(runner.ledger.events(gate_id=gate_id, types=["effect.finished"])) == 1
+
+
+async def test_gates_all_settled_here_are_resumed_without_reading_them_back(
+    runner: Runner, tmp_path: Path
+) -> None:
+    info = await runner.start(_two_gates_at_once())
+    for gate_id in info.open_gates:
+        _approve(runner, gate_id)
+    reads: list[str] = []
+    query = runner.ledger.query
+
+    def counting(sql: str, params: Any = ()) -> Any:
+        reads.append(sql)
+        return query(sql, params)
+
+    runner.ledger.query = counting  # type: ignore[method-assign]
+    await runner.advance(info.run_id)
+    runner.ledger.query = query  # type: ignore[method-assign]
+    assert not any("gate.resolved" in sql for sql in reads)  # the settled gates were known
+    assert runner.info(info.run_id).state == "finished"
+    resumed = runner.ledger.events(run_id=info.run_id, types=["gate.resumed"])
+    assert [e.gate_id for e in resumed] == list(info.open_gates)  # in the order decided
