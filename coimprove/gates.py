@@ -334,18 +334,21 @@ def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
     return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
 
 
-_REQUESTS: dict[str, GateRequest] = {}
-"""Parsed requests by the chain hash of their ``gate.opened`` event (immutable, as the event
-is): a gate is folded several times between opening and resuming."""
+_REQUESTS: dict[str, tuple[dict[str, Any], GateRequest]] = {}
+"""Parsed requests by the chain hash of their ``gate.opened`` event, with the data parsed: a
+gate is folded several times between opening and resuming. A hit also needs equal data, so a
+ledger (or a test) with made-up hashes cannot be served another gate's request."""
 
 
 def _request_of(opened: LedgerEvent) -> GateRequest:
-    request = _REQUESTS.get(opened.hash)
-    if request is None:
-        request = GateRequest.model_validate(opened.data["request"], context=TRUSTED)
-        if len(_REQUESTS) >= 4096:
-            del _REQUESTS[next(iter(_REQUESTS))]
-        _REQUESTS[opened.hash] = request
+    raw = opened.data["request"]
+    known = _REQUESTS.get(opened.hash)
+    if known is not None and (known[0] is raw or known[0] == raw):
+        return known[1]
+    request = GateRequest.model_validate(raw, context=TRUSTED)
+    if len(_REQUESTS) >= 4096:
+        del _REQUESTS[next(iter(_REQUESTS))]
+    _REQUESTS[opened.hash] = (raw, request)
     return request
 
 

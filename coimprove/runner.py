@@ -367,7 +367,7 @@ class Runner:
                 "memory": memory.model_dump(mode="json") if memory is not None else None,
             },
         )
-        _STARTED[started.hash] = (workflow.name, pol.name, workflow.ref)
+        _STARTED[run_id, started.hash] = (workflow.name, pol.name, workflow.ref)
         run = self._runs[run_id] = _Run(
             workflow, pol, self._compile(workflow), memory=self._memory(memory)
         )
@@ -857,26 +857,29 @@ ORDER BY 2
 """
 
 
-_STARTED: dict[str, tuple[str, str, str | None]] = {}
-"""(graph, policy, workflow ref) of ``run.started`` events by their chain hash: they never
+_STARTED: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+"""(graph, policy, workflow ref) of ``run.started`` events by run id and chain hash: they never
 change, and their data (the whole policy document) is large to parse on every look."""
 
+_Started = dict[tuple[str, str], tuple[str, str, str | None]]
 
-def _started_of(ledger: Ledger, hashes: list[str]) -> dict[str, tuple[str, str, str | None]]:
-    """What each ``run.started`` event (by hash) records; parsed once per process."""
-    found = {h: _STARTED[h] for h in hashes if h in _STARTED}
-    missing = [h for h in hashes if h not in found]
+
+def _started_of(ledger: Ledger, keys: list[tuple[str, str]]) -> _Started:
+    """What each ``run.started`` event (by run id and hash) records; parsed once per process."""
+    found = {k: _STARTED[k] for k in keys if k in _STARTED}
+    missing = [k[1] for k in keys if k not in found]
     if len(_STARTED) + len(missing) > 65536:
         _STARTED.clear()
     for at in range(0, len(missing), 500):  # within any backend's limit on parameters
         chunk = missing[at : at + 500]
         marks = ",".join("?" * len(chunk))
-        for digest, data in ledger.query(
-            f"SELECT hash, data FROM events WHERE type = 'run.started' AND hash IN ({marks})",
+        for rid, digest, data in ledger.query(
+            "SELECT run_id, hash, data FROM events "
+            f"WHERE type = 'run.started' AND hash IN ({marks})",
             chunk,
         ):
             start = json.loads(data)
-            found[digest] = _STARTED[digest] = (
+            found[rid, digest] = _STARTED[rid, digest] = (
                 start["graph"],
                 start["policy"],
                 start.get("workflow_ref"),
@@ -895,11 +898,11 @@ def list_runs(ledger: Ledger, run_id: str | None = None) -> list[RunInfo]:
         if kind == 1:
             open_by_run.setdefault(rid, []).append(gate_id)
     out: list[RunInfo] = []
-    started = _started_of(ledger, [r[4] for r in rows if r[0] == 0])
+    started = _started_of(ledger, [(r[2], r[4]) for r in rows if r[0] == 0])
     for kind, _, rid, at, started_hash, last, failed, finished, ready in rows:
         if kind != 0:
             continue
-        graph, policy, ref = started[started_hash]
+        graph, policy, ref = started[rid, started_hash]
         error = None
         state: RunState
         if finished:
