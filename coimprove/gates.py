@@ -50,6 +50,13 @@ ROLE_ATTR = "__coimprove_role__"
 NodeRole = Literal["agent", "gate", "effect"]
 
 
+def _remember(cache: dict[Any, Any], key: Any, value: Any, *, limit: int) -> None:
+    """Put `value` in a bounded cache, forgetting the oldest entries beyond `limit`."""
+    cache[key] = value
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
+
+
 _PROPOSED: dict[int, tuple[dict[str, Any], Proposal]] = {}
 """State dicts agent nodes of this process made, by identity, with the proposal each came
 from (holding the dict keeps its id from being reused)."""
@@ -61,9 +68,7 @@ def proposed(proposal: Proposal) -> dict[str, Any]:
     the effect always re-derives the digest from state, so a dict changed in place after it
     was proposed is refused there.)"""
     data = proposal.model_dump(mode="json")
-    if len(_PROPOSED) >= 1024:
-        del _PROPOSED[next(iter(_PROPOSED))]
-    _PROPOSED[id(data)] = (data, proposal)
+    _remember(_PROPOSED, id(data), (data, proposal), limit=1024)
     return data
 
 
@@ -130,9 +135,7 @@ class GateNode:
         else:
             proposal = _proposal_of(raw)
             value = self._request(proposal, gate_id, round_, level, note, last_canary)
-            self._requests[gate_id] = (inputs, proposal, value)
-            while len(self._requests) > 4096:
-                self._requests.pop(next(iter(self._requests)))
+            _remember(self._requests, gate_id, (inputs, proposal, value), limit=4096)
         resumed = interrupt(value)
         self._requests.pop(gate_id, None)
         outcome = GateOutcome.model_validate(resumed, context=TRUSTED)  # from the ledger
@@ -315,11 +318,11 @@ def load_gate(reader: LedgerReader, gate_id: str) -> GateRecord:
     return fold_gate(events)
 
 
-OPEN_GATES_SQL = """
-SELECT o.run_id, o.gate_id FROM events o WHERE o.type = 'gate.opened' {scope}
-AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
-ORDER BY o.seq
-"""
+OPEN_GATE = """o.type = 'gate.opened' {scope}
+AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')"""
+"""What makes ``gate.opened`` event ``o`` an open gate (a WHERE clause; `scope` narrows it)."""
+
+OPEN_GATES_SQL = f"SELECT o.run_id, o.gate_id FROM events o WHERE {OPEN_GATE} ORDER BY o.seq"
 
 
 def open_gate_ids(ledger: Ledger, run_id: str | None = None) -> list[tuple[str, str]]:
@@ -346,9 +349,7 @@ def _request_of(opened: LedgerEvent) -> GateRequest:
     if known is not None and (known[0] is raw or known[0] == raw):
         return known[1]
     request = GateRequest.model_validate(raw, context=TRUSTED)
-    if len(_REQUESTS) >= 4096:
-        del _REQUESTS[next(iter(_REQUESTS))]
-    _REQUESTS[opened.hash] = (raw, request)
+    _remember(_REQUESTS, opened.hash, (raw, request), limit=4096)
     return request
 
 

@@ -47,6 +47,7 @@ from coimprove.errors import (
     SelfApprovalError,
 )
 from coimprove.gates import (
+    OPEN_GATE,
     GateRecord,
     Recorded,
     expire_gate,
@@ -851,17 +852,16 @@ SELECT 0, s.seq, s.run_id, s.at, s.hash,
 FROM events s WHERE s.type = 'run.started' {{scope_s}}
 UNION ALL
 SELECT 1, o.seq, o.run_id, NULL, o.gate_id, NULL, NULL, NULL, NULL
-FROM events o WHERE o.type = 'gate.opened' {{scope_o}}
-AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')
+FROM events o WHERE {OPEN_GATE.format(scope="{scope_o}")}
 ORDER BY 2
 """
 
 
-_STARTED: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+_Started = dict[tuple[str, str], tuple[str, str, str | None]]
+
+_STARTED: _Started = {}
 """(graph, policy, workflow ref) of ``run.started`` events by run id and chain hash: they never
 change, and their data (the whole policy document) is large to parse on every look."""
-
-_Started = dict[tuple[str, str], tuple[str, str, str | None]]
 
 
 def _started_of(ledger: Ledger, keys: list[tuple[str, str]]) -> _Started:
