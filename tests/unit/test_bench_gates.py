@@ -12,8 +12,8 @@ async def test_both_sides_finish_every_run_and_the_breakdown_sees_the_ledgers_co
     out = await bench_gates.main(runs=2, rounds=1)
     assert out["wall_raw_ms"] > 0 and out["wall_coimprove_ms"] > 0
     assert out["cpu_ratio"] > 0
-    # per gate: the decision, effect.started, effect.finished and the step record commit; the
-    # run's start, lease and finish add a share of one each
+    # per gate: the decision, effect.started, effect.finished and the step record commit; each
+    # run's run.started, lease and first step record add a share of one each
     assert 4 <= out["ledger_commits"] < 6
     assert out["ledger_sql_ms"] > 0
 
