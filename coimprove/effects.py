@@ -23,7 +23,7 @@ from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterr
 from coimprove.gates import NodeRole
 from coimprove.model import EventType, GateOutcome, LedgerEvent, Proposal
 from coimprove.protocols import Ledger
-from coimprove.state import GatedState, model_recorder, run_context
+from coimprove.state import GatedState, Vouched, model_recorder, run_context
 
 EFFECT_EVENTS: tuple[EventType, ...] = (
     "effect.started",
@@ -51,10 +51,13 @@ EffectFn = Callable[[Any, Approved], "dict[str, Any] | Awaitable[dict[str, Any] 
 
 
 def verify_approval(
-    ledger: Ledger, state: GatedState, gate: str, effect: str
+    ledger: Ledger, state: GatedState, gate: str, effect: str, vouched: Vouched | None = None
 ) -> tuple[GateOutcome, Proposal, list[LedgerEvent]]:
     """The approval `effect` may act on and the proposal it approves, checked against the
-    state *and* the ledger. Also returns the gate's effect events (read in the same query)."""
+    state *and* the ledger. Also returns the gate's effect events (read in the same query).
+
+    With `vouched` (the runner's reading of the ledger for the gates it is resuming, see
+    `Vouched`), the recorded outcome comes from there and there are no effect events yet."""
     raw = (state.get("approvals") or {}).get(gate)
     if raw is None:
         raise ApprovalRequiredError(
@@ -74,8 +77,12 @@ def verify_approval(
             f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
             f"{outcome.gate_id!r} approved it; it must pass the gate again"
         )
-    events = ledger.events(gate_id=outcome.gate_id, types=("gate.resolved", *EFFECT_EVENTS))
-    settled = next((e.data["result"] for e in events if e.type == "gate.resolved"), None)
+    settled = vouched.take(outcome.gate_id, effect) if vouched is not None else None
+    if settled is not None:
+        events: list[LedgerEvent] = []
+    else:
+        events = ledger.events(gate_id=outcome.gate_id, types=("gate.resolved", *EFFECT_EVENTS))
+        settled = next((e.data["result"] for e in events if e.type == "gate.resolved"), None)
     # a canary resolves as "canary", never as an approval, so it cannot pass this check
     if (
         settled is None
@@ -113,7 +120,9 @@ class EffectNode:
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
         ledger = ctx.ledger
-        outcome, proposal, effect_events = verify_approval(ledger, state, self.gate, self.name)
+        outcome, proposal, effect_events = verify_approval(
+            ledger, state, self.gate, self.name, ctx.vouched
+        )
         key = f"{outcome.gate_id}/{self.name}"
         mine = [e for e in effect_events if e.data.get("effect") == self.name]
         for event in mine:

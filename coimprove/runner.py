@@ -69,7 +69,7 @@ from coimprove.model import (
 )
 from coimprove.policy import Policy, load_policy
 from coimprove.protocols import Clock, Ledger, LedgerWriter, WallClock
-from coimprove.state import CONTEXT_KEY, CanarySource, RunContext
+from coimprove.state import CONTEXT_KEY, CanarySource, RunContext, Vouched
 from coimprove.workflow import Workflow
 
 log = get_logger("coimprove.runner")
@@ -610,6 +610,12 @@ class Runner:
         # being started has none recorded (its run.started was just appended, under our lease)
         known = set() if started else run.lease.pending
         known_deadline = run.lease.deadline
+        if known and resume:  # pending since we recorded them, and nobody else resumed them
+            ctx: RunContext = cfg["configurable"][CONTEXT_KEY]
+            ctx.vouched = Vouched(
+                {r.gate_id: r.result for r in settled if r.interrupt_id in known & resume.keys()},
+                until=run.lease.until,
+            )
         run.lease.forget()
         try:
             result = await graph.ainvoke(command, cfg, durability="sync")

@@ -9,6 +9,7 @@ Add coimprove gates to your own graph by deriving your state from `GatedState`::
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,29 @@ class CanarySource(Protocol):
 
 
 @dataclass
+class Vouched:
+    """Approvals a runner read from the ledger for the gates it resumes in one step, under a
+    lease held since those gates opened. No effect of such a gate can have started (its
+    effects run only after it is resumed, and only a lease holder resumes it), so each of its
+    effects may skip reading the ledger once, while the lease lasts. The effect still records
+    ``effect.started`` before it acts, so a runner taking over later sees the attempt."""
+
+    outcomes: dict[str, dict[str, Any]]
+    """gate id -> the outcome its ``gate.resolved`` event recorded."""
+    until: float
+    """Wall-clock expiry of the lease the runner held when it resumed them."""
+    used: set[tuple[str, str]] = field(default_factory=set)
+
+    def take(self, gate_id: str, effect: str) -> dict[str, Any] | None:
+        """The recorded outcome for `effect` of `gate_id`, once; None if not vouched for."""
+        outcome = self.outcomes.get(gate_id)
+        if outcome is None or (gate_id, effect) in self.used or time.time() >= self.until:
+            return None
+        self.used.add((gate_id, effect))
+        return outcome
+
+
+@dataclass
 class RunContext:
     """What engine nodes of one run need; passed in the run's config, never checkpointed."""
 
@@ -75,6 +99,8 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     memory: ReviewMemory | None = None
     """Agent memory of review, when the run has it on (`coimprove.memory`)."""
+    vouched: Vouched | None = None
+    """Approvals of the gates this step resumes, as the runner read them (see `Vouched`)."""
 
 
 def model_recorder(ctx: RunContext) -> ModelCallRecorder:

@@ -4,13 +4,14 @@
 
 Both sides run the same shape: per run, 4 pairs of agent -> gate (interrupt) -> effect, with
 `AsyncSqliteSaver` and `durability="sync"`, many runs concurrently in one event loop. Raw
-LangGraph resumes each interrupt with `Command(resume={id: value})`; coimprove records the
-decision in its hash-chained SQLite ledger, validates it against the policy, resumes by id
-under a lease, and runs the effect with started/finished records. Rounds alternate sides and
-the median is reported, for wall-clock time and for the process's CPU time (all threads;
-steadier than wall time on a shared VM). Each side's round starts with a full garbage
-collection, so neither pays for the other's garbage (a full collection of this process takes
-80-140 ms, about 0.6 ms per gate of a round it lands in).
+LangGraph resumes each interrupt with `Command(resume={id: value})`; on the coimprove side the
+reviewer asks the runner for the run's open gates (`Runner.open_gates`, what a reviewer sees),
+and coimprove records the decision in its hash-chained SQLite ledger, validates it against the
+policy, resumes by id under a lease, and runs the effect with started/finished records.
+Rounds alternate sides and the median is reported, for wall-clock time and for the process's
+CPU time (all threads; steadier than wall time on a shared VM). Each side's round starts with
+a full garbage collection, so neither pays for the other's garbage (a full collection of this
+process takes 80-140 ms, about 0.6 ms per gate of a round it lands in).
 """
 
 from __future__ import annotations
@@ -138,15 +139,13 @@ async def coimprove_round(
             async def one() -> None:
                 info = await runner.start(workflow)
                 for _ in range(PAIRS):
-                    (gate_id,) = info.open_gates
-                    gate = runner.gate(gate_id)
+                    (gate,) = runner.open_gates(info.run_id)
                     runner.decide(
-                        gate_id,
+                        gate.gate_id,
                         Decision(verdict="approve", reviewer="alice", digest=gate.proposal.digest),
                     )
                     await runner.advance(info.run_id)
-                    info = runner.info(info.run_id)
-                assert info.state == "finished"
+                assert runner.info(info.run_id).state == "finished"
 
             start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(one() for _ in range(runs)))

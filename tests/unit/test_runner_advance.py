@@ -3,10 +3,12 @@ or a decision."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from coimprove import END, START, Decision, Proposal, Runner, Workflow
+from coimprove.state import Vouched
 from tests.helpers import ToyState, linear_workflow
 
 
@@ -103,3 +105,87 @@ async def test_gates_all_settled_here_are_resumed_without_reading_them_back(
     assert runner.info(info.run_id).state == "finished"
     resumed = runner.ledger.events(run_id=info.run_id, types=["gate.resumed"])
     assert [e.gate_id for e in resumed] == list(info.open_gates)  # in the order decided
+
+
+class _LoopState(ToyState, total=False):
+    again: bool
+
+
+def _loop_back_once(ran: list[str], forge: bool = False) -> Workflow:
+    """propose -> review -> (forge?) -> apply -> again -> apply -> END: one approval, the effect
+    reached twice in the step that resumes the gate."""
+    wf = Workflow("loop", state=_LoopState)
+    wf.agent("propose", lambda s: Proposal(kind="idea", title="v1", author="agent:propose"))
+    wf.gate("review", proposal_from="propose", on_approve="forge" if forge else "apply")
+
+    def apply(state: Any, approved: Any) -> dict[str, Any]:
+        ran.append(approved.proposal.title)
+        return {"done": {**(state.get("done") or {}), "n": len(ran)}}
+
+    def forge_node(state: Any) -> dict[str, Any]:  # approves another version in state only
+        other = Proposal(kind="idea", title="v2 (never reviewed)", author="agent:propose")
+        approval = {**state["approvals"]["review"], "digest": other.digest}
+        return {
+            "proposals": {"propose": other.model_dump(mode="json")},
+            "approvals": {"review": approval},
+        }
+
+    wf.effect("apply", apply, gate="review")
+    wf.node("again", lambda s: {"again": True})
+    wf.node("forge", forge_node)
+    wf.edge(START, "propose")
+    wf.edge("propose", "review")
+    wf.edge("forge", "apply")
+    wf.route(
+        "apply",
+        lambda s: "end" if s.get("again") else "again",
+        {"end": END, "again": "again"},
+    )
+    wf.edge("again", "apply")
+    return wf
+
+
+async def test_an_effect_of_a_gate_resumed_here_reads_the_ledger_only_when_it_runs_again(
+    runner: Runner,
+) -> None:
+    ran: list[str] = []
+    info = await runner.start(_loop_back_once(ran))
+    (gate_id,) = info.open_gates
+    _approve(runner, gate_id)
+    reads: list[Any] = []
+    events = runner.ledger.events
+
+    def counting(**kw: Any) -> Any:
+        if kw.get("gate_id") == gate_id and "effect.started" in (kw.get("types") or ()):
+            reads.append(kw)
+        return events(**kw)
+
+    runner.ledger.events = counting  # type: ignore[method-assign]
+    await runner.advance(info.run_id)
+    runner.ledger.events = events  # type: ignore[method-assign]
+    assert runner.info(info.run_id).state == "finished"
+    assert ran == ["v1"]  # the second visit returned the recorded update without running
+    assert len(reads) == 1  # the first visit had the runner's reading of the ledger
+    kinds = [e.type for e in runner.ledger.events(gate_id=gate_id, types=["effect.started"])]
+    assert kinds == ["effect.started"]
+
+
+async def test_a_forged_approval_in_state_is_refused_on_the_fast_path_too(
+    runner: Runner,
+) -> None:
+    ran: list[str] = []
+    info = await runner.start(_loop_back_once(ran, forge=True))
+    _approve(runner, info.open_gates[0])
+    await runner.advance(info.run_id)
+    after = runner.info(info.run_id)
+    assert after.state == "failed" and "has no approval of digest" in (after.error or "")
+    assert ran == []
+
+
+def test_a_vouched_approval_is_used_once_per_effect_and_not_after_the_lease() -> None:
+    vouched = Vouched({"g": {"outcome": "approve"}}, until=time.time() + 60)
+    assert vouched.take("g", "apply") == {"outcome": "approve"}
+    assert vouched.take("g", "apply") is None  # a second run of the same effect reads the ledger
+    assert vouched.take("g", "notify") == {"outcome": "approve"}
+    assert vouched.take("other", "apply") is None
+    assert Vouched({"g": {}}, until=time.time() - 1).take("g", "apply") is None
