@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -73,6 +74,9 @@ _INSERT = (
 )
 
 _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
+
+_SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+"""A statement `SqliteLedger.query` may run on the writer connection."""
 
 
 def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
@@ -320,17 +324,26 @@ class SqliteLedger:
         return self._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A SQL query on a read-only connection (SQLite refuses any write through it)."""
+        """A read-only SQL query.
+
+        One SELECT statement runs on the writer connection, whose page cache the ledger's own
+        appends keep warm (a SELECT cannot write, and a second statement is refused); anything
+        else runs on a read-only connection, where SQLite refuses every write.
+        """
         with self._lock:
-            if self._reader is None:
-                uri = self.path.resolve().as_uri() + "?mode=ro"
-                self._reader = sqlite3.connect(
-                    uri, uri=True, check_same_thread=False, timeout=self._timeout
-                )
             try:
-                return [tuple(r) for r in self._reader.execute(sql, tuple(params)).fetchall()]
+                conn = self._conn if _SELECT.match(sql) else self._read_only()
+                return [tuple(r) for r in conn.execute(sql, tuple(params)).fetchall()]
             except sqlite3.Error as exc:
                 raise LedgerError(f"ledger query failed: {exc}") from exc
+
+    def _read_only(self) -> sqlite3.Connection:
+        if self._reader is None:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._reader = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=self._timeout
+            )
+        return self._reader
 
     def last_seq(self) -> int:
         with self._lock:

@@ -170,11 +170,22 @@ def test_releasing_someone_elses_lease_changes_nothing(ledger_backend: LedgerBac
 # -- query ----------------------------------------------------------------------------------------
 
 
-def test_query_is_read_only(ledger_backend: LedgerBackend) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM events",
+        "SELECT 1; DELETE FROM events",
+        "  select 1 from events; DELETE FROM events",
+        "WITH doomed AS (SELECT seq FROM events) DELETE FROM events",
+        "-- a comment first\nDELETE FROM events",
+    ],
+)
+def test_query_is_read_only(ledger_backend: LedgerBackend, sql: str) -> None:
     ledger = _fill(ledger_backend)
     with pytest.raises(LedgerError):
-        ledger.query("DELETE FROM events")
+        ledger.query(sql)
     assert ledger.verify().events == 5
+    assert ledger.query("  select count(*) from events") == [(5,)]
 
 
 def test_query_takes_question_mark_parameters_and_reads_generated_columns(
