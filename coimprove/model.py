@@ -415,6 +415,12 @@ def event_hash(
 ) -> str:
     """The chain hash of one event: sha256 over the previous hash and the event's fields,
     each length-prefixed (so no two different events share an encoding)."""
-    parts = (prev_hash, str(seq), type_, run_id, gate_id, actor, repr(at), data_json)
-    text = "".join("-;" if f is None else f"{len(f)}:{f};" for f in parts)
+    s, a = str(seq), repr(at)  # one f-string: this runs for every append and every verify
+    text = (
+        f"{len(prev_hash)}:{prev_hash};{len(s)}:{s};{len(type_)}:{type_};"
+        f"{'-;' if run_id is None else f'{len(run_id)}:{run_id};'}"
+        f"{'-;' if gate_id is None else f'{len(gate_id)}:{gate_id};'}"
+        f"{'-;' if actor is None else f'{len(actor)}:{actor};'}"
+        f"{len(a)}:{a};{len(data_json)}:{data_json};"
+    )
     return hashlib.sha256(text.encode()).hexdigest()

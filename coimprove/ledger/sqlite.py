@@ -88,11 +88,49 @@ def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
 
 
 class _Tx:
-    """The writer handed out by `SqliteLedger.transaction()`."""
+    """`SqliteLedger.transaction()`: a context manager that is also the writer it hands out.
+
+    Entering takes the ledger's lock and ``BEGIN IMMEDIATE``; leaving commits (or rolls back
+    on an exception) and releases them. A class rather than a generator: this runs for every
+    decision and every step of every run.
+    """
 
     def __init__(self, ledger: SqliteLedger) -> None:
         self._ledger = ledger
         self._head: tuple[int, str] | None = None
+
+    def __enter__(self) -> _Tx:
+        ledger = self._ledger
+        ledger._lock.acquire()
+        try:
+            ledger._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            ledger._lock.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        ledger, conn = self._ledger, self._ledger._conn
+        try:
+            if exc_type is not None:
+                self._roll_back()
+                return
+            try:
+                if self._head is not None and not ledger._head_trigger:
+                    conn.execute("UPDATE meta SET value=? WHERE key='head'", (self._head[1],))
+                conn.execute("COMMIT")
+            except BaseException:
+                self._roll_back()
+                raise
+            if self._head is not None:
+                ledger._head = self._head
+        finally:
+            ledger._lock.release()
+
+    def _roll_back(self) -> None:
+        self._ledger._head = None  # what this transaction appended was rolled back
+        if self._ledger._conn.in_transaction:
+            self._ledger._conn.execute("ROLLBACK")
 
     def events(
         self,
@@ -201,23 +239,9 @@ class SqliteLedger:
             else:
                 self._conn.execute("COMMIT")
 
-    @contextmanager
-    def transaction(self) -> Iterator[_Tx]:
+    def transaction(self) -> _Tx:
         """Serialised read-then-append: `BEGIN IMMEDIATE` makes concurrent writers queue."""
-        with self._lock:
-            tx = _Tx(self)
-            try:
-                with self._immediate():
-                    yield tx
-                    if tx._head is not None and not self._head_trigger:
-                        self._conn.execute(
-                            "UPDATE meta SET value=? WHERE key='head'", (tx._head[1],)
-                        )
-            except BaseException:
-                self._head = None  # what this transaction appended was rolled back
-                raise
-            if tx._head is not None:
-                self._head = tx._head
+        return _Tx(self)
 
     def append(
         self,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from coimprove import SqliteLedger
+from coimprove.model import event_hash
 
 
 def _fill(path: Path, n: int) -> SqliteLedger:
@@ -62,3 +64,34 @@ def test_an_older_ledger_gets_the_head_trigger_and_still_catches_a_deleted_tail(
         raw.execute("DELETE FROM events WHERE seq = 3")
     report = ledger.verify()
     assert not report.ok and "deleted" in (report.problem or "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            ("0" * 64, 1, "run.started", "r-1", None, None, 1000.0, '{"graph":"g"}'),
+            "54db360e14d8a21f36e605501e9d9a5ed53632f5cb10993a9885a0ca87f67e4f",
+        ),
+        (
+            (
+                "ab" * 32,
+                42,
+                "gate.decided",
+                "r-1",
+                "r-1.review.1",
+                "alice",
+                1.5e9,
+                '{"verdict":"approve","note":"é ;:-"}',
+            ),
+            "7ad5de8f76b6dade24b9df381f82a5513ba9995e80fd0a7d390f5c0ea16e2a33",
+        ),
+        (
+            ("ab" * 32, 7, "model.called", None, None, "agent:x", 0.1, "{}"),
+            "507a1d85abb93cb81c8cb030d385462f4f4485cf779a39aa30d623368de9454e",
+        ),
+    ],
+)
+def test_the_event_hash_encoding_never_changes(fields: tuple[Any, ...], expected: str) -> None:
+    # ledgers written by earlier versions must keep verifying: these are known answers
+    assert event_hash(*fields) == expected
