@@ -13,6 +13,7 @@ rejected, sent back, escalated, or a canary decided), appends ``gate.resolved`` 
 from __future__ import annotations
 
 import fnmatch
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -332,9 +333,26 @@ def open_gate_ids(ledger: Ledger, run_id: str | None = None) -> list[tuple[str, 
     return [(str(r), str(g)) for r, g in rows]
 
 
+_OPEN_GATE_EVENTS_SQL = (
+    "SELECT e.seq, e.type, e.run_id, e.gate_id, e.actor, e.at, e.data, e.prev_hash, e.hash "
+    f"FROM events e WHERE e.gate_id IN (SELECT o.gate_id FROM events o WHERE {OPEN_GATE}) "
+    "ORDER BY e.seq"
+)
+
+
 def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
-    """The records of every gate waiting for a decision, oldest first."""
-    return [load_gate(ledger, gate_id) for _, gate_id in open_gate_ids(ledger, run_id)]
+    """The records of every gate waiting for a decision, oldest first (one SQL query: the
+    events of every open gate, folded per gate)."""
+    scope = "AND o.run_id = ?" if run_id else ""
+    rows = ledger.query(_OPEN_GATE_EVENTS_SQL.format(scope=scope), [run_id] if run_id else [])
+    by_gate: dict[str, list[LedgerEvent]] = {}
+    for seq, type_, rid, gid, actor, at, data, prev_hash, digest in rows:
+        # rows come back as the ledger stored them (validated on append, hash-chained)
+        event = LedgerEvent.stored(
+            seq, type_, rid, gid, actor, at, json.loads(data), prev_hash, digest
+        )
+        by_gate.setdefault(gid, []).append(event)
+    return [fold_gate(events) for events in by_gate.values()]  # first seen = opened first
 
 
 _REQUESTS: dict[str, tuple[dict[str, Any], GateRequest]] = {}

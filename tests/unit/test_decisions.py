@@ -172,6 +172,23 @@ async def test_quorum_needs_distinct_reviewers(runner: Runner, tmp_path: Path) -
     assert effects.read_text().count("\n") == 1
 
 
+async def test_open_gates_lists_every_run_oldest_first_with_the_decisions_so_far(
+    runner: Runner, tmp_path: Path
+) -> None:
+    first_run, first, _ = await _started(runner, tmp_path, policy="strict", kind="code")
+    second_run, second, _ = await _started(runner, tmp_path)
+    done_run, done, _ = await _started(runner, tmp_path)
+    runner.decide(first.gate_id, _decision(first, "approve"))  # one of a quorum of two
+    runner.decide(done.gate_id, _decision(done, "reject"))
+    listed = runner.open_gates()
+    assert [g.gate_id for g in listed] == [first.gate_id, second.gate_id]
+    assert [d.reviewer for _, d in listed[0].decisions] == ["alice"]
+    assert listed[0].approvers() == ["alice"] and listed[1].decisions == []
+    assert [g.gate_id for g in runner.open_gates(second_run)] == [second.gate_id]
+    assert runner.open_gates(done_run) == []
+    assert listed[0].request == runner.gate(first.gate_id).request
+
+
 async def test_an_edit_under_quorum_needs_approval_of_the_edited_version(
     runner: Runner, tmp_path: Path
 ) -> None:
