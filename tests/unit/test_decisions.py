@@ -175,7 +175,7 @@ async def test_quorum_needs_distinct_reviewers(runner: Runner, tmp_path: Path) -
 async def test_open_gates_lists_every_run_oldest_first_with_the_decisions_so_far(
     runner: Runner, tmp_path: Path
 ) -> None:
-    first_run, first, _ = await _started(runner, tmp_path, policy="strict", kind="code")
+    _, first, _ = await _started(runner, tmp_path, policy="strict", kind="code")
     second_run, second, _ = await _started(runner, tmp_path)
     done_run, done, _ = await _started(runner, tmp_path)
     runner.decide(first.gate_id, _decision(first, "approve"))  # one of a quorum of two
