@@ -13,7 +13,6 @@ rejected, sent back, escalated, or a canary decided), appends ``gate.resolved`` 
 from __future__ import annotations
 
 import fnmatch
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,16 +322,6 @@ OPEN_GATE = """o.type = 'gate.opened' {scope}
 AND NOT EXISTS (SELECT 1 FROM events r WHERE r.gate_id = o.gate_id AND r.type = 'gate.resolved')"""
 """What makes ``gate.opened`` event ``o`` an open gate (a WHERE clause; `scope` narrows it)."""
 
-OPEN_GATES_SQL = f"SELECT o.run_id, o.gate_id FROM events o WHERE {OPEN_GATE} ORDER BY o.seq"
-
-
-def open_gate_ids(ledger: Ledger, run_id: str | None = None) -> list[tuple[str, str]]:
-    """(run id, gate id) of every gate waiting for a decision, oldest first (one SQL query)."""
-    scope = "AND o.run_id = ?" if run_id else ""
-    rows = ledger.query(OPEN_GATES_SQL.format(scope=scope), [run_id] if run_id else [])
-    return [(str(r), str(g)) for r, g in rows]
-
-
 _OPEN_GATE_EVENTS_SQL = (
     "SELECT e.seq, e.type, e.run_id, e.gate_id, e.actor, e.at, e.data, e.prev_hash, e.hash "
     f"FROM events e WHERE e.gate_id IN (SELECT o.gate_id FROM events o WHERE {OPEN_GATE}) "
@@ -346,12 +335,8 @@ def open_gates(ledger: Ledger, run_id: str | None = None) -> list[GateRecord]:
     scope = "AND o.run_id = ?" if run_id else ""
     rows = ledger.query(_OPEN_GATE_EVENTS_SQL.format(scope=scope), [run_id] if run_id else [])
     by_gate: dict[str, list[LedgerEvent]] = {}
-    for seq, type_, rid, gid, actor, at, data, prev_hash, digest in rows:
-        # rows come back as the ledger stored them (validated on append, hash-chained)
-        event = LedgerEvent.stored(
-            seq, type_, rid, gid, actor, at, json.loads(data), prev_hash, digest
-        )
-        by_gate.setdefault(gid, []).append(event)
+    for row in rows:  # as the ledger stored them (validated on append, hash-chained)
+        by_gate.setdefault(row[3], []).append(LedgerEvent.from_row(row))
     return [fold_gate(events) for events in by_gate.values()]  # first seen = opened first
 
 

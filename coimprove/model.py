@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Self, get_args
 
 from pydantic import (
@@ -398,6 +398,14 @@ class LedgerEvent(_Frozen):
         _set(event, "__pydantic_extra__", None)
         _set(event, "__pydantic_private__", None)
         return event
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> LedgerEvent:
+        """`stored` from a row of ``seq, type, run_id, gate_id, actor, at, data, prev_hash,
+        hash`` with `data` as the JSON text the ledger keeps."""
+        return cls.stored(
+            row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8]
+        )
 
 
 _EVENT_FIELDS = frozenset(LedgerEvent.model_fields)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -77,14 +76,6 @@ _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
 
 _SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 """A statement `SqliteLedger.query` may run on the writer connection."""
-
-
-def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
-    # rows were validated when they were appended and are covered by the hash chain
-    # (`verify`), so reading them back skips validation
-    return LedgerEvent.stored(
-        row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8]
-    )
 
 
 class _Tx:
@@ -334,7 +325,9 @@ class SqliteLedger:
         sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [_row_to_event(r) for r in rows]
+        # rows were validated when they were appended and are covered by the hash chain
+        # (`verify`), so reading them back skips validation
+        return [LedgerEvent.from_row(r) for r in rows]
 
     def events(
         self,
