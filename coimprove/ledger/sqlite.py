@@ -7,8 +7,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +200,7 @@ class SqliteLedger:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         if not tables:
-            with self._immediate():
+            with self.transaction():
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
@@ -212,23 +211,11 @@ class SqliteLedger:
         found = "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='events_head'"
         if conn.execute(found).fetchone() is None:
             try:
-                with self._immediate():
+                with self.transaction():
                     conn.execute(_HEAD_TRIGGER)
             except sqlite3.OperationalError:  # a read-only file: appends will fail anyway
                 return
         self._head_trigger = True
-
-    @contextmanager
-    def _immediate(self) -> Iterator[None]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
 
     def transaction(self) -> _Tx:
         """Serialised read-then-append: `BEGIN IMMEDIATE` makes concurrent writers queue."""
@@ -383,7 +370,7 @@ class SqliteLedger:
         """Take the lease on `key` if it is free, expired, ours, or held by `steal_from`
         (a holder known to be dead). The TTL is wall-clock time."""
         now = time.time()
-        with self._immediate():
+        with self.transaction():
             row = self._conn.execute("SELECT owner, expires FROM leases WHERE key=?", (key,))
             held = row.fetchone()
             if held is not None and held[0] not in (owner, steal_from) and held[1] > now:
@@ -404,7 +391,7 @@ class SqliteLedger:
         return None if row is None else str(row[0])
 
     def release_lease(self, key: str, owner: str) -> None:
-        with self._immediate():
+        with self.transaction():
             self._conn.execute("DELETE FROM leases WHERE key=? AND owner=?", (key, owner))
 
     def close(self) -> None:
