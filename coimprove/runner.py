@@ -611,9 +611,10 @@ class Runner:
         known = set() if started else run.lease.pending
         known_deadline = run.lease.deadline
         if known and resume:  # pending since we recorded them, and nobody else resumed them
+            vouch = known & resume.keys()
             ctx: RunContext = cfg["configurable"][CONTEXT_KEY]
             ctx.vouched = Vouched(
-                {r.gate_id: r.result for r in settled if r.interrupt_id in known & resume.keys()},
+                {r.gate_id: r.result for r in settled if r.interrupt_id in vouch},
                 until=run.lease.until,
             )
         run.lease.forget()
