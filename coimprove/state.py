@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypedDict
 from langgraph.config import get_config
 
 from coimprove.agents.telemetry import ModelCallRecorder, recording
+from coimprove.channels import MergedDict
 from coimprove.errors import CoimproveError
 from coimprove.memory import ReviewMemory
 from coimprove.model import Proposal
@@ -28,29 +29,18 @@ CONTEXT_KEY = "__coimprove__"
 """Key under ``config["configurable"]`` (dunder keys are not copied into checkpoint metadata)."""
 
 
-def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Reducer: later writes win per key; a value of ``None`` deletes the key."""
-    out = dict(left or {})
-    for key, value in (right or {}).items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
-
-
 class GatedState(TypedDict, total=False):
     """State channels used by agent, gate and effect nodes (all keyed by node name)."""
 
-    proposals: Annotated[dict[str, Any], merge]
+    proposals: Annotated[dict[str, Any], MergedDict()]
     """agent name -> latest proposal (dict form)."""
-    approvals: Annotated[dict[str, Any], merge]
+    approvals: Annotated[dict[str, Any], MergedDict()]
     """gate name -> the `GateOutcome` (dict form) of its last approval."""
-    feedback: Annotated[dict[str, Any], merge]
+    feedback: Annotated[dict[str, Any], MergedDict()]
     """agent name -> ``{"note", "gate_id", "previous"}`` from a request_changes."""
-    gate_rounds: Annotated[dict[str, int], merge]
-    gate_levels: Annotated[dict[str, int], merge]
-    gate_canary: Annotated[dict[str, int], merge]
+    gate_rounds: Annotated[dict[str, int], MergedDict()]
+    gate_levels: Annotated[dict[str, int], MergedDict()]
+    gate_canary: Annotated[dict[str, int], MergedDict()]
     """gate name -> the last round that showed a canary (never two in a row)."""
 
 

@@ -13,6 +13,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
+source scripts/build-env.sh   # how llama-cpp-python is compiled (portable, not -march=native)
 # local: llama-cpp-python builds from source the first time (~7 min on 2 cores), then is cached.
 python -m pip install -q -e ".[local]"
 

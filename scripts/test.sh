@@ -17,6 +17,7 @@ if ! command -v debootstrap >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1
     >/dev/null
 fi
 
+source scripts/build-env.sh   # how llama-cpp-python is compiled (portable, not -march=native)
 python -m pip install -q -e ".[dev,local,postgres]"   # local: llama-cpp-python builds from source (~7 min, once)
 
 # Sandbox images, built locally; reused when their inputs have not changed.

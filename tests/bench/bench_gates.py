@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -192,22 +194,59 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
         out.update(
             {f"{what}_raw_ms": raw_ms, f"{what}_coimprove_ms": our_ms, f"{what}_ratio": ratio}
         )
-    # Where the difference goes: one more coimprove round (not in the figures above) with every
+    # Where the difference goes: one more round per side (not in the figures above), with every
     # ledger statement timed. The rest of the difference is the engine's Python (policy, gate
-    # requests, approval checks, decisions) and its effect on the checkpointer's thread.
+    # requests, approval checks, decisions, its state channels in LangGraph).
+    # The garbage collector's share is timed in the same extra rounds, one per side: both sides
+    # run in this process, so a collection traverses the same heap plus what each side keeps.
     tally = {"seconds": 0.0, "statements": 0.0, "commits": 0.0}
+    collecting = {"raw": 0.0, "coimprove": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        gc.collect()
-        await coimprove_round(Path(tmp), runs, tally)
+        for side in collecting:
+            folder = Path(tmp) / side
+            folder.mkdir()
+            gc.collect()
+            with _collector_timed(collecting, side):
+                if side == "raw":
+                    await raw_round(folder, runs)
+                else:
+                    await coimprove_round(folder, runs, tally)
     sql_ms = tally["seconds"] / gates * 1000
+    gc_ms = {side: seconds / gates * 1000 for side, seconds in collecting.items()}
     gap_ms = out["wall_coimprove_ms"] - out["wall_raw_ms"]
     print(
-        f"  ledger SQLite per gate: {tally['statements'] / gates:.1f} statements, "
-        f"{tally['commits'] / gates:.2f} commits, {sql_ms:.2f} ms "
-        f"(of the {gap_ms:+.2f} ms/gate wall difference)"
+        f"  of the {gap_ms:+.2f} ms/gate wall difference: ledger SQLite "
+        f"{tally['statements'] / gates:.1f} statements, {tally['commits'] / gates:.2f} commits, "
+        f"{sql_ms:.2f} ms; garbage collection {gc_ms['coimprove']:.2f} ms "
+        f"(raw {gc_ms['raw']:.2f} ms)"
     )
-    out.update({"ledger_sql_ms": sql_ms, "ledger_commits": tally["commits"] / gates})
+    out.update(
+        {
+            "ledger_sql_ms": sql_ms,
+            "ledger_commits": tally["commits"] / gates,
+            "gc_raw_ms": gc_ms["raw"],
+            "gc_coimprove_ms": gc_ms["coimprove"],
+        }
+    )
     return out
+
+
+@contextlib.contextmanager
+def _collector_timed(totals: dict[str, float], side: str) -> Iterator[None]:
+    """Adds the time the garbage collector runs inside the block to ``totals[side]``."""
+    started: list[float] = []
+
+    def on_collect(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            totals[side] += time.perf_counter() - started.pop()
+
+    gc.callbacks.append(on_collect)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(on_collect)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ what the engine really writes (so the figures the README points to cannot silent
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from tests.bench import bench_gates
@@ -24,3 +25,12 @@ async def test_the_timed_connection_counts_an_insert_outside_a_transaction_as_a_
     tally = {"seconds": 0.0, "statements": 0.0, "commits": 0.0}
     await bench_gates.coimprove_round(tmp_path, 1, tally)
     assert tally["statements"] > tally["commits"] >= 4 * bench_gates.PAIRS
+
+
+def test_the_collector_timer_adds_collections_inside_its_block_only() -> None:
+    totals = {"side": 0.0}
+    with bench_gates._collector_timed(totals, "side"):
+        gc.collect()
+    inside = totals["side"]
+    gc.collect()
+    assert inside > 0 and totals["side"] == inside
