@@ -194,11 +194,10 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
         out.update(
             {f"{what}_raw_ms": raw_ms, f"{what}_coimprove_ms": our_ms, f"{what}_ratio": ratio}
         )
-    # Where the difference goes: one more round per side (not in the figures above), with every
-    # ledger statement timed. The rest of the difference is the engine's Python (policy, gate
-    # requests, approval checks, decisions, its state channels in LangGraph).
-    # The garbage collector's share is timed in the same extra rounds, one per side: both sides
-    # run in this process, so a collection traverses the same heap plus what each side keeps.
+    # Where the difference goes: one more round per side (not in the figures above), timing the
+    # garbage collector on both (one process, so the same heap plus what each side keeps) and
+    # every ledger statement on coimprove's. The rest of the difference is the engine's Python
+    # (policy, gate requests, approval checks, decisions, its state channels in LangGraph).
     tally = {"seconds": 0.0, "statements": 0.0, "commits": 0.0}
     collecting = {"raw": 0.0, "coimprove": 0.0}
     with tempfile.TemporaryDirectory() as tmp:

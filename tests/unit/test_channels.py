@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -74,7 +73,6 @@ def test_gated_state_graph_restores_from_a_reducer_channel_checkpoint() -> None:
 
     class Old(TypedDict, total=False):
         proposals: Annotated[dict[str, Any], merge]
-        approvals: Annotated[dict[str, Any], operator.or_]
 
     def build(state: type[Any]) -> Any:
         builder = StateGraph(state)
