@@ -189,3 +189,20 @@ def test_a_vouched_approval_is_used_once_per_effect_and_not_after_the_lease() ->
     assert vouched.take("g", "notify") == {"outcome": "approve"}
     assert vouched.take("other", "apply") is None
     assert Vouched({"g": {}}, until=time.time() - 1).take("g", "apply") is None
+
+
+async def test_start_reports_what_the_ledger_says(runner: Runner) -> None:
+    """`start` describes the run from its own first step (no ledger query); it must agree with
+    `info`, which derives the run from ledger events alone: paused at gates, fanned out to two
+    gates at once, and finished without any gate."""
+    waiting = await runner.start(linear_workflow(pairs=2))
+    fanned = await runner.start(_two_gates_at_once())
+    empty = Workflow("no-gates", state=ToyState)
+    empty.node("noop", lambda state: {})
+    empty.edge(START, "noop")
+    empty.edge("noop", END)
+    finished = await runner.start(empty)
+    assert [waiting.state, fanned.state, finished.state] == ["waiting", "waiting", "finished"]
+    assert len(fanned.open_gates) == 2 and finished.open_gates == ()
+    for info in (waiting, fanned, finished):
+        assert info == runner.info(info.run_id)
