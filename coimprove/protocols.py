@@ -97,7 +97,10 @@ class Ledger(LedgerWriter, Protocol):
     def acquire_lease(
         self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
     ) -> bool:
-        """Take or renew the lease on `key` (a run); False if another live owner holds it."""
+        """Take or renew the lease on `key` (a run); False if another live owner holds it.
+
+        Called inside this ledger's `transaction()` (same thread), it joins that transaction:
+        the lease commits or rolls back with the events appended there."""
         ...
 
     def lease_holder(self, key: str) -> str | None:

@@ -357,25 +357,30 @@ class Runner:
             canonical_json(inputs or {})
         except (TypeError, ValueError) as exc:
             raise RunError(f"run inputs must be JSON data: {exc}") from exc
-        started = self.ledger.append(
-            "run.started",
-            at=self.clock.now(),
-            run_id=run_id,
-            data={
-                "graph": workflow.name,
-                "policy": pol.name,
-                "workflow_ref": workflow.ref,
-                "policy_doc": pol.model_dump(mode="json"),
-                "inputs": inputs or {},
-                "seed": self.seed,
-                "memory": memory.model_dump(mode="json") if memory is not None else None,
-            },
-        )
+        run = _Run(workflow, pol, self._compile(workflow), memory=self._memory(memory))
+        leased_at = time.time()
+        # the run and our lease on it commit together: no other runner can see the run before
+        # it is ours (and drive it from its recorded inputs while this one starts it)
+        with self.ledger.transaction() as tx:
+            started = tx.append(
+                "run.started",
+                at=self.clock.now(),
+                run_id=run_id,
+                data={
+                    "graph": workflow.name,
+                    "policy": pol.name,
+                    "workflow_ref": workflow.ref,
+                    "policy_doc": pol.model_dump(mode="json"),
+                    "inputs": inputs or {},
+                    "seed": self.seed,
+                    "memory": memory.model_dump(mode="json") if memory is not None else None,
+                },
+            )
+            if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
+                raise LeaseHeldError(f"run {run_id!r} is leased by another runner")
+        run.lease.until = leased_at + self.lease_ttl_s
         _STARTED[run_id, started.hash] = (workflow.name, pol.name, workflow.ref)
-        run = self._runs[run_id] = _Run(
-            workflow, pol, self._compile(workflow), memory=self._memory(memory)
-        )
-        run.last_step = None
+        self._runs[run_id] = run
         await self._drive(run_id, run, dict(inputs or {}))
         if run.last_step is None:  # the step stopped early: the ledger tells
             return self.info(run_id)

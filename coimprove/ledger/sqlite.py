@@ -97,10 +97,12 @@ class _Tx:
         except BaseException:
             ledger._lock.release()
             raise
+        ledger._tx_thread = threading.get_ident()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         ledger, conn = self._ledger, self._ledger._conn
+        ledger._tx_thread = None
         try:
             if exc_type is not None:
                 self._roll_back()
@@ -167,6 +169,8 @@ class SqliteLedger:
         """(seq, hash) of the last event this process saw committed: a guess that the
         events table's primary key checks (another writer's append makes its seq taken)."""
         self._head_trigger = False
+        self._tx_thread: int | None = None
+        """The thread inside a `transaction()` (holding the lock), if any."""
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -368,19 +372,25 @@ class SqliteLedger:
         self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
     ) -> bool:
         """Take the lease on `key` if it is free, expired, ours, or held by `steal_from`
-        (a holder known to be dead). The TTL is wall-clock time."""
-        now = time.time()
+        (a holder known to be dead). The TTL is wall-clock time. Inside a `transaction()` of
+        this thread it joins that transaction."""
+        if self._tx_thread == threading.get_ident():
+            return self._lease(key, owner, ttl_s, steal_from)
         with self.transaction():
-            row = self._conn.execute("SELECT owner, expires FROM leases WHERE key=?", (key,))
-            held = row.fetchone()
-            if held is not None and held[0] not in (owner, steal_from) and held[1] > now:
-                return False
-            self._conn.execute(
-                "INSERT INTO leases (key, owner, expires) VALUES (?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires=excluded.expires",
-                (key, owner, now + ttl_s),
-            )
-            return True
+            return self._lease(key, owner, ttl_s, steal_from)
+
+    def _lease(self, key: str, owner: str, ttl_s: float, steal_from: str | None) -> bool:
+        now = time.time()
+        row = self._conn.execute("SELECT owner, expires FROM leases WHERE key=?", (key,))
+        held = row.fetchone()
+        if held is not None and held[0] not in (owner, steal_from) and held[1] > now:
+            return False
+        self._conn.execute(
+            "INSERT INTO leases (key, owner, expires) VALUES (?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires=excluded.expires",
+            (key, owner, now + ttl_s),
+        )
+        return True
 
     def lease_holder(self, key: str) -> str | None:
         """Who holds the (unexpired) lease on `key`, if anyone."""

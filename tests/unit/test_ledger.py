@@ -160,6 +160,29 @@ def test_a_lease_can_be_taken_from_a_named_dead_holder(ledger_backend: LedgerBac
     assert ledger.lease_holder("run") == "me"
 
 
+def test_a_lease_taken_inside_a_transaction_commits_and_rolls_back_with_it(
+    ledger_backend: LedgerBackend,
+) -> None:
+    """`Runner.start` appends ``run.started`` and takes the run's lease in one transaction."""
+    ledger = ledger_backend.open()
+
+    def start(run: str, *, crash: bool) -> None:
+        with ledger.transaction() as tx:
+            tx.append("run.started", at=1.0, run_id=run)
+            assert ledger.acquire_lease(run, "a", ttl_s=60)
+            if crash:
+                raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        start("lost", crash=True)
+    start("kept", crash=False)
+    other = ledger_backend.open()  # another process sees both or neither
+    assert other.lease_holder("lost") is None and not other.events(run_id="lost")
+    assert other.lease_holder("kept") == "a" and len(other.events(run_id="kept")) == 1
+    assert not other.acquire_lease("kept", "b", ttl_s=60)
+    assert ledger.verify().ok
+
+
 def test_releasing_someone_elses_lease_changes_nothing(ledger_backend: LedgerBackend) -> None:
     ledger = ledger_backend.open()
     assert ledger.acquire_lease("run", "a", ttl_s=60)
