@@ -125,9 +125,9 @@ class _Run:
     memory: ReviewMemory | None = None
     settled_here: dict[str, _Settled] = field(default_factory=dict)
     """Gates this runner settled (`decide`) and has not resumed yet, by interrupt id."""
-    last_step: tuple[RunState, tuple[str, ...], str | None] | None = None
-    """How the last step this runner drove left the run: its state, the gates it opened and
-    the error it failed with (what `Runner.start` reports without asking the ledger)."""
+    last_step: tuple[RunState, tuple[str, ...]] | None = None
+    """How the last step this runner drove to its end left the run: waiting (at the gates it
+    opened) or finished; what `Runner.start` reports without asking the ledger."""
 
 
 def _dead_here(owner: str) -> bool:
@@ -384,7 +384,7 @@ class Runner:
         await self._drive(run_id, run, dict(inputs or {}))
         if run.last_step is None:  # the step stopped early: the ledger tells
             return self.info(run_id)
-        state, gates, error = run.last_step  # a new run's first step: all it has done
+        state, gates = run.last_step  # a new run's first step: all it has done
         return RunInfo(
             run_id=run_id,
             graph=workflow.name,
@@ -392,7 +392,6 @@ class Runner:
             state=state,
             started_at=started.at,
             open_gates=gates,
-            error=error,
             workflow_ref=workflow.ref,
         )
 
@@ -664,7 +663,7 @@ class Runner:
                 self._finish(run_id, result if isinstance(result, dict) else {}, tx)
         run.lease.pending, run.lease.deadline = ids, deadline
         opened = tuple(i.value["coimprove_gate"] for i in interrupts)
-        run.last_step = ("waiting", opened, None) if opened else ("finished", (), None)
+        run.last_step = ("waiting", opened) if opened else ("finished", ())
 
     def _finish(self, run_id: str, values: dict[str, Any], tx: LedgerWriter | None = None) -> None:
         if tx is None:
