@@ -125,9 +125,6 @@ class _Run:
     memory: ReviewMemory | None = None
     settled_here: dict[str, _Settled] = field(default_factory=dict)
     """Gates this runner settled (`decide`) and has not resumed yet, by interrupt id."""
-    last_step: tuple[RunState, tuple[str, ...]] | None = None
-    """How the last step this runner drove to its end left the run: waiting (at the gates it
-    opened) or finished; what `Runner.start` reports without asking the ledger."""
 
 
 def _dead_here(owner: str) -> bool:
@@ -358,7 +355,6 @@ class Runner:
         except (TypeError, ValueError) as exc:
             raise RunError(f"run inputs must be JSON data: {exc}") from exc
         run = _Run(workflow, pol, self._compile(workflow), memory=self._memory(memory))
-        leased_at = time.time()
         # the run and our lease on it commit together: no other runner can see the run before
         # it is ours (and drive it from its recorded inputs while this one starts it)
         with self.ledger.transaction() as tx:
@@ -376,15 +372,14 @@ class Runner:
                     "memory": memory.model_dump(mode="json") if memory is not None else None,
                 },
             )
-            if not self.ledger.acquire_lease(run_id, self.owner, self.lease_ttl_s):
-                raise LeaseHeldError(f"run {run_id!r} is leased by another runner")
-        run.lease.until = leased_at + self.lease_ttl_s
+            if not self._take_lease(run_id, run):  # joins the transaction
+                raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         _STARTED[run_id, started.hash] = (workflow.name, pol.name, workflow.ref)
         self._runs[run_id] = run
-        await self._drive(run_id, run, dict(inputs or {}))
-        if run.last_step is None:  # the step stopped early: the ledger tells
+        step = await self._drive(run_id, run, dict(inputs or {}))
+        if step is None:  # the step failed: the ledger tells
             return self.info(run_id)
-        state, gates = run.last_step  # a new run's first step: all it has done
+        state, gates = step  # a new run's first step: all it has done
         return RunInfo(
             run_id=run_id,
             graph=workflow.name,
@@ -586,7 +581,10 @@ class Runner:
         run: _Run,
         inputs: dict[str, Any] | None,
         settled: list[_Settled] | None = None,
-    ) -> None:
+    ) -> tuple[RunState, tuple[str, ...]] | None:
+        """Drive one step of `run_id` under its lease. Returns how the step left the run
+        (waiting at the gates it opened, or finished), or None if there was no step to take
+        or it failed."""
         if not self._take_lease(run_id, run):
             raise LeaseHeldError(f"run {run_id!r} is being driven by another runner")
         graph, cfg = run.graph, self._config(run_id, run)
@@ -610,18 +608,18 @@ class Runner:
                     else:  # consumed before a crash: the checkpoint already moved on
                         self._mark_resumed(record, recovered=True)
                 if not resume and pending:
-                    return
+                    return None
             if not resume:
                 state = await graph.aget_state(cfg)
                 if state.interrupts:  # paused before its gates were recorded (a crash)
                     deadline = self._open_gates(run_id, state.interrupts)
                     run.lease.pending = {i.id for i in state.interrupts}
                     run.lease.deadline = deadline
-                    return
+                    return None
                 if not state.next:
                     if state.created_at is not None:  # finished before it was recorded
                         self._finish(run_id, dict(state.values))
-                        return
+                        return None
                     inputs = self._recorded_inputs(run_id)  # crashed before the first step
         command: Any = (
             inputs if inputs is not None else (Command(resume=resume) if resume else None)
@@ -642,7 +640,7 @@ class Runner:
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
             await self._after_failure(run_id, run, settled, resume, exc)
-            return
+            return None
         interrupts: list[Interrupt] = (
             list(result.get("__interrupt__", ())) if isinstance(result, dict) else []
         )
@@ -663,7 +661,7 @@ class Runner:
                 self._finish(run_id, result if isinstance(result, dict) else {}, tx)
         run.lease.pending, run.lease.deadline = ids, deadline
         opened = tuple(i.value["coimprove_gate"] for i in interrupts)
-        run.last_step = ("waiting", opened) if opened else ("finished", ())
+        return ("waiting", opened) if opened else ("finished", ())
 
     def _finish(self, run_id: str, values: dict[str, Any], tx: LedgerWriter | None = None) -> None:
         if tx is None:

@@ -153,7 +153,8 @@ async def coimprove_round(
             run_ids = await asyncio.gather(*(one() for _ in range(runs)))
             elapsed = (time.perf_counter() - start, time.process_time() - cpu)
             timed = dict(tally or {})  # the breakdown covers the timed cycle, not the checks
-            # checked after the clock stops, as raw's runs are: every run finished, chain intact
+            # checked after the clock stops (raw's check only reads the result it holds): every
+            # run finished, and the chain is intact
             assert {r.run_id for r in runner.runs() if r.state == "finished"} >= set(run_ids)
             assert runner.ledger.verify().ok
         if tally is not None:
