@@ -9,9 +9,13 @@ reviewer asks the runner for the run's open gates (`Runner.open_gates`, what a r
 and coimprove records the decision in its hash-chained SQLite ledger, validates it against the
 policy, resumes by id under a lease, and runs the effect with started/finished records.
 Rounds alternate sides and the median is reported, for wall-clock time and for the process's
-CPU time (all threads; steadier than wall time on a shared VM). Each side's round starts with
-a full garbage collection, so neither pays for the other's garbage (a full collection of this
-process takes 80-140 ms, about 0.6 ms per gate of a round it lands in).
+CPU time (all threads). The target (coimprove <= 1.2x raw) is on the per-gate cost in wall-clock
+time, what a run of gates takes. The CPU ratio beside it (steadier on a shared VM) is higher:
+coimprove adds about as many CPU as wall milliseconds per gate, but raw's CPU time is the
+smaller base, as its wall time also holds the event loop's waits on the checkpointer thread
+(its SQLite work and file syncs). Each side's round starts with a full garbage collection, so
+neither pays for the other's garbage (a full collection of this process takes 80-140 ms, about
+0.6 ms per gate of a round it lands in).
 """
 
 from __future__ import annotations
@@ -190,8 +194,9 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
         ratio = statistics.median(ratios)
         print(f"  {what:4} raw LangGraph + AsyncSqliteSaver : {raw_ms:7.2f} ms/gate")
         print(f"  {what:4} coimprove (ledger, policy, lease): {our_ms:7.2f} ms/gate")
+        label = "target <= 1.20x" if what == "wall" else "extra work, all threads"
         print(
-            f"  {what:4} ratio coimprove / raw            : {ratio:7.2f}x   (target <= 1.20x; "
+            f"  {what:4} ratio coimprove / raw            : {ratio:7.2f}x   ({label}; "
             f"per round {min(ratios):.2f}-{max(ratios):.2f})"
         )
         out.update(
