@@ -10,12 +10,12 @@ and coimprove records the decision in its hash-chained SQLite ledger, validates 
 policy, resumes by id under a lease, and runs the effect with started/finished records.
 Rounds alternate sides and the median is reported, for wall-clock time and for the process's
 CPU time (all threads). The target (coimprove <= 1.2x raw) is on the per-gate cost in wall-clock
-time, what a run of gates takes. The CPU ratio beside it (steadier on a shared VM) is higher:
-coimprove adds about as many CPU as wall milliseconds per gate, but raw's CPU time is the
-smaller base, as its wall time also holds the event loop's waits on the checkpointer thread
-(its SQLite work and file syncs). Each side's round starts with a full garbage collection, so
-neither pays for the other's garbage (a full collection of this process takes 80-140 ms, about
-0.6 ms per gate of a round it lands in).
+time, what a run of gates takes. The CPU ratio beside it is higher: coimprove adds about as
+many CPU as wall milliseconds per gate, but raw's CPU time is the smaller base, as its wall
+time also holds the event loop's waits on the checkpointer thread (its SQLite work and file
+syncs). Each side's round starts with a full garbage collection, so neither pays for the
+other's garbage (a full collection of this process takes 80-140 ms, about 0.6 ms per gate of a
+round it lands in).
 """
 
 from __future__ import annotations
