@@ -100,7 +100,7 @@ def _state_update(effect: str, result: Any) -> dict[str, Any]:
     """The effect's return value as a state update that the ledger can record."""
     try:
         update = dict(result or {})
-        json.dumps(update)
+        json.dumps(update, allow_nan=False)  # no NaN or infinities: the ledger refuses them
     except (TypeError, ValueError) as exc:
         raise CoimproveError(
             f"effect {effect!r} must return a JSON-serialisable state update (a dict): {exc}"

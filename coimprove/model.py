@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal, Self, get_args
 
 from pydantic import (
@@ -66,13 +67,38 @@ TRUSTED: dict[str, bool] = {"trusted": True}
 
 
 _CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+)
+_ENCODE = (  # the encoder `_CANONICAL.encode` builds on every call, built once
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, False)
 )
 
 
 def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: the form every digest is taken over."""
-    return _CANONICAL.encode(value)
+    """JSON with sorted keys and no whitespace: the form every digest is taken over.
+
+    Objects JSON has no form for are written as their `str`; NaN and infinities, which JSON
+    cannot hold (and SQLite's JSON functions refuse), raise `ValueError`, as does a container
+    that contains itself.
+    """
+    if _ENCODE is None:
+        return _CANONICAL.encode(value)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except RecursionError:
+        raise ValueError("a container contains itself (or nests too deep for JSON)") from None
+
+
+def _not_json(value: dict[str, Any], exc: ValueError) -> str:
+    """Which top-level field of `value` made `canonical_json` fail with `exc`, and why."""
+    for key, item in value.items():
+        try:
+            canonical_json(item)
+        except ValueError:
+            return f"{key} is not JSON data ({exc}; NaN and infinities have no JSON form)"
+    return str(exc)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -187,7 +213,12 @@ class Proposal(_Frozen):
             "tags": list(self.tags),
             "commit": self.commit,
         }
-        return sha256_digest(canonical_json(shown).encode())
+        try:
+            return sha256_digest(canonical_json(shown).encode())
+        except ValueError as exc:
+            raise ValueError(
+                f"proposal {self.title!r} ({self.kind}) cannot be digested: {_not_json(shown, exc)}"
+            ) from None
 
     @property
     def has_detail(self) -> bool:

@@ -161,7 +161,9 @@ class Policy(_Strict):
         return "defaults", self._merged("defaults", self.defaults)
 
     def _merged(self, name: str, settings: Settings) -> Settings:
-        cache = self._merged_cache
+        # the private dict read directly: `self._merged_cache` goes through pydantic's
+        # __getattr__, which costs more than the lookup it guards
+        cache: dict[str, Settings] = self.__pydantic_private__["_merged_cache"]  # type: ignore[index]
         if name not in cache:
             cache[name] = self._merge(settings)
         return cache[name]
@@ -183,12 +185,15 @@ class Policy(_Strict):
             (s.min_review_seconds or 0.0) + per_kb * (proposal.size / 1024 if per_kb else 0), 3
         )
         key = (rule, level, scaled)
-        found = self._requirements.get(key)
+        cache: dict[tuple[str, int, float], Requirement] = self.__pydantic_private__[  # type: ignore[index]
+            "_requirements"
+        ]
+        found = cache.get(key)
         if found is not None:
             return found
-        if len(self._requirements) >= 1024:  # sizes vary when time scales with them
-            self._requirements.clear()
-        found = self._requirements[key] = Requirement(
+        if len(cache) >= 1024:  # sizes vary when time scales with them
+            cache.clear()
+        found = cache[key] = Requirement(
             policy=self.name,
             rule=rule,
             roles=tuple(roles),

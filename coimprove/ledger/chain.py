@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from coimprove.model import event_hash
+from coimprove.errors import LedgerError
+from coimprove.model import canonical_json, event_hash
 from coimprove.protocols import ChainReport
 
 GENESIS = "0" * 64
@@ -12,6 +14,28 @@ GENESIS = "0" * 64
 
 Row = tuple[int, str, str | None, str | None, str | None, float, str, str, str]
 """seq, type, run_id, gate_id, actor, at, data_json, prev_hash, hash."""
+
+
+def event_data_json(type_: str, data: dict[str, Any] | None) -> str:
+    """The canonical JSON an event's data is stored (and hashed) as; `LedgerError` naming the
+    event type and the field if the data has no JSON form (NaN, an infinity, a cycle)."""
+    try:
+        return canonical_json(data or {})
+    except ValueError as exc:
+        where = next((k for k, v in (data or {}).items() if _not_json(v)), None)
+        field = f" (field {where!r})" if where is not None else ""
+        raise LedgerError(
+            f"a {type_} event was not recorded: its data{field} is not JSON ({exc}; NaN and "
+            "infinities have no JSON form)"
+        ) from None
+
+
+def _not_json(value: Any) -> bool:
+    try:
+        canonical_json(value)
+    except ValueError:
+        return True
+    return False
 
 
 def verify_chain(rows: Iterable[Row], *, recorded_head: str | None) -> ChainReport:

@@ -26,9 +26,9 @@ from typing import Any
 import psycopg
 
 from coimprove.errors import LedgerError, NotALedgerError
-from coimprove.ledger.chain import GENESIS, verify_chain
+from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
 from coimprove.ledger.sqlite import FORMAT, SCHEMA_VERSION
-from coimprove.model import EventType, LedgerEvent, canonical_json, event_hash
+from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
 
 
@@ -166,7 +166,7 @@ class _Tx:
     ) -> LedgerEvent:
         prev_seq, prev_hash = self._head
         seq = prev_seq + 1
-        data_json = canonical_json(data or {})
+        data_json = event_data_json(type, data)
         at = float(at)
         digest = event_hash(prev_hash, seq, type, run_id, gate_id, actor, at, data_json)
         self._ledger._conn.execute(

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from coimprove.errors import LedgerError, NotALedgerError
-from coimprove.ledger.chain import GENESIS, verify_chain
-from coimprove.model import EventType, LedgerEvent, canonical_json, event_hash
+from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
+from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
 
 FORMAT = "coimprove-ledger"
@@ -274,7 +274,7 @@ class SqliteLedger:
         again and the insert repeated, until it lands at the end of the chain.
         """
         data = dict(data or {})
-        data_json = canonical_json(data)
+        data_json = event_data_json(type, data)
         at = float(at)
         if head is None:
             head = self._head or self._read_head()

@@ -25,6 +25,7 @@ from coimprove import (
     add_effect,
     add_gate,
 )
+from coimprove.effects import EFFECT_EVENTS
 from tests.helpers import ToyState, linear_workflow
 from tests.ledgers import LedgerBackend
 
@@ -241,6 +242,24 @@ async def test_an_effect_returning_something_the_ledger_cannot_record_fails_clea
     info = runner.info(info.run_id)
     assert info.state == "failed"
     assert "must return a JSON-serialisable state update" in (info.error or "")
+
+
+async def test_an_effect_returning_nan_fails_clearly_and_records_the_failure(
+    runner: Runner,
+) -> None:
+    info = await runner.start(
+        _one_effect_workflow("nan", lambda s, a: {"done": {"loss": float("nan")}})
+    )
+    _approve(runner, info.open_gates[0])
+    await runner.advance()
+    failed = runner.info(info.run_id)
+    assert failed.state == "failed"
+    assert "must return a JSON-serialisable state update" in (failed.error or "")
+    assert [e.type for e in runner.ledger.events(run_id=info.run_id, types=EFFECT_EVENTS)] == [
+        "effect.started",
+        "effect.failed",
+    ]
+    assert runner.ledger.verify().ok
 
 
 async def test_an_effects_own_error_is_reported_as_its_own(runner: Runner) -> None:

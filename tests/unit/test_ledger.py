@@ -63,6 +63,26 @@ def test_events_filter_by_run_gate_type_and_seq(ledger_backend: LedgerBackend) -
     assert ledger.last_seq() == 6
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [float("-inf")]])
+def test_data_json_cannot_hold_is_refused_naming_the_field_and_nothing_is_written(
+    ledger_backend: LedgerBackend, bad: object
+) -> None:
+    ledger = _fill(ledger_backend, 2)
+    with pytest.raises(LedgerError, match=r"effect\.finished event was not recorded.*'update'"):
+        ledger.append("effect.finished", at=3.0, gate_id="g", data={"ok": 1, "update": bad})
+
+    def two_in_one_transaction() -> None:
+        with ledger.transaction() as tx:
+            tx.append("gate.viewed", at=4.0, gate_id="g", actor="alice")
+            tx.append("gate.viewed", at=5.0, gate_id="g", actor="alice", data={"x": bad})
+
+    with pytest.raises(LedgerError, match=r"gate\.viewed event was not recorded"):
+        two_in_one_transaction()
+    report = ledger.verify()
+    assert report.ok and report.events == 2
+    assert ledger.append("gate.viewed", at=6.0, gate_id="g", actor="alice").seq == 3
+
+
 def test_an_edited_event_is_detected_and_named(ledger_backend: LedgerBackend) -> None:
     ledger = _fill(ledger_backend)
     ledger_backend.tamper("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3")

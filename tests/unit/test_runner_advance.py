@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coimprove import END, START, Decision, Proposal, Runner, Workflow
+import pytest
+
+from coimprove import END, START, Decision, Proposal, RunError, Runner, Workflow
 from coimprove.state import Vouched
 from tests.helpers import ToyState, linear_workflow
 
@@ -206,3 +208,9 @@ async def test_start_reports_what_the_ledger_says(runner: Runner) -> None:
     assert len(fanned.open_gates) == 2 and finished.open_gates == ()
     for info in (waiting, fanned, finished):
         assert info == runner.info(info.run_id)
+
+
+async def test_inputs_json_cannot_hold_are_refused_before_the_run_exists(runner: Runner) -> None:
+    with pytest.raises(RunError, match="run inputs must be JSON data"):
+        await runner.start(linear_workflow(), {"budget": float("inf")}, run_id="r-inf")
+    assert runner.runs() == []
