@@ -91,14 +91,15 @@ def canonical_json(value: Any) -> str:
         raise ValueError("a container contains itself (or nests too deep for JSON)") from None
 
 
-def _not_json(value: dict[str, Any], exc: ValueError) -> str:
-    """Which top-level field of `value` made `canonical_json` fail with `exc`, and why."""
+def unencodable_field(value: Mapping[str, Any]) -> str | None:
+    """The first top-level key of `value` whose value `canonical_json` refuses, if one alone
+    does (for error messages; the error path only)."""
     for key, item in value.items():
         try:
             canonical_json(item)
         except ValueError:
-            return f"{key} is not JSON data ({exc}; NaN and infinities have no JSON form)"
-    return str(exc)
+            return str(key)
+    return None
 
 
 def sha256_digest(data: bytes) -> str:
@@ -216,8 +217,10 @@ class Proposal(_Frozen):
         try:
             return sha256_digest(canonical_json(shown).encode())
         except ValueError as exc:
+            field = unencodable_field(shown) or "its content"
             raise ValueError(
-                f"proposal {self.title!r} ({self.kind}) cannot be digested: {_not_json(shown, exc)}"
+                f"proposal {self.title!r} ({self.kind}) cannot be digested: {field} is not JSON "
+                f"data ({exc}; NaN and infinities have no JSON form)"
             ) from None
 
     @property

@@ -20,7 +20,7 @@ import fnmatch
 import os
 from pathlib import Path
 from stat import S_ISREG
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -160,10 +160,15 @@ class Policy(_Strict):
                 return rule.name, self._merged(rule.name, rule)
         return "defaults", self._merged("defaults", self.defaults)
 
+    def _private(self, name: str) -> Any:
+        """A private attribute read directly: ``self._name`` goes through pydantic's
+        ``__getattr__``, which costs more than the cache lookups it serves."""
+        private = self.__pydantic_private__
+        assert private is not None  # declared attributes are set when the model is built
+        return private[name]
+
     def _merged(self, name: str, settings: Settings) -> Settings:
-        # the private dict read directly: `self._merged_cache` goes through pydantic's
-        # __getattr__, which costs more than the lookup it guards
-        cache: dict[str, Settings] = self.__pydantic_private__["_merged_cache"]  # type: ignore[index]
+        cache: dict[str, Settings] = self._private("_merged_cache")
         if name not in cache:
             cache[name] = self._merge(settings)
         return cache[name]
@@ -185,9 +190,7 @@ class Policy(_Strict):
             (s.min_review_seconds or 0.0) + per_kb * (proposal.size / 1024 if per_kb else 0), 3
         )
         key = (rule, level, scaled)
-        cache: dict[tuple[str, int, float], Requirement] = self.__pydantic_private__[  # type: ignore[index]
-            "_requirements"
-        ]
+        cache: dict[tuple[str, int, float], Requirement] = self._private("_requirements")
         found = cache.get(key)
         if found is not None:
             return found

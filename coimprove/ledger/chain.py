@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coimprove.errors import LedgerError
-from coimprove.model import canonical_json, event_hash
+from coimprove.model import canonical_json, event_hash, unencodable_field
 from coimprove.protocols import ChainReport
 
 GENESIS = "0" * 64
@@ -22,20 +22,12 @@ def event_data_json(type_: str, data: dict[str, Any] | None) -> str:
     try:
         return canonical_json(data or {})
     except ValueError as exc:
-        where = next((k for k, v in (data or {}).items() if _not_json(v)), None)
+        where = unencodable_field(data or {})
         field = f" (field {where!r})" if where is not None else ""
         raise LedgerError(
             f"a {type_} event was not recorded: its data{field} is not JSON ({exc}; NaN and "
             "infinities have no JSON form)"
         ) from None
-
-
-def _not_json(value: Any) -> bool:
-    try:
-        canonical_json(value)
-    except ValueError:
-        return True
-    return False
 
 
 def verify_chain(rows: Iterable[Row], *, recorded_head: str | None) -> ChainReport:
