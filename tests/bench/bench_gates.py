@@ -1,6 +1,6 @@
 """Per-gate cost of coimprove vs raw LangGraph on the same graph and checkpointer.
 
-    python -m tests.bench.bench_gates [--runs 40] [--rounds 10]
+    python -m tests.bench.bench_gates [--runs 40] [--rounds 20]
 
 Both sides run the same shape: per run, 4 pairs of agent -> gate (interrupt) -> effect, with
 `AsyncSqliteSaver` and `durability="sync"`, many runs concurrently in one event loop. Raw
@@ -280,6 +280,6 @@ def _collector_timed(totals: dict[str, float], side: str) -> Iterator[None]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.rounds))
