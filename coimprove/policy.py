@@ -34,7 +34,8 @@ _ALL_KINDS: tuple[ReviewerKind, ...] = ("human", "scripted", "model")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinities: a gate's deadline or review time must be a number the ledger records
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Match(_Strict):

@@ -74,7 +74,7 @@ _DEFAULT_TRUTH: dict[Truth, float] = {"sound": 0.6, "flawed": 0.25, "dead_end": 
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _base_dir(info: ValidationInfo) -> Path:

@@ -76,7 +76,7 @@ _EPS = 1e-12
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _unit(u: float) -> float:
@@ -158,7 +158,9 @@ class Fatigue(_Strict):
 class Learning(_Strict):
     """How feedback changes a reviewer: per lesson (a revealed miss), linear and capped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     catch_gain: float = Field(
         default=0.0, ge=0, le=1, description="catch_rate added per lesson (the learning rate)"

@@ -131,6 +131,10 @@ def test_relative_profile_paths_start_at_the_spec_folder(tmp_path: Path) -> None
             "gates_per_run: only the synthetic graph takes `gates_per_run`",
         ),
         ("name: t\nreviewers: []\n", ":2: reviewers: Tuple should have at least 1 item"),
+        (
+            "name: t\nreviewers: [{name: a, profile: careful}]\narrival_s: .inf\n",
+            ":3: arrival_s: Input should be a finite number",
+        ),
         ("name: t\nreviewers: [{name: a, profile: careful}]\nruns_per_cell: 0\n", ":3:"),
     ],
 )

@@ -49,6 +49,7 @@ def test_reviewer_patterns_grant_roles() -> None:
         ("name: x\ndefaults:\n  quorum: 0\n", "p.yaml:3: defaults.quorum: Input should be greater"),
         ("name: x\nrules:\n  - name: a\n    bogus: 1\n", "p.yaml:4: rules.0.bogus: unknown field"),
         ("name: x\ndefaults:\n  on_timeout: approve\n", "p.yaml:3: defaults.on_timeout"),
+        ("name: x\ndefaults:\n  timeout_s: .inf\n", "p.yaml:3: defaults.timeout_s: Input should"),
         (
             "name: x\nrules:\n  - name: a\n    roles: [boss]\n",
             "p.yaml:4: rules.0.roles: role 'boss'",

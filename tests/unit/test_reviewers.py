@@ -239,6 +239,8 @@ def test_missing_profile_path_is_clear(tmp_path: Path) -> None:
         ("name: bad\ncatch_rate: 0.5\nskim_rat: 0.2\n", 3, "skim_rat", "unknown field"),
         ("name: bad\nfatigue:\n  skim_per_queued: -1\n", 3, "fatigue.skim_per_queued", ">="),
         ("name: bad\npickup:\n  dist: lognormal\n  median_s: 0\n", 4, "pickup.median_s", "> 0"),
+        ("name: bad\npickup:\n  dist: lognormal\n  median_s: .inf\n", 4, "pickup.median_s",
+         "finite number"),
         ("name: bad\nreview_time:\n  dist: fixed\n  seconds: 3\n  sigma: 1\n", 5,
          "review_time.sigma", "unknown field"),
         ("name: bad\nskim_time: {dist: gamma}\n", 2, "skim_time", "gamma"),
