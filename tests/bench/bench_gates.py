@@ -11,12 +11,15 @@ policy, resumes by id under a lease, and runs the effect with started/finished r
 Rounds alternate sides and the median is reported, for wall-clock time and for the process's
 CPU time (all threads), with a bootstrap 95% interval of the median ratio over the rounds
 (single rounds on a shared machine spread by tens of percent; more rounds narrow it). The
-target (coimprove <= 1.2x raw) is on the per-gate cost in wall-clock time, what a run of gates
-takes. The CPU ratio beside it is higher: coimprove adds about as many CPU as wall milliseconds
-per gate, but raw's CPU time is the smaller base, as its wall time also holds the event loop's
-waits on the checkpointer thread (its SQLite work and file syncs). Each side's round starts
-with a full garbage collection, so neither pays for the other's garbage (a full collection of
-this process takes 80-140 ms, about 0.6 ms per gate of a round it lands in).
+interval covers the spread between the rounds of one run, not the machine's drift between
+runs: two 20-round runs here, half an hour apart and with the same gate path, gave 1.15-1.31
+and 1.03-1.20. The target (coimprove <= 1.2x raw) is on the per-gate cost in wall-clock time,
+what a run of gates takes. The CPU ratio beside it is higher: coimprove adds about as many CPU
+as wall milliseconds per gate, but raw's CPU time is the smaller base, as its wall time also
+holds the event loop's waits on the checkpointer thread (its SQLite work and file syncs).
+Each side's round starts with a full garbage collection, so neither pays for the other's
+garbage (a full collection of this process takes 80-140 ms, about 0.6 ms per gate of a round
+it lands in).
 """
 
 from __future__ import annotations
