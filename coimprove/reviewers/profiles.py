@@ -158,9 +158,7 @@ class Fatigue(_Strict):
 class Learning(_Strict):
     """How feedback changes a reviewer: per lesson (a revealed miss), linear and capped."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
-    )
+    model_config = ConfigDict(populate_by_name=True)  # merged with _Strict's
 
     catch_gain: float = Field(
         default=0.0, ge=0, le=1, description="catch_rate added per lesson (the learning rate)"
