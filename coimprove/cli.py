@@ -30,7 +30,8 @@ from coimprove.errors import (
     LedgerIntegrityError,
 )
 from coimprove.gates import GateRecord, open_gates
-from coimprove.ledger import SqliteLedger, ledger_kind, open_ledger, sqlite_path
+from coimprove.ledger import SqliteLedger, Synchronous, ledger_kind, open_ledger, sqlite_path
+from coimprove.ledger.sqlite import SYNCHRONOUS
 from coimprove.metrics import report as build_report
 from coimprove.model import Decision, canonical_json
 from coimprove.policy import load_policy
@@ -686,6 +687,36 @@ def ledger_head(db: DbOpt = DEFAULT_DB_OPT) -> None:
     """Print the chain's head hash (store it elsewhere; `verify --anchor` checks it later)."""
     with _existing_ledger(db) as ledger:
         print(ledger.verify().head)
+
+
+@ledger_app.command("durability")
+def ledger_durability(
+    mode: Annotated[
+        str | None,
+        typer.Argument(
+            help="normal: a commit survives a killed process (kill -9), not a power loss; "
+            "full: every commit is fsynced, as LangGraph's SQLite checkpoints are. "
+            "Omit to print the current one.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = DEFAULT_DB_OPT,
+) -> None:
+    """Show or set how durable an SQLite ledger's commits are (recorded in the file; every
+    process that opens the ledger afterwards commits that way)."""
+    if ledger_kind(db) == "postgres":
+        raise CoimproveError(
+            f"{db}: a Postgres ledger commits as the server's synchronous_commit setting says"
+        )
+    if mode is not None and mode not in SYNCHRONOUS:
+        raise CoimproveError(
+            f"durability {mode!r} is not one of {', '.join(SYNCHRONOUS)}; the ledger is unchanged"
+        )
+    path = sqlite_path(db)
+    if not path.exists():
+        raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
+    with SqliteLedger(path, synchronous=cast("Synchronous | None", mode)) as ledger:
+        out.print(ledger.synchronous)
 
 
 @ledger_app.command("events")

@@ -4,6 +4,14 @@ the ``postgres`` extra) the shared one; `open_ledger` picks by path or URL. Any
 
 from coimprove.ledger.chain import GENESIS, verify_chain
 from coimprove.ledger.factory import ledger_kind, open_ledger, sqlite_path
-from coimprove.ledger.sqlite import SqliteLedger
+from coimprove.ledger.sqlite import SqliteLedger, Synchronous
 
-__all__ = ["GENESIS", "SqliteLedger", "ledger_kind", "open_ledger", "sqlite_path", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "SqliteLedger",
+    "Synchronous",
+    "ledger_kind",
+    "open_ledger",
+    "sqlite_path",
+    "verify_chain",
+]

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from coimprove.errors import LedgerError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
@@ -72,6 +72,13 @@ _INSERT = (
 )
 
 _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
+
+Synchronous = Literal["normal", "full"]
+"""How durable a commit is (SQLite's ``PRAGMA synchronous`` in WAL mode). ``normal``: a commit
+survives the process being killed (``kill -9``), not an OS crash or power loss, which can take
+the last commits. ``full``: every commit is fsynced before it returns (as LangGraph's SQLite
+checkpointer does), so the ledger never ends up behind a checkpoint that came after it."""
+SYNCHRONOUS: tuple[str, ...] = get_args(Synchronous)
 
 _SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 """A statement `SqliteLedger.query` may run on the writer connection."""
@@ -157,7 +164,24 @@ class _Tx:
 class SqliteLedger:
     """Append-only, hash-chained events in one SQLite file (WAL; safe across processes)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 30.0,
+        synchronous: Synchronous | None = None,
+    ) -> None:
+        """Open (or create) the ledger at `path`.
+
+        `synchronous` sets the ledger's durability (see `Synchronous`) and records it in the
+        file, so every process that opens the ledger later commits the same way; None keeps
+        the recorded one (``normal`` if none was ever set).
+        """
+        if synchronous is not None and synchronous not in SYNCHRONOUS:
+            raise LedgerError(
+                f"synchronous={synchronous!r} is not a ledger durability; use one of "
+                f"{', '.join(SYNCHRONOUS)}"
+            )
         self.path = Path(path)
         if self.path.is_dir():
             raise NotALedgerError(f"{self.path} is a directory, not a coimprove ledger file")
@@ -171,11 +195,13 @@ class SqliteLedger:
         self._head_trigger = False
         self._tx_thread: int | None = None
         """The thread inside a `transaction()` (holding the lock), if any."""
+        self.synchronous: Synchronous = synchronous or "normal"
+        """How this connection commits (see `Synchronous`)."""
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
             )
-            self._init_schema()
+            self._init_schema(synchronous)
         except sqlite3.DatabaseError as exc:
             raise NotALedgerError(f"{self.path} is not a coimprove ledger ({exc})") from exc
 
@@ -184,9 +210,10 @@ class SqliteLedger:
         """Where LangGraph checkpoints for this ledger's runs live (a sibling file)."""
         return self.path.with_name(self.path.stem + ".checkpoints.db")
 
-    def _init_schema(self) -> None:
+    def _init_schema(self, synchronous: Synchronous | None) -> None:
         conn = self._conn
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        meta: dict[str, str] = {}
         if tables and "meta" not in tables:
             raise NotALedgerError(
                 f"{self.path} is an SQLite database but not a coimprove ledger "
@@ -201,8 +228,15 @@ class SqliteLedger:
                     f"{self.path} has ledger schema {meta.get('schema')!r}; this coimprove reads "
                     f"schema {SCHEMA_VERSION!r}"
                 )
+        recorded = meta.get("synchronous", "normal")
+        if recorded not in SYNCHRONOUS:
+            raise NotALedgerError(
+                f"{self.path}: its recorded durability {recorded!r} is none of "
+                f"{', '.join(SYNCHRONOUS)} (meta key 'synchronous')"
+            )
+        self.synchronous = synchronous or cast(Synchronous, recorded)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         if not tables:
             with self.transaction():
                 for stmt in _SCHEMA.split(";"):
@@ -212,6 +246,18 @@ class SqliteLedger:
                     "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema', ?), ('head', ?)",
                     (FORMAT, SCHEMA_VERSION, GENESIS),
                 )
+        if synchronous is not None and synchronous != recorded:
+            try:
+                with self.transaction():  # recorded, so every writer opening it later follows
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('synchronous', ?)", (synchronous,)
+                    )
+            except sqlite3.OperationalError as exc:  # read-only, or locked past the timeout
+                conn.close()
+                raise LedgerError(
+                    f"{self.path}: cannot record durability {synchronous!r} ({exc}); "
+                    "nothing was changed"
+                ) from exc
         found = "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='events_head'"
         if conn.execute(found).fetchone() is None:
             try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import random
 import sqlite3
@@ -43,7 +44,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from coimprove import Decision, Proposal, Runner, SimClock
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import SqliteLedger, Synchronous
+from coimprove.ledger.sqlite import SYNCHRONOUS
 from tests.helpers import linear_workflow
 
 PAIRS = 4
@@ -137,10 +139,14 @@ class _TimedConnection:
 
 
 async def coimprove_round(
-    folder: Path, runs: int, tally: dict[str, float] | None = None
+    folder: Path,
+    runs: int,
+    tally: dict[str, float] | None = None,
+    *,
+    synchronous: Synchronous = "normal",
 ) -> tuple[float, float]:
     workflow = linear_workflow("bench", pairs=PAIRS)
-    with SqliteLedger(folder / "ledger.db") as ledger:
+    with SqliteLedger(folder / "ledger.db", synchronous=synchronous) as ledger:
         if tally is not None:  # the breakdown: time every statement on both ledger connections
             reader = ledger._read_only()  # SELECTs run on the writer; anything else here
             ledger._conn = _TimedConnection(ledger._conn, tally)  # type: ignore[assignment]
@@ -171,16 +177,17 @@ async def coimprove_round(
     return elapsed
 
 
-async def main(runs: int, rounds: int) -> dict[str, float]:
+async def main(runs: int, rounds: int, synchronous: Synchronous = "normal") -> dict[str, float]:
     raw: list[tuple[float, float]] = []
+    ours_round = functools.partial(coimprove_round, synchronous=synchronous)
     ours: list[tuple[float, float]] = []
     gates = runs * PAIRS
     with tempfile.TemporaryDirectory() as tmp:
-        for side, fn in (("warm-raw", raw_round), ("warm-coimprove", coimprove_round)):
+        for side, fn in (("warm-raw", raw_round), ("warm-coimprove", ours_round)):
             (Path(tmp) / side).mkdir()
             await fn(Path(tmp) / side, 2)
         for r in range(rounds):  # paired rounds, alternating which side goes first
-            order = [("raw", raw, raw_round), ("coimprove", ours, coimprove_round)]
+            order = [("raw", raw, raw_round), ("coimprove", ours, ours_round)]
             for side, bucket, fn in order if r % 2 == 0 else order[::-1]:
                 folder = Path(tmp) / f"{side}-{r}"
                 folder.mkdir()
@@ -190,7 +197,8 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
     out: dict[str, float] = {}
     print(
         f"gate cycle (agent -> gate -> interrupt -> decision -> resume -> effect), "
-        f"{runs} concurrent runs x {PAIRS} gates, {rounds} paired rounds (medians)"
+        f"{runs} concurrent runs x {PAIRS} gates, {rounds} paired rounds (medians); "
+        f"ledger durability {synchronous}"
     )
     for k, what in enumerate(("wall", "cpu")):
         ratios = [o[k] / r[k] for o, r in zip(ours, raw, strict=True)]
@@ -230,7 +238,7 @@ async def main(runs: int, rounds: int) -> dict[str, float]:
                 if side == "raw":
                     await raw_round(folder, runs)
                 else:
-                    await coimprove_round(folder, runs, tally)
+                    await ours_round(folder, runs, tally)
     sql_ms = tally["seconds"] / gates * 1000
     gc_ms = {side: seconds / gates * 1000 for side, seconds in collecting.items()}
     gap_ms = out["wall_coimprove_ms"] - out["wall_raw_ms"]
@@ -284,5 +292,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--ledger-synchronous",
+        choices=SYNCHRONOUS,
+        default="normal",
+        help="the ledger's durability (full: every commit fsynced, as the checkpoints are)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.rounds))
+    asyncio.run(main(args.runs, args.rounds, args.ledger_synchronous))

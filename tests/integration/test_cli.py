@@ -155,6 +155,24 @@ def test_ledger_verify_fails_on_a_tampered_ledger(env: dict[str, str]) -> None:
     assert result.returncode == 1 and "NOT intact: event 2 was altered" in result.stderr
 
 
+def test_ledger_durability_is_shown_set_and_kept_by_the_runs_that_follow(
+    env: dict[str, str],
+) -> None:
+    data(cli("run", GRAPH, "--json", env=env))
+    assert cli("ledger", "durability", env=env).stdout.strip() == "normal"
+    refused = cli("ledger", "durability", "sometimes", env=env)
+    assert refused.returncode == 1 and "'sometimes' is not one of normal, full" in refused.stderr
+    assert cli("ledger", "durability", env=env).stdout.strip() == "normal"
+    assert cli("ledger", "durability", "full", env=env).stdout.strip() == "full"
+    data(cli("run", GRAPH, "--json", env=env))  # a later process opens it without asking
+    assert cli("ledger", "durability", env=env).stdout.strip() == "full"
+    assert cli("ledger", "verify", env=env).returncode == 0
+    missing = cli("ledger", "durability", "full", "--db", "/nonexistent/l.db")
+    assert missing.returncode == 1 and "no ledger at /nonexistent/l.db" in missing.stderr
+    shared = cli("ledger", "durability", "full", "--db", "postgresql://me@127.0.0.1:1/none")
+    assert shared.returncode == 1 and "server's synchronous_commit" in shared.stderr
+
+
 def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "x.db"
     bogus.write_text("not a database at all " * 50)
@@ -207,6 +225,7 @@ def test_headless_run_with_scripted_reviewers(env: dict[str, str], tmp_path: Pat
         ["ledger"],
         ["ledger", "verify"],
         ["ledger", "head"],
+        ["ledger", "durability"],
         ["ledger", "events"],
         ["policy", "check"],
         ["sandbox"],

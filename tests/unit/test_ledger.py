@@ -351,3 +351,69 @@ def test_stored_events_are_what_model_construct_builds() -> None:
     assert LedgerEvent.model_validate(fast.model_dump()) == fast
     with pytest.raises(ValidationError):  # still frozen
         fast.seq = 5  # type: ignore[misc]
+
+
+# -- durability ---------------------------------------------------------------------------------
+
+
+def _pragma_synchronous(path: Path) -> int:
+    """What a fresh ledger connection sets, read back from SQLite (1 NORMAL, 2 FULL)."""
+    with SqliteLedger(path) as ledger:
+        return int(ledger._conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_new_sqlite_ledger_commits_normal_and_survives_a_killed_process(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with SqliteLedger(path) as ledger:
+        assert ledger.synchronous == "normal"
+    assert _pragma_synchronous(path) == 1
+
+
+def test_full_durability_is_recorded_and_every_later_opener_follows_it(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    SqliteLedger(path).close()
+    with SqliteLedger(path, synchronous="full") as ledger:
+        assert ledger.synchronous == "full"
+        assert ledger._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        ledger.append("gate.viewed", at=1.0, gate_id="g", actor="alice")
+    assert _pragma_synchronous(path) == 2  # a later process, not asking, follows the file
+    assert open_ledger(f"sqlite:///{path}").synchronous == "full"  # type: ignore[attr-defined]
+    with SqliteLedger(path, synchronous="normal"):
+        pass
+    assert _pragma_synchronous(path) == 1
+    with SqliteLedger(path) as ledger:  # the setting is meta data, off the hash chain
+        assert ledger.verify().ok and ledger.verify().events == 1
+
+
+def test_an_unknown_durability_is_refused_and_the_ledger_is_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    SqliteLedger(path).close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="'off' is not a ledger durability; use one of normal"):
+        SqliteLedger(path, synchronous="off")  # type: ignore[arg-type]
+    assert path.read_bytes() == before and _pragma_synchronous(path) == 1
+
+
+def test_a_corrupt_recorded_durability_names_the_meta_key(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    SqliteLedger(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO meta VALUES ('synchronous', 'sometimes')")
+    with pytest.raises(NotALedgerError, match=r"durability 'sometimes'.*meta key 'synchronous'"):
+        SqliteLedger(path)
+
+
+def test_durability_on_a_ledger_locked_by_another_writer_fails_clearly_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.db"
+    SqliteLedger(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-append, past our busy timeout
+    try:
+        with pytest.raises(LedgerError, match=r"cannot record durability 'full'.*locked"):
+            SqliteLedger(path, synchronous="full", busy_timeout_s=0.05)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _pragma_synchronous(path) == 1
