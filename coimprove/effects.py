@@ -5,7 +5,8 @@ runs at most once per approval: ``effect.started`` is recorded before the functi
 ``effect.finished`` (with the state update it returned) after. On a re-run of the node
 (LangGraph is at-least-once) a finished effect returns its recorded update without running; one
 that started but never finished is marked interrupted and runs again only if it was declared
-idempotent or a reviewer re-approved it (``coimprove resume --reapprove``).
+idempotent or a reviewer re-approved it (``coimprove resume --reapprove``). With a ledger in
+``full`` durability, each record is on disk before the function runs or the node returns.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class EffectNode:
             **common,
             data={"effect": self.name, "attempt": attempt, "key": key, "digest": outcome.digest},
         )
+        await ledger.durable()  # the attempt is on record before anything happens
         approved = Approved(outcome.gate_id, outcome.digest, proposal, outcome, key, attempt)
         try:
             with recording(model_recorder(ctx)):
@@ -176,6 +178,7 @@ class EffectNode:
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
+            await ledger.durable()
             raise
         ledger.append(
             "effect.finished",
@@ -183,4 +186,5 @@ class EffectNode:
             **common,
             data={"effect": self.name, "attempt": attempt, "key": key, "update": update},
         )
+        await ledger.durable()  # before LangGraph checkpoints the step that ran it
         return update

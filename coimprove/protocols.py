@@ -111,8 +111,17 @@ class Ledger(LedgerWriter, Protocol):
         """Give up the lease if `owner` holds it."""
         ...
 
+    async def durable(self) -> None:
+        """Return once every commit so far is on disk, without blocking the event loop.
+
+        The runner awaits it before acting on what the ledger holds (resuming a run, running
+        an effect, returning an effect's result), so the ledger is never behind a checkpoint or
+        side effect that came after it. A no-op where every commit is durable when it returns.
+        """
+        ...
+
     def close(self) -> None:
-        """Release connections."""
+        """Release connections (making the ledger's commits durable first)."""
         ...
 
 

@@ -637,6 +637,7 @@ class Runner:
             )
         run.lease.forget()
         try:
+            await self.ledger.durable()  # what it acts on (inputs, decisions) is on disk first
             result = await graph.ainvoke(command, cfg, durability="sync")
         except Exception as exc:
             await self._after_failure(run_id, run, settled, resume, exc)

@@ -361,6 +361,10 @@ class PostgresLedger:
         with self._lock:
             self._conn.execute("DELETE FROM leases WHERE key = %s AND owner = %s", (key, owner))
 
+    async def durable(self) -> None:
+        """A no-op: a commit returns once the server has it on disk (``synchronous_commit``
+        on, PostgreSQL's default)."""
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
@@ -74,10 +76,13 @@ _INSERT = (
 _COLUMNS = "seq, type, run_id, gate_id, actor, at, data, prev_hash, hash"
 
 Synchronous = Literal["normal", "full"]
-"""How durable a commit is (SQLite's ``PRAGMA synchronous`` in WAL mode). ``normal``: a commit
-survives the process being killed (``kill -9``), not an OS crash or power loss, which can take
-the last commits. ``full``: every commit is fsynced before it returns (as LangGraph's SQLite
-checkpointer does), so the ledger never ends up behind a checkpoint that came after it."""
+"""How durable the ledger's commits are. ``normal``: a commit survives the process being killed
+(``kill -9``), not an OS crash or power loss, which can take the last commits (SQLite's WAL
+with ``synchronous=NORMAL``). ``full``: commits are also fsynced before anything acts on them:
+`SqliteLedger.durable` (awaited by the runner before it resumes a run and around every effect)
+and `sync` fsync the ledger's write-ahead log in a background thread, one fsync for all the
+commits made since the last (group commit), and `close` does it last; so the ledger is never
+behind a LangGraph checkpoint (those are fsynced) or a side effect that came after it."""
 SYNCHRONOUS: tuple[str, ...] = get_args(Synchronous)
 
 _SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
@@ -121,7 +126,8 @@ class _Tx:
             except BaseException:
                 self._roll_back()
                 raise
-            if self._head is not None:
+            if self._head is not None:  # it appended events (not only leases or reads)
+                ledger._commits += 1
                 ledger._head = self._head
         finally:
             ledger._lock.release()
@@ -196,7 +202,14 @@ class SqliteLedger:
         self._tx_thread: int | None = None
         """The thread inside a `transaction()` (holding the lock), if any."""
         self.synchronous: Synchronous = synchronous or "normal"
-        """How this connection commits (see `Synchronous`)."""
+        """How durable this connection's commits are (see `Synchronous`)."""
+        self._commits = 0
+        """Commits of events made here (what `sync` has to cover)."""
+        self._synced: tuple[int, int] | None = None
+        """(commits, SQLite data_version) at the last fsync: nothing new since, if unchanged."""
+        self._sync_lock = threading.Lock()
+        self._syncer: ThreadPoolExecutor | None = None
+        self._closed = False
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -236,7 +249,9 @@ class SqliteLedger:
             )
         self.synchronous = synchronous or cast(Synchronous, recorded)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        # `full` fsyncs at `durable`/`sync`/`close` (one fsync for many commits), so SQLite
+        # itself need not fsync on every commit in either mode
+        conn.execute("PRAGMA synchronous=NORMAL")
         if not tables:
             with self.transaction():
                 for stmt in _SCHEMA.split(";"):
@@ -295,6 +310,7 @@ class SqliteLedger:
             except BaseException:
                 self._head = None
                 raise
+            self._commits += 1
             return event
 
     def _read_head(self) -> tuple[int, str]:
@@ -450,8 +466,53 @@ class SqliteLedger:
         with self.transaction():
             self._conn.execute("DELETE FROM leases WHERE key=? AND owner=?", (key, owner))
 
-    def close(self) -> None:
+    def _state(self) -> tuple[int, int]:
+        """(commits made here, data_version): the latter moves when another connection (or
+        process) commits to this file."""
         with self._lock:
+            return self._commits, int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def sync(self) -> None:
+        """In ``full`` mode, fsync the ledger's files unless nothing was committed (here or by
+        another process) since the last fsync. Blocks; `durable` is the async form."""
+        if self.synchronous != "full":
+            return
+        with self._sync_lock:  # a second caller waits, then finds its commits covered
+            state = self._state()
+            if state == self._synced:
+                return
+            # the WAL holds every commit not yet copied into the database file, and SQLite
+            # fsyncs the WAL before it copies and the database file after; so a WAL that is
+            # gone (checkpointed and removed) has nothing left to sync
+            try:
+                fd = os.open(self.path.with_name(self.path.name + "-wal"), os.O_RDONLY)
+            except FileNotFoundError:
+                fd = None
+            if fd is not None:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._synced = state
+
+    async def durable(self) -> None:
+        """Return once every commit so far is on disk (``full`` mode; else at once). The fsync
+        runs in a background thread, so the event loop goes on with other runs meanwhile."""
+        if self.synchronous != "full" or self._state() == self._synced:
+            return
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="coimprove-ledger-sync")
+        await asyncio.get_running_loop().run_in_executor(self._syncer, self.sync)
+
+    def close(self) -> None:
+        """Close the connections; in ``full`` mode, fsync what is still unsynced first."""
+        if self._closed:
+            return
+        if self._syncer is not None:
+            self._syncer.shutdown()  # waits for a sync in flight (it takes `_lock`)
+        self.sync()
+        with self._lock:
+            self._closed = True
             if self._reader is not None:
                 self._reader.close()
             self._conn.close()

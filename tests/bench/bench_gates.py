@@ -1,6 +1,6 @@
 """Per-gate cost of coimprove vs raw LangGraph on the same graph and checkpointer.
 
-    python -m tests.bench.bench_gates [--runs 40] [--rounds 20]
+    python -m tests.bench.bench_gates [--runs 40] [--rounds 20] [--ledger-synchronous full]
 
 Both sides run the same shape: per run, 4 pairs of agent -> gate (interrupt) -> effect, with
 `AsyncSqliteSaver` and `durability="sync"`, many runs concurrently in one event loop. Raw

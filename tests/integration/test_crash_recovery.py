@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from coimprove.ledger import ledger_kind, open_ledger
+from coimprove.ledger import SqliteLedger, ledger_kind, open_ledger
 from coimprove.protocols import Ledger
 from tests.ledgers import make_backend
 
@@ -27,15 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-full", "postgres"])
 def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """Makes a fresh ledger location on each backend: a file path or a postgresql:// URL."""
+    """Makes a fresh ledger location on each backend: a file path (`sqlite-full`: a ledger
+    set to ``full`` durability, which every process then follows) or a postgresql:// URL."""
     made: list[str] = []
     server = request.getfixturevalue("pg_server") if request.param == "postgres" else None
 
     def make() -> str:
         if server is None:
             made.append(str(tmp_path / f"l{len(made)}.db"))
+            if request.param == "sqlite-full":
+                SqliteLedger(made[-1], synchronous="full").close()
         else:
             made.append(server.create_database())
         return made[-1] if server is None else make_backend("postgres", made[-1]).url
@@ -219,5 +222,7 @@ def test_random_kills_never_lose_a_decision_or_double_an_effect(
         started = len(ledger.events(types=["run.started"]))  # the kill may come before all 4
         assert len(counts) == 2 * started, counts  # 2 effects per started run, none lost
         recovered_runs += started
-        assert all(counts[k] == 1 + reapproved[k] for k in counts), (counts, reapproved)
+        # at most once per approval; a kill between `effect.started` and the function (with
+        # a `full` ledger the fsync sits there) leaves an attempt that never ran
+        assert all(1 <= counts[k] <= 1 + reapproved[k] for k in counts), (counts, reapproved)
     assert recovered_runs > 0, "every kill came before any run started: nothing was tested"

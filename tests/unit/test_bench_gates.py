@@ -28,6 +28,11 @@ async def test_the_timed_connection_counts_an_insert_outside_a_transaction_as_a_
     assert tally["statements"] > tally["commits"] >= 4 * bench_gates.PAIRS
 
 
+async def test_a_full_durability_round_finishes_every_run(tmp_path: Path) -> None:
+    wall, cpu = await bench_gates.coimprove_round(tmp_path, 2, synchronous="full")
+    assert wall > 0 and cpu > 0
+
+
 def test_the_collector_timer_adds_collections_inside_its_block_only() -> None:
     totals = {"side": 0.0}
     with bench_gates._collector_timed(totals, "side"):

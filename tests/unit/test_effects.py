@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -335,3 +337,66 @@ async def test_an_effect_refuses_a_proposal_changed_in_place(
     else:  # the edit reached the effect's state: refused, with the reason
         assert info.state == "failed" and "changed after gate" in (info.error or "")
         assert ran == []
+
+
+async def test_with_full_durability_nothing_acts_on_a_ledger_commit_before_it_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every resume (a graph invocation) and every effect sees a ledger whose newest event was
+    fsynced before it: the decision, ``run.started`` and ``effect.started`` (an OS crash or
+    power loss then cannot leave a checkpoint or a side effect that the ledger lacks)."""
+    from langgraph.pregel import Pregel
+
+    from coimprove import SimClock, SqliteLedger
+
+    path = tmp_path / "ledger.db"
+    synced = [0]  # the newest seq on disk
+    acted: list[tuple[str, int, int]] = []  # (what, newest seq then, synced seq then)
+
+    def newest() -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0)
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seq = newest()  # the loop waits on this fsync: nothing commits meanwhile
+        real_fsync(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("ledger.db-wal"):
+            synced[0] = max(synced[0], seq)
+
+    real_ainvoke = Pregel.ainvoke
+
+    async def ainvoke(self: Any, *args: Any, **kwargs: Any) -> Any:
+        acted.append(("resume", newest(), synced[0]))
+        return await real_ainvoke(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Pregel, "ainvoke", ainvoke)
+    wf = Workflow("durable", state=ToyState)
+    prev = START
+    for i in range(2):
+
+        def apply(state: Any, approved: Any) -> dict[str, Any]:
+            acted.append(("effect", newest(), synced[0]))
+            return {}
+
+        wf.agent(f"propose{i}", lambda s, i=i: Proposal(kind="idea", title=f"t{i}", author="a:p"))
+        wf.gate(f"review{i}", proposal_from=f"propose{i}", on_approve=f"apply{i}")
+        wf.effect(f"apply{i}", apply, gate=f"review{i}")
+        wf.edge(prev, f"propose{i}")
+        wf.edge(f"propose{i}", f"review{i}")
+        wf.edge(f"review{i}", f"apply{i}")
+        prev = f"apply{i}"
+    wf.edge(prev, END)
+    with SqliteLedger(path, synchronous="full") as ledger:
+        async with Runner(ledger=ledger, clock=SimClock()) as runner:
+            info = await runner.start(wf)
+            for _ in range(2):
+                (gate,) = runner.open_gates(info.run_id)
+                _approve(runner, gate.gate_id)
+                await runner.advance(info.run_id)
+            assert runner.runs(info.run_id)[0].state == "finished"
+    assert [what for what, _, _ in acted] == ["resume", "resume", "effect", "resume", "effect"]
+    for what, seq, on_disk in acted:
+        assert on_disk >= seq, (what, seq, on_disk)

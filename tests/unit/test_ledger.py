@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -356,17 +358,47 @@ def test_stored_events_are_what_model_construct_builds() -> None:
 # -- durability ---------------------------------------------------------------------------------
 
 
-def _pragma_synchronous(path: Path) -> int:
-    """What a fresh ledger connection sets, read back from SQLite (1 NORMAL, 2 FULL)."""
-    with SqliteLedger(path) as ledger:
-        return int(ledger._conn.execute("PRAGMA synchronous").fetchone()[0])
+async def test_durable_returns_on_every_backend(ledger_backend: LedgerBackend) -> None:
+    ledger = _fill(ledger_backend, 2)
+    await ledger.durable()
+    assert isinstance(ledger, Ledger) and ledger.last_seq() == 2
+    ledger.close()
 
 
-def test_a_new_sqlite_ledger_commits_normal_and_survives_a_killed_process(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    with SqliteLedger(path) as ledger:
+class _Fsyncs:
+    """Stands in for `os.fsync`: records which file each fsync was of and on what thread, then
+    really fsyncs. `hold` makes the first one wait until released (to queue others behind it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, hold: bool = False) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.held = threading.Event()
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            self.held.set()
+            self.release.wait(10)
+            self.calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.get_ident()))
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    def of(self, suffix: str) -> int:
+        return sum(path.endswith(suffix) for path, _ in self.calls)
+
+
+def test_a_new_sqlite_ledger_is_normal_and_never_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _Fsyncs(monkeypatch)
+    with SqliteLedger(tmp_path / "l.db") as ledger:
         assert ledger.synchronous == "normal"
-    assert _pragma_synchronous(path) == 1
+        ledger.append("gate.viewed", at=1.0, gate_id="g", actor="alice")
+        asyncio.run(ledger.durable())
+        ledger.sync()
+    assert fsyncs.calls == []
 
 
 def test_full_durability_is_recorded_and_every_later_opener_follows_it(tmp_path: Path) -> None:
@@ -374,15 +406,58 @@ def test_full_durability_is_recorded_and_every_later_opener_follows_it(tmp_path:
     SqliteLedger(path).close()
     with SqliteLedger(path, synchronous="full") as ledger:
         assert ledger.synchronous == "full"
-        assert ledger._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
         ledger.append("gate.viewed", at=1.0, gate_id="g", actor="alice")
-    assert _pragma_synchronous(path) == 2  # a later process, not asking, follows the file
+    with SqliteLedger(path) as ledger:  # a later process, not asking, follows the file
+        assert ledger.synchronous == "full"
     assert open_ledger(f"sqlite:///{path}").synchronous == "full"  # type: ignore[attr-defined]
-    with SqliteLedger(path, synchronous="normal"):
-        pass
-    assert _pragma_synchronous(path) == 1
+    SqliteLedger(path, synchronous="normal").close()
     with SqliteLedger(path) as ledger:  # the setting is meta data, off the hash chain
+        assert ledger.synchronous == "normal"
         assert ledger.verify().ok and ledger.verify().events == 1
+
+
+async def test_full_durability_fsyncs_off_the_event_loop_once_per_new_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _Fsyncs(monkeypatch)
+    path = tmp_path / "l.db"
+    with SqliteLedger(path, synchronous="full") as ledger:
+        ledger.append("gate.viewed", at=1.0, gate_id="g", actor="alice")
+        await ledger.durable()
+        assert fsyncs.of("l.db-wal") == 1
+        assert all(thread != threading.get_ident() for _, thread in fsyncs.calls)
+        await ledger.durable()  # nothing new: no fsync
+        assert fsyncs.of("l.db-wal") == 1
+        with SqliteLedger(path) as other:  # another process's commit to the same file counts
+            other.append("gate.viewed", at=2.0, gate_id="g", actor="bob")
+        calls = len(fsyncs.calls)  # (closing `other` fsyncs its own commit)
+        await ledger.durable()
+        assert len(fsyncs.calls) > calls
+        with ledger.transaction() as tx:
+            tx.append("gate.viewed", at=3.0, gate_id="g", actor="carol")
+        calls = fsyncs.of("l.db-wal")
+    assert fsyncs.of("l.db-wal") > calls and fsyncs.of("l.db") == 0  # close fsyncs the tail
+
+
+async def test_concurrent_waiters_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _Fsyncs(monkeypatch, hold=True)
+    with SqliteLedger(tmp_path / "l.db", synchronous="full") as ledger:
+
+        async def record(i: int) -> None:
+            ledger.append("gate.viewed", at=float(i), gate_id=f"g{i}", actor="alice")
+            await ledger.durable()
+
+        first = asyncio.create_task(record(0))
+        assert await asyncio.to_thread(fsyncs.held.wait, 10)  # the first fsync is held
+        rest = [asyncio.create_task(record(i)) for i in range(1, 20)]
+        await asyncio.sleep(0.05)  # every other waiter queues behind it
+        fsyncs.release.set()
+        await asyncio.gather(first, *rest)
+        # the first covered its own commit; the next covered the other 19; the rest found
+        # their commits covered
+        assert fsyncs.of("l.db-wal") == 2
 
 
 def test_an_unknown_durability_is_refused_and_the_ledger_is_unchanged(tmp_path: Path) -> None:
@@ -391,7 +466,9 @@ def test_an_unknown_durability_is_refused_and_the_ledger_is_unchanged(tmp_path: 
     before = path.read_bytes()
     with pytest.raises(LedgerError, match="'off' is not a ledger durability; use one of normal"):
         SqliteLedger(path, synchronous="off")  # type: ignore[arg-type]
-    assert path.read_bytes() == before and _pragma_synchronous(path) == 1
+    assert path.read_bytes() == before
+    with SqliteLedger(path) as ledger:
+        assert ledger.synchronous == "normal"
 
 
 def test_a_corrupt_recorded_durability_names_the_meta_key(tmp_path: Path) -> None:
@@ -416,4 +493,5 @@ def test_durability_on_a_ledger_locked_by_another_writer_fails_clearly_and_chang
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert _pragma_synchronous(path) == 1
+    with SqliteLedger(path) as ledger:
+        assert ledger.synchronous == "normal"
