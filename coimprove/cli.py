@@ -76,13 +76,16 @@ def _configure_logging() -> None:
     configure_logging(os.environ.get("COIMPROVE_LOG", "WARNING"), json=json_logs)
 
 
-def _existing_ledger(db: str) -> SqliteLedger | PostgresLedger:
+def _existing_ledger(
+    db: str, *, synchronous: Synchronous | None = None
+) -> SqliteLedger | PostgresLedger:
+    """The ledger at `db`, which must exist (`synchronous`: see `SqliteLedger`)."""
     if ledger_kind(db) == "postgres":
         return cast("PostgresLedger", open_ledger(db))
     path = sqlite_path(db)
     if not path.exists():
         raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
-    return SqliteLedger(path)
+    return SqliteLedger(path, synchronous=synchronous)
 
 
 def _seeded_run_ids(db: str, graph: str, seed: int, runs: int) -> Callable[[int], str] | None:
@@ -695,8 +698,8 @@ def ledger_durability(
         str | None,
         typer.Argument(
             help="normal: a commit survives a killed process (kill -9), not a power loss; "
-            "full: every commit is fsynced, as LangGraph's SQLite checkpoints are. "
-            "Omit to print the current one.",
+            "full: commits are also fsynced before a run resumes or an effect runs or returns "
+            "(LangGraph's SQLite checkpoints are fsynced too). Omit to print the current one.",
             show_default=False,
         ),
     ] = None,
@@ -712,11 +715,8 @@ def ledger_durability(
         raise CoimproveError(
             f"durability {mode!r} is not one of {', '.join(SYNCHRONOUS)}; the ledger is unchanged"
         )
-    path = sqlite_path(db)
-    if not path.exists():
-        raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
-    with SqliteLedger(path, synchronous=cast("Synchronous | None", mode)) as ledger:
-        out.print(ledger.synchronous)
+    with _existing_ledger(db, synchronous=cast("Synchronous | None", mode)) as ledger:
+        out.print(cast("SqliteLedger", ledger).synchronous)
 
 
 @ledger_app.command("events")

@@ -473,8 +473,9 @@ class SqliteLedger:
             return self._commits, int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def sync(self) -> None:
-        """In ``full`` mode, fsync the ledger's files unless nothing was committed (here or by
-        another process) since the last fsync. Blocks; `durable` is the async form."""
+        """In ``full`` mode, fsync the ledger's write-ahead log unless nothing was committed
+        (here or by another process) since the last fsync. Blocks; `durable` is the async
+        form."""
         if self.synchronous != "full":
             return
         with self._sync_lock:  # a second caller waits, then finds its commits covered
