@@ -40,6 +40,8 @@ from coimprove.model import (
     Outcome,
     Proposal,
     ViewEvent,
+    check_reviewer_id,
+    reviewer_key,
 )
 from coimprove.protocols import Ledger, LedgerReader, LedgerWriter
 from coimprove.state import run_context
@@ -285,18 +287,35 @@ class GateRecord:
     def approvers(self) -> list[str]:
         """Distinct reviewers whose approve/edit counts for the current digest."""
         digest = self.proposal.digest
-        out: list[str] = []
+        out: dict[str, str] = {}
         for event, decision in self.decisions:
             counted = event.data.get("new_digest") or decision.digest
             if decision.verdict in ("approve", "edit") and counted == digest:
-                out.append(decision.reviewer)
-        return list(dict.fromkeys(out))
+                out.setdefault(reviewer_key(decision.reviewer), decision.reviewer)
+        return list(out.values())
+
+    def decided_current(self) -> set[str]:
+        """Reviewers (by `reviewer_key`) who decided the version the gate shows now: they may
+        not decide it again; an edit makes a new version, which everyone else may decide."""
+        digest = self.proposal.digest
+        return {
+            reviewer_key(d.reviewer)
+            for e, d in self.decisions
+            if (e.data.get("new_digest") or d.digest) == digest
+        }
+
+    def authored_by(self, reviewer: str) -> bool:
+        """Whether `reviewer` is an author of the proposal (as shown, or as edited) or an
+        agent: separation of duties bars them from deciding it."""
+        key = reviewer_key(reviewer)
+        authors = {self.request.proposal.author, self.proposal.author}
+        return key.startswith("agent:") or key in {reviewer_key(a) for a in authors}
 
     def _apply(self, event: LedgerEvent, decision: Decision | None = None) -> None:
         """Fold one more event in (`decision`: a ``gate.decided`` event's, already parsed)."""
         if event.type == "gate.decided":
             if decision is None:
-                decision = Decision.model_validate(event.data["decision"])
+                decision = Decision.model_validate(event.data["decision"], context=TRUSTED)
             self.decisions.append((event, decision))
             if decision.verdict == "edit":
                 self.proposal = Proposal.model_validate(
@@ -378,16 +397,26 @@ def may_decide(record: GateRecord, reviewer: str, roles: set[str] | None) -> boo
     return any(fnmatch.fnmatchcase(reviewer, pattern) for pattern in record.eligible)
 
 
-def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | None) -> None:
+def check_decision(
+    record: GateRecord, decision: Decision, *, roles: set[str] | None, at: float | None = None
+) -> None:
     """Raise a `DecisionError` naming the problem if `decision` may not be recorded.
 
     `roles` are the roles the reviewer holds under the run's policy (None = derive from the
-    patterns snapshotted when the gate opened).
+    patterns snapshotted when the gate opened). `at` is when the decision is made: a gate
+    whose deadline has passed takes no more decisions (it fails closed), even before the
+    runner has recorded its timeout.
     """
     gid, req = record.gate_id, record.request.requirement
     if record.resolved is not None:
         how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
         raise GateClosedError(f"gate {gid!r} is already {how}; this decision changes nothing")
+    if at is not None and req.timeout_s is not None and at >= record.opened.at + req.timeout_s:
+        raise GateClosedError(
+            f"gate {gid!r} passed its deadline ({req.timeout_s:g}s after it opened, policy "
+            f"{req.policy!r} rule {req.rule!r}) and fails closed ({req.on_timeout}); this "
+            "decision changes nothing"
+        )
     if decision.verdict not in req.allowed:
         raise InvalidDecisionError(
             f"gate {gid!r}: verdict {decision.verdict!r} is not allowed by policy "
@@ -403,27 +432,25 @@ def check_decision(record: GateRecord, decision: Decision, *, roles: set[str] | 
             f"gate {gid!r}: policy {req.policy!r} rule {req.rule!r} accepts "
             f"{'/'.join(req.reviewer_kinds)} reviewers, not {decision.reviewer_kind!r}"
         )
-    authors = {record.request.proposal.author, record.proposal.author}
-    if decision.reviewer in authors or decision.reviewer.startswith("agent:"):
+    if record.authored_by(decision.reviewer):
         raise SelfApprovalError(
             f"gate {gid!r}: {decision.reviewer!r} is an author of this proposal and may not "
             "decide it (separation of duties)"
         )
-    if not may_decide(record, decision.reviewer, roles) or (
-        decision.role is not None and decision.role not in req.roles
-    ):
+    if decision.role is not None and decision.role not in req.roles:
+        raise ReviewerNotAllowedError(
+            f"gate {gid!r}: {decision.reviewer!r} acts as {decision.role!r}, but this gate takes "
+            f"{' or '.join(req.roles)} (level {req.level}, policy {req.policy!r})"
+        )
+    if not may_decide(record, decision.reviewer, roles):
         raise ReviewerNotAllowedError(
             f"gate {gid!r}: reviewer {decision.reviewer!r} does not hold a role this gate needs "
             f"({' or '.join(req.roles)}, level {req.level}) under policy {req.policy!r}"
         )
-    if decision.reviewer in {
-        d.reviewer
-        for e, d in record.decisions
-        if (e.data.get("new_digest") or d.digest) == record.proposal.digest
-    }:
+    if reviewer_key(decision.reviewer) in record.decided_current():
         raise DuplicateReviewerError(
             f"gate {gid!r}: {decision.reviewer!r} has already decided this version; the same "
-            "reviewer cannot count twice toward the quorum"
+            "reviewer (ids that differ only in case are one) cannot count twice toward the quorum"
         )
     if decision.verdict == "escalate" and req.level >= len(req.escalation):
         raise InvalidDecisionError(
@@ -530,7 +557,13 @@ def record_decision(
     """
     with ledger.transaction() as tx:
         record = load_gate(tx, gate_id)
-        check_decision(record, decision, roles=roles)
+        check_decision(record, decision, roles=roles, at=at)
+        for view in views:  # on the decider's own clock (which may differ from the opener's)
+            if view.at > at:
+                raise InvalidDecisionError(
+                    f"gate {gate_id!r}: a {view.what} view dated {view.at:g} comes after the "
+                    f"decision it belongs to ({at:g})"
+                )
         common: dict[str, Any] = {
             "run_id": record.run_id,
             "gate_id": gate_id,
@@ -577,6 +610,10 @@ def record_view(
     `visible_s`, when the front end measures it, is how long the gate (or its detail) was
     visible on the reviewer's screen since their previous view event of the same kind.
     """
+    try:
+        check_reviewer_id(reviewer)
+    except ValueError as exc:
+        raise InvalidDecisionError(f"gate {gate_id!r}: {exc}") from None
     with ledger.transaction() as tx:
         record = load_gate(tx, gate_id)
         return tx.append(

@@ -102,6 +102,28 @@ def unencodable_field(value: Mapping[str, Any]) -> str | None:
     return None
 
 
+def check_reviewer_id(reviewer: str) -> str:
+    """`reviewer` if it is a usable reviewer id, else `ValueError` saying why.
+
+    Ids are compared as written except for case (`reviewer_key`), so an id with surrounding
+    whitespace or control characters, which would look like another reviewer's on screen and
+    count as a different one, is refused rather than silently made distinct.
+    """
+    if not reviewer or not reviewer.strip():
+        raise ValueError("a reviewer id cannot be empty")
+    if reviewer != reviewer.strip():
+        raise ValueError(f"reviewer id {reviewer!r} has leading or trailing whitespace")
+    if any(not ch.isprintable() for ch in reviewer):
+        raise ValueError(f"reviewer id {reviewer!r} contains control characters")
+    return reviewer
+
+
+def reviewer_key(reviewer: str) -> str:
+    """What makes two reviewer ids the same person: ids equal but for case (``Alice`` is
+    ``alice``) count once toward a quorum and are one author for separation of duties."""
+    return reviewer.casefold()
+
+
 def sha256_digest(data: bytes) -> str:
     """``"sha256:<hex>"`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -326,12 +348,29 @@ class Decision(_Frozen):
     def _dashes(cls, v: Any) -> Any:
         return v.replace("-", "_") if isinstance(v, str) else v
 
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer_id(cls, v: str, info: ValidationInfo) -> str:
+        if info.context is not None and info.context.get("trusted"):
+            return v  # read back from a ledger, which may predate the check: shown as recorded
+        return check_reviewer_id(v)
+
     @model_validator(mode="after")
     def _consistent(self) -> Decision:
         if self.verdict == "edit" and self.edited_payload is None:
             raise ValueError("an 'edit' decision needs edited_payload")
         if self.verdict != "edit" and self.edited_payload is not None:
             raise ValueError(f"edited_payload is only allowed with 'edit', not {self.verdict!r}")
+        if self.edited_payload is not None:
+            try:
+                canonical_json(self.edited_payload)
+            except ValueError as exc:
+                where = unencodable_field(self.edited_payload)
+                field = f" (field {where!r})" if where is not None else ""
+                raise ValueError(
+                    f"edited_payload{field} is not JSON data ({exc}; NaN and infinities have "
+                    "no JSON form)"
+                ) from None
         if self.verdict == "request_changes" and not self.note.strip():
             raise ValueError("'request_changes' needs a note telling the agent what to change")
         return self

@@ -65,6 +65,7 @@ from coimprove.model import (
     Proposal,
     ViewEvent,
     canonical_json,
+    check_reviewer_id,
     new_id,
 )
 from coimprove.policy import Policy, load_policy
@@ -188,7 +189,9 @@ def load_workflow(ref: str) -> Workflow:
         raise
     except Exception as exc:
         raise RunError(f"cannot load workflow {ref!r}: {type(exc).__name__}: {exc}") from exc
-    obj = getattr(module, attr, None)
+    if not hasattr(module, attr):
+        raise RunError(f"{ref!r}: {target!r} has no attribute {attr!r}")
+    obj = getattr(module, attr)
     if callable(obj) and not isinstance(obj, Workflow):
         obj = obj()
     if not isinstance(obj, Workflow):
@@ -456,8 +459,12 @@ class Runner:
         gate_id, _, effect = key.rpartition("/")
         if not gate_id:
             raise InvalidDecisionError(f"{key!r} is not an effect key (<gate id>/<effect>)")
+        try:
+            check_reviewer_id(reviewer)
+        except ValueError as exc:
+            raise InvalidDecisionError(f"{key!r}: {exc}") from None
         record = load_gate(self.ledger, gate_id)
-        if reviewer in {record.request.proposal.author, record.proposal.author}:
+        if record.authored_by(reviewer):
             raise SelfApprovalError(f"{reviewer!r} authored {gate_id!r} and may not re-approve it")
         events = [
             e

@@ -202,12 +202,12 @@ async def test_how_a_peer_decided_arrives_as_the_ledger_grows(
         await settle(pilot)
         assert app.feedback_shown == []  # nothing is knowable yet
         with SqliteLedger(db) as other:  # bob, in another session, rejects it
-            digest = load_gate(other, gate_id).proposal.digest
+            gate = load_gate(other, gate_id)
             record_decision(
                 other,
                 gate_id,
-                Decision(verdict="reject", reviewer="bob", digest=digest),
-                at=2e6,
+                Decision(verdict="reject", reviewer="bob", digest=gate.proposal.digest),
+                at=gate.opened.at + 60,  # within the gate's deadline
             )
         await refresh(pilot)
         (item,) = app.feedback_shown

@@ -22,12 +22,12 @@ def _decide_elsewhere(db: Path, gate_id: str, verdict: str = "approve") -> None:
     from coimprove.ledger import SqliteLedger
 
     with SqliteLedger(db) as other:
-        digest = load_gate(other, gate_id).proposal.digest
+        gate = load_gate(other, gate_id)
         record_decision(
             other,
             gate_id,
-            Decision(verdict=verdict, reviewer="bob", digest=digest),  # type: ignore[arg-type]
-            at=SimClock(2e6).now(),
+            Decision(verdict=verdict, reviewer="bob", digest=gate.proposal.digest),  # type: ignore[arg-type]
+            at=gate.opened.at + 60,  # within the gate's deadline
         )
 
 

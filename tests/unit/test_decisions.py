@@ -256,3 +256,97 @@ async def test_many_runs_with_several_gates_each(runner: Runner, tmp_path: Path)
     assert all(runner.info(r.run_id).state == "finished" for r in runs)
     lines = effects.read_text().splitlines()
     assert len(lines) == 15 and len({line.split()[0] for line in lines}) == 15
+
+
+async def test_a_decision_after_the_deadline_is_refused_before_the_timeout_is_recorded(
+    runner: Runner, tmp_path: Path
+) -> None:
+    policy = tmp_path / "fast.yaml"
+    policy.write_text("name: fast\ndefaults:\n  timeout_s: 60\n  on_timeout: reject\n")
+    effects = tmp_path / "effects.txt"
+    info = await runner.start(linear_workflow(side_effects=effects), policy=str(policy))
+    (gate,) = runner.open_gates(info.run_id)
+    before = runner.ledger.last_seq()
+    runner.clock.advance(60)  # type: ignore[attr-defined]
+    # nobody has called advance(), so no gate.timed_out is recorded yet: the gate still fails
+    # closed at its deadline (the same instant expire_gate uses)
+    with pytest.raises(GateClosedError, match=r"passed its deadline .*fails closed"):
+        runner.decide(gate.gate_id, _decision(gate, "approve"))
+    assert runner.ledger.last_seq() == before
+    await runner.advance()
+    resolved = runner.ledger.events(gate_id=gate.gate_id, types=["gate.resolved"])[0]
+    assert resolved.data["outcome"] == "reject" and resolved.data["reason"] == "timeout"
+    assert not effects.exists()
+
+
+async def test_a_view_dated_after_its_decision_is_refused(runner: Runner, tmp_path: Path) -> None:
+    from coimprove import ViewEvent
+
+    _run_id, gate, _ = await _started(runner, tmp_path)
+    opened = gate.opened.at
+    before = runner.ledger.last_seq()
+    late_view = ViewEvent(what="detail", at=opened + 20)
+    with pytest.raises(
+        InvalidDecisionError, match=r"detail view dated .* comes after the decision"
+    ):
+        runner.decide(gate.gate_id, _decision(gate, "approve"), views=[late_view], at=opened + 10)
+    assert runner.ledger.last_seq() == before
+    view = ViewEvent(what="gate", at=opened + 5)
+    runner.decide(gate.gate_id, _decision(gate, "approve"), views=[view], at=opened + 10)
+
+
+@pytest.mark.parametrize("reviewer", [" alice", "alice ", "", "   ", "al\tice", "bob\n"])
+def test_a_reviewer_id_with_stray_whitespace_is_refused(reviewer: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reviewer"):
+        Decision(verdict="approve", reviewer=reviewer, digest="sha256:" + "0" * 64)
+
+
+async def test_ids_that_differ_only_in_case_are_one_reviewer(
+    runner: Runner, tmp_path: Path
+) -> None:
+    _run_id, gate, effects = await _started(runner, tmp_path, policy="strict", kind="code")
+    assert runner.decide(gate.gate_id, _decision(gate, "approve")).outcome is None
+    before = runner.ledger.last_seq()
+    with pytest.raises(DuplicateReviewerError, match="cannot count twice"):
+        runner.decide(gate.gate_id, _decision(gate, "approve", reviewer="Alice"))
+    author = gate.proposal.author  # agent:propose0
+    for reviewer in (author.upper(), "Agent:someone", author.capitalize()):
+        with pytest.raises(SelfApprovalError, match="separation of duties"):
+            runner.decide(gate.gate_id, _decision(gate, "approve", reviewer=reviewer))
+    with pytest.raises(InvalidDecisionError, match="whitespace"):
+        runner.view(gate.gate_id, "alice ")
+    assert runner.ledger.last_seq() == before
+    assert not effects.exists()
+
+
+def test_an_edited_payload_that_is_not_json_is_refused_with_its_field() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"edited_payload .field 'lr'. is not JSON data"):
+        Decision(
+            verdict="edit",
+            reviewer="bob",
+            digest="sha256:" + "0" * 64,
+            edited_payload={"lr": float("nan"), "step": 1},
+        )
+
+
+async def test_a_ledger_recorded_before_reviewer_ids_were_checked_still_reads(
+    runner: Runner, tmp_path: Path
+) -> None:
+    # an older coimprove recorded " bob" as it was given; reading the gate shows it as recorded
+    run_id, gate, _ = await _started(runner, tmp_path, policy="strict", kind="code")
+    old = {"verdict": "approve", "reviewer": " bob", "digest": gate.proposal.digest}
+    runner.ledger.append(
+        "gate.decided",
+        at=1001.0,
+        run_id=run_id,
+        gate_id=gate.gate_id,
+        actor=" bob",
+        data={"verdict": "approve", "reviewer_kind": "human", "decision": old},
+    )
+    (listed,) = runner.open_gates(run_id)
+    assert [d.reviewer for _, d in listed.decisions] == [" bob"]
+    assert runner.gate(gate.gate_id).approvers() == [" bob"]
