@@ -30,12 +30,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from coimprove._log import get_logger
 from coimprove.agents.telemetry import ModelCallRecorder
-from coimprove.errors import CoimproveError, DigestMismatchError, GateClosedError
+from coimprove.errors import CoimproveError, DecisionError, DigestMismatchError, GateClosedError
 from coimprove.feedback import FeedbackBuilder, record_feedback
 from coimprove.gates import GateRecord, fold_gate, may_decide
 from coimprove.ledger import ledger_kind, sqlite_path
 from coimprove.memory import MemoryConfig
-from coimprove.model import GateRequest, Review
+from coimprove.model import GateRequest, Review, reviewer_key
 from coimprove.policy import Policy
 from coimprove.protocols import Ledger, ReviewContext, Reviewer
 from coimprove.reviewers.clock import FixedClock, SimClock
@@ -82,7 +82,14 @@ class _Waiting:
     eligible: tuple[str, ...]
     """Desks allowed by kind, role and separation of duties (fixed while the gate is open)."""
     decided_by: set[str] = field(default_factory=set)
+    """Reviewers (by `reviewer_key`) who decided the version the gate shows now."""
     reading: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    """Desks whose decision on this gate the ledger refused: not offered it again."""
+
+    def edited(self, record: GateRecord) -> None:
+        """The gate shows a new version: only who decided that version has decided it."""
+        self.record, self.decided_by = record, record.decided_current()
 
 
 @dataclass(order=True)
@@ -196,30 +203,33 @@ class HeadlessSession:
             elif event.type == "gate.resolved":
                 self._open.pop(gid, None)
             elif event.actor is not None and gid in self._open:
-                self._open[gid].decided_by.add(event.actor)
+                self._open[gid].decided_by.add(reviewer_key(event.actor))
                 if event.data.get("verdict") == "edit":
-                    self._open[gid].record = self.runner.gate(gid)
+                    self._open[gid].edited(self.runner.gate(gid))
 
     def _track(self, record: GateRecord) -> None:
         req = record.request.requirement
-        authors = {record.request.proposal.author, record.proposal.author}
         eligible = tuple(
             rid
             for rid, desk in self.desks.items()
             if desk.reviewer.kind in req.reviewer_kinds
-            and rid not in authors
+            and not record.authored_by(rid)
+            and getattr(desk.reviewer, "role", None) in (None, *req.roles)
             and may_decide(record, rid, self.runner.roles_of(record.run_id, rid))
         )
-        waiting = _Waiting(record, eligible, {d.reviewer for _, d in record.decisions})
+        waiting = _Waiting(record, eligible, record.decided_current())
         self._open[record.gate_id] = waiting
         if req.timeout_s is not None:
             heapq.heappush(self._deadlines, (record.opened.at + req.timeout_s, record.gate_id))
 
     def _available(self, waiting: _Waiting, rid: str) -> bool:
         """Whether reviewer `rid` may pick this gate up now."""
-        if rid not in waiting.eligible or rid in waiting.decided_by or rid in waiting.reading:
+        if rid not in waiting.eligible or rid in waiting.reading or rid in waiting.refused:
             return False
-        # every decision that left the gate open was an approval, so this many are still needed
+        if reviewer_key(rid) in waiting.decided_by:
+            return False
+        # every decision that left the gate open approved (or edited) the version it shows
+        # now, so this many are still needed
         needed = waiting.record.request.requirement.quorum - len(waiting.decided_by)
         return len(waiting.reading) < max(needed, 1)
 
@@ -295,14 +305,21 @@ class HeadlessSession:
             recorded = self.runner.decide(item.gate_id, decision, views=item.review.views)
         except (GateClosedError, DigestMismatchError):
             return  # settled, timed out or edited by someone else while this reviewer read it
+        except DecisionError as exc:  # this reviewer's decision is not one the gate takes
+            log.warning(
+                "headless.refused", gate=item.gate_id, reviewer=item.reviewer, error=str(exc)
+            )
+            if waiting is not None:
+                waiting.refused.add(item.reviewer)
+            return
         self.decisions += 1
         if waiting is not None:
-            waiting.decided_by.add(decision.reviewer)
+            waiting.decided_by.add(reviewer_key(decision.reviewer))
         if recorded.outcome is not None:
             self._open.pop(item.gate_id, None)
             await self.runner.advance(item.gate_id.rsplit(".", 2)[0])
         elif decision.verdict == "edit" and waiting is not None:
-            waiting.record = self.runner.gate(item.gate_id)
+            waiting.edited(self.runner.gate(item.gate_id))
 
     def _record_model_call(self, data: dict[str, Any]) -> None:
         """A model reviewer's call, recorded as ``model.called`` on the gate it was reviewing."""
@@ -344,6 +361,7 @@ class HeadlessSession:
             deadline = self._next_deadline()
             deadline_at = inf if deadline is None else deadline
             # ties: a decision lands before a run arrives, and both before a deadline passes
+            # (a decision made at the deadline itself is refused: the gate has failed closed)
             if min(decision_at, arrival_at, deadline_at) == inf:
                 break
             if deadline_at < decision_at and deadline_at < arrival_at:

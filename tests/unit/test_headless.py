@@ -126,3 +126,73 @@ async def test_no_more_reviewers_read_a_gate_than_its_quorum_still_needs(tmp_pat
     )
     assert result.decisions == 2 and result.runs[0].state == "finished"
     assert [len(r.contexts) for r in (a, b, c)] == [1, 1, 0]
+
+
+async def test_after_an_edit_under_quorum_earlier_approvers_review_the_new_version(
+    tmp_path: Path,
+) -> None:
+    # strict: code needs two approvals of the same version. alice approves at 30 s, bob edits
+    # at 60 s: only bob's edit counts for the new version, so alice must be offered it again
+    db = tmp_path / "ledger.db"
+    result = await run_headless(
+        linear_workflow(policy="strict", kind="code"),
+        [Verdicts(["approve"], id="alice"), Verdicts(["edit"], id="bob", dwell_s=60)],
+        db=db,
+    )
+    assert [r.state for r in result.runs] == ["finished"]
+    with SqliteLedger(db) as ledger:
+        decided = [(e.actor, e.data["verdict"]) for e in ledger.events(types=["gate.decided"])]
+        (resolved,) = ledger.events(types=["gate.resolved"])
+        assert not ledger.events(types=["gate.timed_out"])
+    assert decided == [("alice", "approve"), ("bob", "edit"), ("alice", "approve")]
+    assert resolved.data["outcome"] == "edit" and resolved.data["reason"] == "decision"
+
+
+@dataclass
+class WithRole(Recording):
+    """A reviewer acting in one role (what `ScriptedReviewer(role=...)` declares)."""
+
+    role: str = "reviewer"
+
+    async def review(self, request: GateRequest, context: ReviewContext) -> Review:
+        review = await super().review(request, context)
+        decision = review.decision.model_copy(update={"role": self.role})
+        return review.model_copy(update={"decision": decision})
+
+
+async def test_reviewers_a_gate_does_not_accept_are_not_offered_it(tmp_path: Path) -> None:
+    # a reviewer acting as `lead` (level-0 gates need `reviewer`), and an agent id (never
+    # decides): neither is offered the gates, and the session finishes with the eligible one
+    db = tmp_path / "ledger.db"
+    lead = WithRole(Verdicts(["approve"], id="lead-1"), role="lead")
+    result = await run_headless(
+        linear_workflow(),
+        [lead, Verdicts(["approve"], id="agent:bot"), Verdicts(["approve"], id="bob")],
+        runs=3,
+        db=db,
+    )
+    assert [r.state for r in result.runs] == ["finished"] * 3
+    with SqliteLedger(db) as ledger:
+        assert {e.actor for e in ledger.events(types=["gate.decided"])} == {"bob"}
+
+
+async def test_a_refused_decision_is_logged_and_the_session_goes_on(tmp_path: Path) -> None:
+    # a reviewer whose decision the gate refuses (here: escalating with nobody to escalate to)
+    # does not stop the session; the gate waits for someone else
+    from coimprove import Decision
+
+    def escalate(request: GateRequest) -> Decision:
+        return Decision(verdict="escalate", reviewer="eve", digest=request.proposal.digest)
+
+    policy = tmp_path / "flat.yaml"
+    policy.write_text("name: flat\ndefaults:\n  escalation: []\n")
+    db = tmp_path / "ledger.db"
+    result = await run_headless(
+        linear_workflow(),
+        [Verdicts([escalate], id="eve", dwell_s=5), Verdicts(["approve"], id="bob", dwell_s=50)],
+        db=db,
+        policy=str(policy),
+    )
+    assert [r.state for r in result.runs] == ["finished"]
+    with SqliteLedger(db) as ledger:
+        assert [e.actor for e in ledger.events(types=["gate.decided"])] == ["bob"]
