@@ -174,7 +174,8 @@ def summarize(
 
 
 def agreement(ledger: Ledger, *, run_id: str | None = None) -> Agreement:
-    """Fleiss' kappa over gates with two or more decisions, and Cohen's kappa per pair."""
+    """Fleiss' kappa over gates decided by two or more reviewers, and Cohen's kappa per pair
+    (each reviewer rates a gate once: with their last verdict on it)."""
     cells: dict[str, dict[str, int]] = defaultdict(dict)
     for gate_id, verdict, count in _rows(ledger, sql.agreement_cells_query(run_id)):
         cells[gate_id][verdict] = int(count)

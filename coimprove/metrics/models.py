@@ -112,10 +112,11 @@ class PairAgreement(_Model):
 
 
 class Agreement(_Model):
-    """Agreement on gates with two or more decisions (quorum gates)."""
+    """Agreement on gates decided by two or more reviewers (quorum gates)."""
 
     gates: int = 0
     decisions: int = 0
+    """Ratings counted: one per reviewer per gate (their last verdict on it)."""
     fleiss_kappa: float | None = None
     pairs: dict[str, PairAgreement] = Field(
         default_factory=dict, description='Cohen\'s kappa per reviewer pair, keyed "a|b" (a < b)'

@@ -316,13 +316,22 @@ FROM sliced GROUP BY dim, g, bucket ORDER BY dim, g, bucket"""
 
 
 def _agreement_prefix(run_id: str | None) -> tuple[str, list[Any]]:
+    """Gates decided by two or more reviewers, with each reviewer's last verdict on the gate
+    (``qd``): a reviewer who decided a gate twice (its first version, then an edited one) is
+    one rater of it, not two."""
     base, params = _base(run_id)
     return (
         f"""{base},
-multi AS (SELECT gate_id FROM decisions GROUP BY gate_id HAVING COUNT(*) >= 2),
+last AS (
+    SELECT gate_id, reviewer, verdict,
+           ROW_NUMBER() OVER (PARTITION BY gate_id, reviewer ORDER BY seq DESC) AS k
+    FROM decisions
+),
+multi AS (SELECT gate_id FROM last WHERE k = 1 GROUP BY gate_id HAVING COUNT(*) >= 2),
 qd AS (
-    SELECT d.gate_id, d.reviewer, d.verdict
-    FROM decisions d JOIN multi m ON m.gate_id = d.gate_id
+    SELECT l.gate_id, l.reviewer, l.verdict
+    FROM last l JOIN multi m ON m.gate_id = l.gate_id
+    WHERE l.k = 1
 )""",
         params,
     )

@@ -321,6 +321,24 @@ def test_fleiss_kappa_reproduces_the_textbook_example() -> None:
     assert fleiss_kappa(FLEISS_1971) == pytest.approx(0.20993, abs=5e-5)
 
 
+def test_a_reviewer_who_decided_a_gate_twice_is_one_rater_with_the_last_verdict(
+    ledger: Ledger, book: Book
+) -> None:
+    # a quorum gate: ana approves, bob edits (a new version), ana approves the edited version
+    book.gate("r1.q.1")
+    book.decide("r1.q.1", "ana", "approve", at=1.0)
+    book.decide("r1.q.1", "bob", "edit", at=2.0)
+    book.decide("r1.q.1", "ana", "edit", at=3.0)
+    book.resolve("r1.q.1", "edit", at=3.0)
+    book.gate("r1.solo.1")  # one reviewer deciding twice is not agreement either
+    book.decide("r1.solo.1", "cy", "approve", at=1.0)
+    book.decide("r1.solo.1", "cy", "approve", at=2.0)
+    got = overall(ledger).agreement
+    assert (got.gates, got.decisions) == (1, 2)
+    assert got.pairs["ana|bob"].n == 1 and got.pairs["ana|bob"].observed == 1.0
+    assert got.fleiss_kappa == pytest.approx(fleiss_kappa([[2]]))  # None: one category
+
+
 def test_fleiss_kappa_perfect_agreement_and_undefined_cases() -> None:
     assert fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)
     assert fleiss_kappa([[2, 0], [2, 0]]) is None  # one category only: chance explains it all
