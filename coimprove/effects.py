@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterr
 from coimprove.gates import NodeRole
 from coimprove.model import EventType, GateOutcome, LedgerEvent, Proposal
 from coimprove.protocols import Ledger
-from coimprove.state import GatedState, Vouched, model_recorder, run_context
+from coimprove.state import GatedState, Vouched, check_declared, model_recorder, run_context
 
 EFFECT_EVENTS: tuple[EventType, ...] = (
     "effect.started",
@@ -117,6 +117,8 @@ class EffectNode:
     def __init__(self, name: str, fn: EffectFn, *, gate: str, idempotent: bool = False) -> None:
         self.name, self.fn, self.gate, self.idempotent = name, fn, gate, idempotent
         self.__name__ = f"effect:{name}"
+        self.channels: Mapping[str, Any] | None = None
+        """The state's channels (set by `add_effect`): an update with other keys is refused."""
 
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
@@ -128,7 +130,7 @@ class EffectNode:
         mine = [e for e in effect_events if e.data.get("effect") == self.name]
         for event in mine:
             if event.type == "effect.finished":
-                return dict(event.data["update"])
+                return self._declared(dict(event.data["update"]))
         started = max((e.data["attempt"] for e in mine if e.type == "effect.started"), default=0)
         ended = {
             e.data["attempt"] for e in mine if e.type in ("effect.failed", "effect.interrupted")
@@ -146,10 +148,20 @@ class EffectNode:
                 e.type == "effect.reapproved" and e.data["attempt"] == started for e in mine
             )
             if not (self.idempotent or reapproved):
+                failed = [
+                    e
+                    for e in mine
+                    if e.type == "effect.failed" and e.data.get("attempt") == started
+                ]
+                what = (
+                    f"failed ({failed[-1].data.get('error')})"
+                    if failed
+                    else "started and never finished"
+                )
                 raise EffectInterruptedError(
-                    f"effect {self.name!r} (key {key}) started attempt {started} and never "
-                    "finished; it is not declared idempotent, so it will not run again without "
-                    f"a fresh approval: coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
+                    f"effect {self.name!r} (key {key}) attempt {started} {what}; it is not "
+                    "declared idempotent, so it will not run again without a fresh approval: "
+                    f"coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
                 )
         attempt = started + 1
         ledger.append(
@@ -187,4 +199,12 @@ class EffectNode:
             data={"effect": self.name, "attempt": attempt, "key": key, "update": update},
         )
         await ledger.durable()  # before LangGraph checkpoints the step that ran it
+        return self._declared(update)
+
+    def _declared(self, update: dict[str, Any]) -> dict[str, Any]:
+        """`update`, if the state declares all its keys. Checked after ``effect.finished`` is
+        recorded: the effect ran once and its update is in the ledger; the run fails here
+        and, once the state declares the keys, `coimprove resume` hands the recorded update
+        on without running the effect again."""
+        check_declared(f"effect {self.name!r}", update, self.channels)
         return update

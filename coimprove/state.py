@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, TypedDict
@@ -19,7 +19,7 @@ from langgraph.config import get_config
 
 from coimprove.agents.telemetry import ModelCallRecorder, recording
 from coimprove.channels import MergedDict
-from coimprove.errors import CoimproveError
+from coimprove.errors import CoimproveError, GraphDefinitionError
 from coimprove.memory import ReviewMemory
 from coimprove.model import Proposal
 from coimprove.policy import Policy
@@ -133,3 +133,20 @@ def recording_model_calls() -> Iterator[ModelCallRecorder]:
     block as a ``model.called`` event of the run (agent and effect nodes always do)."""
     with recording(model_recorder(run_context())) as recorder:
         yield recorder
+
+
+def check_declared(node: str, keys: Iterable[str], channels: Mapping[str, Any] | None) -> None:
+    """Raise `GraphDefinitionError` if a node's state update has keys the graph's state does not
+    declare: LangGraph drops those silently, so the value would be lost without a word.
+
+    `channels` is the StateGraph builder's channel map (None: unknown, nothing is checked).
+    """
+    if channels is None or "__root__" in channels:
+        return
+    undeclared = sorted(k for k in keys if k not in channels)
+    if undeclared:
+        raise GraphDefinitionError(
+            f"{node} returned state key(s) {undeclared} that the graph's state does not declare, "
+            "so LangGraph would drop them; declare them in the state class (e.g. "
+            f"`class State(GatedState): {undeclared[0]}: dict` and `Workflow(..., state=State)`)"
+        )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections import defaultdict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from coimprove.errors import CoimproveError, GraphDefinitionError, UngatedEffect
 from coimprove.gates import ROLE_ATTR, GateNode, GateSpec, NodeRole, proposed
 from coimprove.memory import Recall, ReviewNote
 from coimprove.model import Proposal
-from coimprove.state import GatedState, model_recorder, run_context
+from coimprove.state import GatedState, check_declared, model_recorder, run_context
 
 AnyGraph = StateGraph[Any, Any, Any, Any] | CompiledStateGraph[Any, Any, Any, Any]
 
@@ -95,6 +95,8 @@ class AgentNode:
         ]
         self._wants_context = len(params) >= 2
         self.__name__ = f"agent:{name}"
+        self.channels: Mapping[str, Any] | None = None
+        """The state's channels (set by `add_agent`): extra state keys it returns must be in it."""
 
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
@@ -122,6 +124,7 @@ class AgentNode:
         extra: dict[str, Any] = {}
         if isinstance(result, tuple):
             result, extra = result
+            check_declared(f"agent {self.name!r}", extra, self.channels)
         given = tuple(n.id for n in recall.given) if recall is not None else ()
         proposal = self._normalise(result, feedback, given)
         return {**extra, "proposals": {self.name: proposed(proposal)}}
@@ -180,6 +183,7 @@ def add_agent(
 ) -> AgentNode:
     """Add an agent node (a proposal source) to your own StateGraph."""
     node = AgentNode(name, fn, kind=kind, payload=payload)
+    node.channels = builder.channels  # the live map: schemas added later count too
     builder.add_node(name, node, metadata={"coimprove_role": "agent"})
     return node
 
@@ -216,6 +220,7 @@ def add_effect(
 ) -> EffectNode:
     """Add an effect to your own StateGraph; it runs only with `gate`'s approval."""
     node = EffectNode(name, fn, gate=gate, idempotent=idempotent)
+    node.channels = builder.channels  # the live map: schemas added later count too
     builder.add_node(name, node, metadata={"coimprove_role": "effect"})
     return node
 

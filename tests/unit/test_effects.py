@@ -224,9 +224,13 @@ async def test_a_users_own_state_graph_runs_with_gates(runner: Runner, tmp_path:
     assert (await runner.state(info.run_id))["published"] == "on canaries"
 
 
-def _one_effect_workflow(name: str, effect: Any) -> Workflow:
-    wf = Workflow(name, state=ToyState)
-    wf.agent("propose", lambda s: Proposal(kind="idea", title="x", author="agent:propose"))
+def _one_effect_workflow(
+    name: str, effect: Any, *, state: type[Any] = ToyState, propose: Any = None
+) -> Workflow:
+    wf = Workflow(name, state=state)
+    wf.agent(
+        "propose", propose or (lambda s: Proposal(kind="idea", title="x", author="agent:propose"))
+    )
     wf.gate("review", proposal_from="propose", on_approve="apply")
     wf.effect("apply", effect, gate="review")
     wf.edge(START, "propose")
@@ -262,6 +266,50 @@ async def test_an_effect_returning_nan_fails_clearly_and_records_the_failure(
         "effect.failed",
     ]
     assert runner.ledger.verify().ok
+
+
+class _Declared(ToyState, total=False):
+    trained_with: dict[str, Any]
+
+
+async def test_an_effect_update_the_state_does_not_declare_fails_clearly_and_resumes_once_declared(
+    tmp_path: Path,
+) -> None:
+    # LangGraph drops state keys the schema does not declare; coimprove refuses instead, after
+    # recording the finished effect, so declaring the key and resuming loses nothing and does
+    # not run the effect again
+    from coimprove.reviewers.clock import SimClock
+
+    ran: list[str] = []
+
+    def train(state: Any, approved: Any) -> dict[str, Any]:
+        ran.append(approved.key)
+        return {"trained_with": {"lr": 0.1}}
+
+    db = tmp_path / "ledger.db"
+    async with Runner(db, clock=SimClock()) as runner:
+        info = await runner.start(_one_effect_workflow("undeclared", train))
+        _approve(runner, info.open_gates[0])
+        await runner.advance()
+        failed = runner.info(info.run_id)
+    assert failed.state == "failed" and len(ran) == 1
+    assert "effect 'apply' returned state key(s) ['trained_with']" in (failed.error or "")
+    assert "does not declare" in (failed.error or "")
+    async with Runner(db, clock=SimClock()) as runner:
+        runner.register(_one_effect_workflow("undeclared", train, state=_Declared))
+        await runner.resume(info.run_id)
+        assert runner.info(info.run_id).state == "finished"
+        assert (await runner.state(info.run_id))["trained_with"] == {"lr": 0.1}
+    assert len(ran) == 1
+
+
+async def test_an_agent_returning_undeclared_state_keys_fails_clearly(runner: Runner) -> None:
+    def propose(state: Any) -> Any:
+        return Proposal(kind="idea", title="x", author="agent:propose"), {"notes": "n"}
+
+    info = await runner.start(_one_effect_workflow("extra", lambda s, a: {}, propose=propose))
+    assert info.state == "failed"
+    assert "agent 'propose' returned state key(s) ['notes']" in (info.error or "")
 
 
 async def test_an_effects_own_error_is_reported_as_its_own(runner: Runner) -> None:
