@@ -35,6 +35,28 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _duplicate_key(node: yaml.Node | None, path: tuple[str, ...] = ()) -> str | None:
+    """``line: field`` of the first key repeated within one mapping (YAML lets the last one
+    win without a word, so a second ``quorum:`` would silently replace the first), else None."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+            if name in seen:
+                field = ".".join((*path, str(name)))
+                return f"{key.start_mark.line + 1}: {field}: duplicate key"
+            seen.add(name)
+            found = _duplicate_key(value, (*path, str(name)))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, str(i)))
+            if found:
+                return found
+    return None
+
+
 def load_yaml_model(
     model: type[M],
     source: str | Path,
@@ -53,6 +75,10 @@ def load_yaml_model(
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise error(f"{name}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise error(
+                f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+            ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)
@@ -64,6 +90,9 @@ def load_yaml_model(
         raise error(f"{name}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise error(f"{name}:1: expected a mapping at the top level, got {type(data).__name__}")
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        raise error(f"{name}:{duplicate}")
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +28,11 @@ from coimprove.ablate.cli import ablate
 from coimprove.errors import (
     CoimproveError,
     DigestMismatchError,
+    GateClosedError,
     InvalidDecisionError,
     LedgerIntegrityError,
+    NotALedgerError,
+    RunError,
 )
 from coimprove.gates import GateRecord, open_gates
 from coimprove.ledger import SqliteLedger, Synchronous, ledger_kind, open_ledger, sqlite_path
@@ -85,7 +90,15 @@ def _existing_ledger(
     path = sqlite_path(db)
     if not path.exists():
         raise CoimproveError(f"no ledger at {db} (start a run with `coimprove run`, or pass --db)")
+    if path.is_file() and path.stat().st_size == 0:  # SQLite would make it a new ledger
+        raise NotALedgerError(f"{path} is an empty file, not a coimprove ledger; left unchanged")
     return SqliteLedger(path, synchronous=synchronous)
+
+
+def _known_run(ledger: SqliteLedger | PostgresLedger, run_id: str | None) -> None:
+    """Refuse a run id the ledger has never seen (instead of an empty answer)."""
+    if run_id is not None and not ledger.events(run_id=run_id, types=["run.started"]):
+        raise RunError(f"no run {run_id!r} in this ledger (see `coimprove status`)")
 
 
 def _seeded_run_ids(db: str, graph: str, seed: int, runs: int) -> Callable[[int], str] | None:
@@ -125,6 +138,11 @@ def _parse_json_arg(value: str | None, what: str) -> Any:
             text = Path(value[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise CoimproveError(f"{what}: cannot read {value[1:]}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise CoimproveError(
+                f"{what}: {value[1:]} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                f"at offset {exc.start})"
+            ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -133,6 +151,7 @@ def _parse_json_arg(value: str | None, what: str) -> Any:
 
 def _gate_row(g: GateRecord) -> dict[str, Any]:
     req = g.request.requirement
+    deadline = None if req.timeout_s is None else g.opened.at + req.timeout_s
     return {
         "gate_id": g.gate_id,
         "run_id": g.run_id,
@@ -145,6 +164,10 @@ def _gate_row(g: GateRecord) -> dict[str, Any]:
         "digest": g.proposal.digest,
         "requirement": f"{len(g.approvers())}/{req.quorum} of {','.join(req.roles)}",
         "opened_at": g.opened.at,
+        "deadline": deadline,
+        # past its deadline: it takes no decision and is rejected (or escalated) by the next
+        # `coimprove resume`
+        "overdue": deadline is not None and deadline <= time.time(),
     }
 
 
@@ -206,13 +229,19 @@ def run(
         infos = asyncio.run(start())
     if as_json:
         _print_json([i.__dict__ for i in infos])
-        return
-    for info in infos:
-        out.print(f"[bold]{info.run_id}[/] {info.graph} [cyan]{info.state}[/]")
-        for gid in info.open_gates:
-            out.print(f"  waiting at {gid}  (coimprove show {gid})")
-        if info.error:
-            out.print(f"  [red]{info.error}[/]")
+    else:
+        for info in infos:
+            out.print(f"[bold]{info.run_id}[/] {info.graph} [cyan]{info.state}[/]")
+            for gid in info.open_gates:
+                out.print(f"  waiting at {gid}  (coimprove show {gid})")
+            if info.error:
+                out.print(f"  [red]{info.error}[/]")
+    failed = [i.run_id for i in infos if i.state in ("failed", "blocked")]
+    if failed:
+        raise RunError(
+            f"{len(failed)} of {len(infos)} run(s) failed ({', '.join(failed[:3])}"
+            f"{', …' if len(failed) > 3 else ''}); `coimprove status` shows why"
+        )
 
 
 @app.command()
@@ -228,7 +257,8 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply recorded decisions and finish interrupted steps (crash recovery)."""
-    _existing_ledger(db).close()
+    with _existing_ledger(db) as ledger:
+        _known_run(ledger, run_id)
 
     async def go() -> list[Any]:
         async with Runner(db) as runner:
@@ -260,6 +290,7 @@ def status(
 ) -> None:
     """List runs and their states."""
     with _existing_ledger(db) as ledger:
+        _known_run(ledger, run_id)
         infos = list_runs(ledger, run_id)
     if as_json:
         _print_json([i.__dict__ for i in infos])
@@ -285,12 +316,21 @@ def pending(
     if not rows:
         out.print("no gates are waiting")
         return
-    table = Table("gate", "kind", "risk", "title", "needs", "digest")
+    # the gate id and the digest prefix are what `show` and `decide` take: never elided; the
+    # title wraps instead when the terminal is narrow
+    table = Table()
+    table.add_column("gate", no_wrap=True, min_width=max(len(r["gate_id"]) for r in rows))
+    table.add_column("kind")
+    table.add_column("risk")
+    table.add_column("title", overflow="fold")
+    table.add_column("needs")
+    table.add_column("digest", no_wrap=True, min_width=19)
     for r in rows:
-        table.add_row(
-            r["gate_id"], r["kind"], r["risk"], r["title"], r["requirement"], r["digest"][:19]
-        )
+        needs = f"{r['requirement']} [red](overdue)[/]" if r["overdue"] else r["requirement"]
+        table.add_row(r["gate_id"], r["kind"], r["risk"], r["title"], needs, r["digest"][:19])
     out.print(table)
+    if any(r["overdue"] for r in rows):
+        out.print("overdue gates fail closed: `coimprove resume` records their timeouts")
 
 
 @app.command()
@@ -359,10 +399,18 @@ def decide(
     from coimprove.gates import load_gate
 
     with _existing_ledger(db) as ledger:
-        current = load_gate(ledger, gate_id).proposal.digest
-    prefix = digest if digest.startswith("sha256:") else f"sha256:{digest}"
-    if len(prefix) < len("sha256:") + 12:
-        raise InvalidDecisionError("--digest needs at least 12 hex digits of the digest you saw")
+        record = load_gate(ledger, gate_id)
+    if record.resolved is not None:  # whatever digest was seen, this decision is too late
+        how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
+        raise GateClosedError(f"gate {gate_id!r} is already {how}; this decision changes nothing")
+    current = record.proposal.digest
+    hex_part = digest.removeprefix("sha256:").lower()
+    if not re.fullmatch(r"[0-9a-f]{12,64}", hex_part):
+        raise InvalidDecisionError(
+            f"--digest {digest!r} is not a sha256 digest or a prefix of one: it needs 12 to 64 "
+            "hex digits (copy it from `coimprove show`)"
+        )
+    prefix = f"sha256:{hex_part}"
     if not current.startswith(prefix):
         raise DigestMismatchError(
             f"gate {gate_id!r} now shows {current[:19]}…, not {prefix[:19]}… (look again)"

@@ -273,8 +273,11 @@ def load_policy(ref: str | Path) -> Policy:
         stat = path.stat()
     except OSError:
         stat = None
-    if stat is None or not S_ISREG(stat.st_mode):
+    if stat is None:
         raise PolicyError(f"{path}: no such policy file")
+    if not S_ISREG(stat.st_mode):
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise PolicyError(f"{path} is {what}; a policy is one YAML file")
     key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
     if key not in _CACHE:
         _CACHE[key] = load_yaml_model(Policy, path, error=PolicyError)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from coimprove.errors import LedgerError, NotALedgerError
+from coimprove.errors import LedgerError, LedgerIntegrityError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
 from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
@@ -423,12 +423,17 @@ class SqliteLedger:
     def verify(self) -> ChainReport:
         """Walk the chain from the genesis hash; report the first event that does not fit."""
         with self._lock:
-            head = self._conn.execute("SELECT value FROM meta WHERE key='head'").fetchone()
-            cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
-            return verify_chain(
-                ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
-                recorded_head=head[0] if head else None,
-            )
+            try:
+                head = self._conn.execute("SELECT value FROM meta WHERE key='head'").fetchone()
+                cursor = self._conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+                return verify_chain(
+                    ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
+                    recorded_head=head[0] if head else None,
+                )
+            except sqlite3.DatabaseError as exc:  # a damaged file: a missing table, a bad page
+                raise LedgerIntegrityError(
+                    f"{self.path}: ledger is NOT intact: cannot read its events ({exc})"
+                ) from exc
 
     def acquire_lease(
         self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None

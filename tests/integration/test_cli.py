@@ -122,7 +122,11 @@ def test_bad_decisions_get_one_line_errors_and_change_nothing(env: dict[str, str
             "no gate 'nope.g0.1'",
         ),
         (("decide", gate_id, "approve", "--as", "a", "--digest", "0" * 12), "now shows"),
-        (("decide", gate_id, "approve", "--as", "a", "--digest", "abc"), "at least 12 hex"),
+        (("decide", gate_id, "approve", "--as", "a", "--digest", "abc"), "12 to 64 hex digits"),
+        (
+            ("decide", gate_id, "approve", "--as", "a", "--digest", "e0175370cc62zz"),
+            "not a sha256 digest",
+        ),
         (("decide", gate_id, "maybe", "--as", "a", "--digest", "0" * 12), ""),
     ]
     digest = data(cli("pending", "--json", env=env))[0]["digest"]
@@ -134,6 +138,18 @@ def test_bad_decisions_get_one_line_errors_and_change_nothing(env: dict[str, str
             ("decide", gate_id, "edit", "--as", "a", "--digest", digest, "--payload", "{oops"),
             "not valid JSON",
         ),
+        (
+            ("decide", gate_id, "edit", "--as", "a", "--digest", digest, "--payload", '{"x": NaN}'),
+            "is not JSON data",
+        ),
+        (("decide", gate_id, "approve", "--as", " a", "--digest", digest), "whitespace"),
+        (("decide", gate_id, "approve", "--as", "Agent:A0", "--digest", digest), "separation"),
+        (
+            ("decide", gate_id, "approve", "--as", "a", "--role", "lead", "--digest", digest),
+            "acts as 'lead'",
+        ),
+        (("status", "r-nope"), "no run 'r-nope'"),
+        (("resume", "r-nope"), "no run 'r-nope'"),
     ]
     for args, message in cases:
         result = cli(*args, env=env)
@@ -182,12 +198,77 @@ def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no ledger at" in missing.stderr
 
 
+def test_damaged_and_empty_ledgers_get_errors_and_stay_as_they_are(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for command in (["ledger", "verify"], ["status"], ["pending"], ["report"]):
+        result = cli(*command, "--db", str(empty))
+        assert result.returncode == 1 and "empty file, not a coimprove ledger" in result.stderr
+    assert empty.stat().st_size == 0
+    data(cli("run", GRAPH, "--json", env=env))
+    with sqlite3.connect(env["COIMPROVE_DB"]) as raw:
+        raw.execute("DROP TRIGGER events_head")
+        raw.execute("DROP TABLE events")
+    result = cli("ledger", "verify", env=env)
+    assert result.returncode == 1 and "NOT intact: cannot read its events" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pending_marks_gates_past_their_deadline(env: dict[str, str], tmp_path: Path) -> None:
+    import time
+
+    policy = tmp_path / "brief.yaml"
+    policy.write_text("name: brief\ndefaults:\n  timeout_s: 1\n  on_timeout: reject\n")
+    data(cli("run", GRAPH, "--policy", str(policy), "--json", env=env))
+    (gate,) = data(cli("pending", "--json", env=env))
+    assert gate["deadline"] == pytest.approx(gate["opened_at"] + 1)
+    time.sleep(max(0.0, gate["deadline"] - time.time()) + 0.2)
+    (late,) = data(cli("pending", "--json", env=env))
+    assert late["overdue"] is True
+    assert "(overdue)" in cli("pending", env=env).stdout
+    data(cli("resume", "--json", env=env))
+    assert data(cli("pending", "--json", env=env)) == []
+
+
+def test_a_failed_run_makes_run_exit_non_zero(env: dict[str, str], tmp_path: Path) -> None:
+    graph = tmp_path / "broken.py"
+    graph.write_text(
+        "from coimprove import START, Workflow\n"
+        "def explode(state):\n"
+        "    raise ValueError('agent exploded')\n"
+        "workflow = Workflow('broken')\n"
+        "workflow.agent('a', explode)\n"
+        "workflow.gate('g', proposal_from='a', on_approve='__end__')\n"
+        "workflow.edge(START, 'a')\n"
+        "workflow.edge('a', 'g')\n"
+    )
+    result = cli("run", f"{graph}:workflow", env=env)
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "ValueError: agent exploded" in result.stdout
+    assert "1 of 1 run(s) failed" in result.stderr
+    missing = cli("run", f"{graph}:nope", env=env)
+    assert missing.returncode == 1 and "has no attribute 'nope'" in missing.stderr
+
+
 def test_policy_check_names_file_and_line(tmp_path: Path) -> None:
     assert "quorum=2" in cli("policy", "check", "strict").stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ndefaults:\n  quorum: two\n")
     result = cli("policy", "check", str(bad))
     assert result.returncode == 1 and f"{bad}:3: defaults.quorum" in result.stderr
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: twice\ndefaults:\n  quorum: 1\n  timeout_s: 60\n  quorum: 3\n")
+    result = cli("policy", "check", str(twice))
+    assert result.returncode == 1 and f"{twice}:5: defaults.quorum: duplicate key" in result.stderr
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    result = cli("policy", "check", str(latin))
+    assert result.returncode == 1 and f"{latin}: not UTF-8 text (byte 0xe9" in result.stderr
+    assert "Traceback" not in result.stderr
+    folder = cli("policy", "check", str(tmp_path))
+    assert folder.returncode == 1 and "is a directory" in folder.stderr
 
 
 def test_headless_run_with_scripted_reviewers(env: dict[str, str], tmp_path: Path) -> None:

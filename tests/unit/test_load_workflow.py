@@ -23,7 +23,7 @@ def test_a_workflow_loads_from_a_module() -> None:
     ("ref", "message"),
     [
         ("nowhere/graph.py", "does not exist"),
-        ("tests/integration/crash_graph.py:nothing", "'nothing' is not a coimprove Workflow"),
+        ("tests/integration/crash_graph.py:nothing", "has no attribute 'nothing'"),
         ("no_such_module_xyz:workflow", "cannot load workflow"),
     ],
 )
