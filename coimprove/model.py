@@ -109,11 +109,12 @@ def check_reviewer_id(reviewer: str) -> str:
     whitespace or control characters, which would look like another reviewer's on screen and
     count as a different one, is refused rather than silently made distinct.
     """
-    if not reviewer or not reviewer.strip():
+    stripped = reviewer.strip()
+    if not stripped:
         raise ValueError("a reviewer id cannot be empty")
-    if reviewer != reviewer.strip():
+    if reviewer != stripped:
         raise ValueError(f"reviewer id {reviewer!r} has leading or trailing whitespace")
-    if any(not ch.isprintable() for ch in reviewer):
+    if not reviewer.isprintable():
         raise ValueError(f"reviewer id {reviewer!r} contains control characters")
     return reviewer
 
