@@ -28,7 +28,6 @@ from coimprove.ablate.cli import ablate
 from coimprove.errors import (
     CoimproveError,
     DigestMismatchError,
-    GateClosedError,
     InvalidDecisionError,
     LedgerIntegrityError,
     NotALedgerError,
@@ -93,12 +92,6 @@ def _existing_ledger(
     if path.is_file() and path.stat().st_size == 0:  # SQLite would make it a new ledger
         raise NotALedgerError(f"{path} is an empty file, not a coimprove ledger; left unchanged")
     return SqliteLedger(path, synchronous=synchronous)
-
-
-def _known_run(ledger: SqliteLedger | PostgresLedger, run_id: str | None) -> None:
-    """Refuse a run id the ledger has never seen (instead of an empty answer)."""
-    if run_id is not None and not ledger.events(run_id=run_id, types=["run.started"]):
-        raise RunError(f"no run {run_id!r} in this ledger (see `coimprove status`)")
 
 
 def _seeded_run_ids(db: str, graph: str, seed: int, runs: int) -> Callable[[int], str] | None:
@@ -257,11 +250,12 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply recorded decisions and finish interrupted steps (crash recovery)."""
-    with _existing_ledger(db) as ledger:
-        _known_run(ledger, run_id)
+    _existing_ledger(db).close()
 
     async def go() -> list[Any]:
         async with Runner(db) as runner:
+            if run_id is not None:
+                runner.info(run_id)  # refuses a run this ledger does not hold
             if reapprove:
                 if not as_:
                     raise InvalidDecisionError("--reapprove needs --as REVIEWER")
@@ -290,8 +284,9 @@ def status(
 ) -> None:
     """List runs and their states."""
     with _existing_ledger(db) as ledger:
-        _known_run(ledger, run_id)
         infos = list_runs(ledger, run_id)
+    if run_id is not None and not infos:
+        raise RunError(f"no run {run_id!r} in this ledger (see `coimprove status`)")
     if as_json:
         _print_json([i.__dict__ for i in infos])
         return
@@ -396,13 +391,11 @@ def decide(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a decision on a gate, then resume its run."""
-    from coimprove.gates import load_gate
+    from coimprove.gates import check_open, load_gate
 
     with _existing_ledger(db) as ledger:
         record = load_gate(ledger, gate_id)
-    if record.resolved is not None:  # whatever digest was seen, this decision is too late
-        how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
-        raise GateClosedError(f"gate {gate_id!r} is already {how}; this decision changes nothing")
+    check_open(record)  # whatever digest was seen, a decision on a closed gate is too late
     current = record.proposal.digest
     hex_part = digest.removeprefix("sha256:").lower()
     if not re.fullmatch(r"[0-9a-f]{12,64}", hex_part):

@@ -397,6 +397,23 @@ def may_decide(record: GateRecord, reviewer: str, roles: set[str] | None) -> boo
     return any(fnmatch.fnmatchcase(reviewer, pattern) for pattern in record.eligible)
 
 
+def check_open(record: GateRecord) -> None:
+    """`GateClosedError` if the gate is resolved (decided or timed out): no decision counts."""
+    if record.resolved is not None:
+        how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
+        raise GateClosedError(
+            f"gate {record.gate_id!r} is already {how}; this decision changes nothing"
+        )
+
+
+def check_reviewer(reviewer: str, where: str) -> None:
+    """`InvalidDecisionError` (naming `where`) if `reviewer` is not a usable reviewer id."""
+    try:
+        check_reviewer_id(reviewer)
+    except ValueError as exc:
+        raise InvalidDecisionError(f"{where}: {exc}") from None
+
+
 def check_decision(
     record: GateRecord, decision: Decision, *, roles: set[str] | None, at: float | None = None
 ) -> None:
@@ -408,9 +425,7 @@ def check_decision(
     runner has recorded its timeout.
     """
     gid, req = record.gate_id, record.request.requirement
-    if record.resolved is not None:
-        how = "timed out" if record.timed_out else f"resolved ({record.resolved.data['outcome']})"
-        raise GateClosedError(f"gate {gid!r} is already {how}; this decision changes nothing")
+    check_open(record)
     if at is not None and req.timeout_s is not None and at >= record.opened.at + req.timeout_s:
         raise GateClosedError(
             f"gate {gid!r} passed its deadline ({req.timeout_s:g}s after it opened, policy "
@@ -610,10 +625,7 @@ def record_view(
     `visible_s`, when the front end measures it, is how long the gate (or its detail) was
     visible on the reviewer's screen since their previous view event of the same kind.
     """
-    try:
-        check_reviewer_id(reviewer)
-    except ValueError as exc:
-        raise InvalidDecisionError(f"gate {gate_id!r}: {exc}") from None
+    check_reviewer(reviewer, f"gate {gate_id!r}")
     with ledger.transaction() as tx:
         record = load_gate(tx, gate_id)
         return tx.append(

@@ -102,6 +102,14 @@ def unencodable_field(value: Mapping[str, Any]) -> str | None:
     return None
 
 
+def not_json_message(what: str, value: Mapping[str, Any], exc: ValueError) -> str:
+    """Why `canonical_json` refused `value` (named `what`), naming the field when one alone is
+    to blame (for error messages; the error path only)."""
+    where = unencodable_field(value)
+    field = f" (field {where!r})" if where is not None else ""
+    return f"{what}{field} is not JSON data ({exc}; NaN and infinities have no JSON form)"
+
+
 def check_reviewer_id(reviewer: str) -> str:
     """`reviewer` if it is a usable reviewer id, else `ValueError` saying why.
 
@@ -366,11 +374,8 @@ class Decision(_Frozen):
             try:
                 canonical_json(self.edited_payload)
             except ValueError as exc:
-                where = unencodable_field(self.edited_payload)
-                field = f" (field {where!r})" if where is not None else ""
                 raise ValueError(
-                    f"edited_payload{field} is not JSON data ({exc}; NaN and infinities have "
-                    "no JSON form)"
+                    not_json_message("edited_payload", self.edited_payload, exc)
                 ) from None
         if self.verdict == "request_changes" and not self.note.strip():
             raise ValueError("'request_changes' needs a note telling the agent what to change")

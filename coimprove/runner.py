@@ -50,6 +50,7 @@ from coimprove.gates import (
     OPEN_GATE,
     GateRecord,
     Recorded,
+    check_reviewer,
     expire_gate,
     load_gate,
     open_gates,
@@ -65,7 +66,6 @@ from coimprove.model import (
     Proposal,
     ViewEvent,
     canonical_json,
-    check_reviewer_id,
     new_id,
 )
 from coimprove.policy import Policy, load_policy
@@ -459,10 +459,7 @@ class Runner:
         gate_id, _, effect = key.rpartition("/")
         if not gate_id:
             raise InvalidDecisionError(f"{key!r} is not an effect key (<gate id>/<effect>)")
-        try:
-            check_reviewer_id(reviewer)
-        except ValueError as exc:
-            raise InvalidDecisionError(f"{key!r}: {exc}") from None
+        check_reviewer(reviewer, repr(key))
         record = load_gate(self.ledger, gate_id)
         if record.authored_by(reviewer):
             raise SelfApprovalError(f"{reviewer!r} authored {gate_id!r} and may not re-approve it")

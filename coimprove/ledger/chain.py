@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coimprove.errors import LedgerError
-from coimprove.model import canonical_json, event_hash, unencodable_field
+from coimprove.model import canonical_json, event_hash, not_json_message
 from coimprove.protocols import ChainReport
 
 GENESIS = "0" * 64
@@ -22,11 +22,8 @@ def event_data_json(type_: str, data: dict[str, Any] | None) -> str:
     try:
         return canonical_json(data or {})
     except ValueError as exc:
-        where = unencodable_field(data or {})
-        field = f" (field {where!r})" if where is not None else ""
         raise LedgerError(
-            f"a {type_} event was not recorded: its data{field} is not JSON ({exc}; NaN and "
-            "infinities have no JSON form)"
+            not_json_message(f"a {type_} event was not recorded: its data", data or {}, exc)
         ) from None
 
 
