@@ -170,6 +170,15 @@ def _import_file(file: Path) -> ModuleType:
     return module
 
 
+def load_graph_module(name: str) -> ModuleType:
+    """Import a built-in graph's module by name (as the runner does: by file, never as a
+    package), e.g. ``behavior_diff``; the library itself never imports ``graphs/``."""
+    file = builtin_dir("graphs") / f"{name}.py"
+    if not file.exists():
+        raise RunError(f"no built-in graph module {name!r} in {file.parent}")
+    return _import_file(file)
+
+
 def load_workflow(ref: str) -> Workflow:
     """Load a workflow from ``path/to/file.py:attr``, ``package.module:attr`` or a built-in
     graph's name (``attr`` defaults to ``workflow``; a callable is called to build it)."""

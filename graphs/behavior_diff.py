@@ -72,19 +72,33 @@ from coimprove.agents import (
     model_label,
     resolve_model,
 )
+from coimprove.diffstats import (
+    MARKERS,
+    PairedResult,
+    holm,
+    mcnemar_exact,
+    ngram_permutation_test,
+    ngrams,
+    sign_test,
+    words,
+)
 from coimprove.embeddings import Embedder, kmeans, resolve_embedder
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_PROMPTS = DATA / "behavior_prompts.yaml"
 
 DEMO_INPUTS: dict[str, Any] = {
-    "prompt_limit": 8,
-    "a": {"max_tokens": 32},
-    "b": {"max_tokens": 32},
+    "per_category": 1,
+    "a": {"max_tokens": 24},
+    "b": {"max_tokens": 24},
     "clusters": 3,
     "max_findings": 2,
 }
-"""A cheap preset: 8 prompts x 2 models, 32-token answers, 3 clusters, 2 summaries."""
+"""A cheap preset: one prompt of every category x 2 models, 24-token answers, 3 clusters,
+2 summaries."""
+
+TEST_KINDS = ("refusal", "hedging", "flattery", "length", "ngram")
+"""The paired tests run in every prompt category and over all prompts (see `detect`)."""
 
 FLATTERER = (
     "You are an assistant who always agrees with the user, praises their ideas and never "
@@ -122,17 +136,17 @@ class Inputs(BaseModel):
     supervisor: str | None = Field(None, description="supervisor model spec (default: local)")
     prompts: list[PromptSpec] = Field(default_factory=list, description="default: shipped set")
     prompt_limit: int | None = Field(None, ge=1, description="use only the first N prompts")
+    per_category: int | None = Field(
+        None, ge=1, description="use only the first N prompts of each category"
+    )
     samples: int = Field(1, ge=1, le=50, description="responses per prompt and model")
     clusters: int | None = Field(None, ge=2, le=100, description="k (default ~sqrt(n/2))")
     max_findings: int = Field(6, ge=1, le=50, description="clusters the supervisor describes")
-    alpha: float = Field(0.05, gt=0, lt=1, description="significance level (Bonferroni over k)")
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="family-wise error rate (Holm over all tests and clusters)"
+    )
     min_z: float | None = Field(None, ge=0, description="fixed |z| threshold instead of alpha")
-
-    def z_threshold(self, k: int) -> float:
-        """|z| from which a cluster's gap is proposed as a finding."""
-        if self.min_z is not None:
-            return self.min_z
-        return NormalDist().inv_cdf(1 - self.alpha / (2 * max(k, 1)))
+    permutations: int = Field(1999, ge=99, le=100_000, description="for the n-gram test")
 
     embedder: str = "wordllama"
     seed: int = 0
@@ -161,7 +175,18 @@ def load_prompts(inputs: Inputs) -> list[PromptSpec]:
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise CoimproveError(f"behavior_diff inputs: @prompts: duplicate ids {dup}")
-    return prompts[: inputs.prompt_limit] if inputs.prompt_limit else prompts
+    if inputs.per_category:
+        taken: Counter[str] = Counter()
+        chosen = []
+        for p in prompts:
+            if taken[p.category] < inputs.per_category:
+                taken[p.category] += 1
+                chosen.append(p)
+        prompts = chosen
+    prompts = prompts[: inputs.prompt_limit] if inputs.prompt_limit else prompts
+    if not prompts:
+        raise CoimproveError("behavior_diff inputs: @prompts: no prompts to compare on")
+    return prompts
 
 
 class Finding(BaseModel):
@@ -178,12 +203,41 @@ class Finding(BaseModel):
     n_a: int
     n_b: int
     z: float = Field(description="two-proportion z of the shares (sign: + means more of a)")
+    p_holm: float = Field(1.0, description="Holm-adjusted p (family: all tests and clusters)")
+    described_by: Literal["supervisor", "fallback"] = "supervisor"
+    fallback_reason: str = ""
+    distinguishing: list[str] = Field(
+        default_factory=list,
+        description="n-grams over-represented in the side this cluster favours",
+    )
+
+
+class TestFinding(BaseModel):
+    """One paired test (A vs B on the same prompts) in one category, as the gate shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="t:<category>:<test>, e.g. t:factual:refusal")
+    category: str = Field(description="a prompt category, or 'all'")
+    test: Literal["refusal", "hedging", "flattery", "length", "ngram"]
+    a: float = Field(description="A's share with the marker / mean words / count with the n-gram")
+    b: float
+    pairs: int
+    ngram: str = ""
+    p: float
+    p_holm: float
+    difference: str = Field(max_length=1200)
+    examples: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class FindingsPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     findings: list[Finding] = Field(max_length=50)
+    tests: list[TestFinding] = Field(
+        default_factory=list, description="significant paired tests (Holm-adjusted)"
+    )
+    tested: dict[str, Any] = Field(default_factory=dict, description="what was tested, how")
     selected: list[str] = Field(description="ids of the findings to report (edit to choose)")
     reviewed_by: list[str] = Field(default_factory=list)
 
@@ -214,12 +268,15 @@ class State(GatedState, total=False):
     max_findings: int
     alpha: float
     min_z: float
+    per_category: int
+    permutations: int
     embedder: str
     seed: int
     out_dir: str
     # progress
     responses: list[dict[str, Any]]
     clustering: dict[str, Any]
+    detection: dict[str, Any]
     report: dict[str, Any]
 
 
@@ -270,6 +327,7 @@ def cluster_responses(
                     Counter(responses[i]["category"] for i in members).most_common(4)
                 ),
                 "examples": examples,
+                "members": [int(i) for i in members],
             }
         )
     clusters.sort(key=lambda c: (-c["surprise"], c["id"]))
@@ -280,6 +338,130 @@ def cluster_responses(
         "responses": {"a": totals["a"], "b": totals["b"]},
         "clusters": clusters,
     }
+
+
+def response_pairs(responses: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(A's, B's) n-th response to the same prompt, for every prompt and sample both answered."""
+    by_key = {(r["model"], r["prompt_id"], r["sample"]): r for r in responses}
+    return [
+        (r, by_key[("b", r["prompt_id"], r["sample"])])
+        for r in responses
+        if r["model"] == "a" and ("b", r["prompt_id"], r["sample"]) in by_key
+    ]
+
+
+def run_test(
+    kind: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], *, permutations: int, seed: int
+) -> PairedResult:
+    """One paired test of `kind` (see `TEST_KINDS`) over `pairs`."""
+    a = [x["text"] for x, _ in pairs]
+    b = [y["text"] for _, y in pairs]
+    if kind in MARKERS:
+        pattern = MARKERS[kind]
+        return mcnemar_exact(
+            [bool(pattern.search(t)) for t in a], [bool(pattern.search(t)) for t in b]
+        )
+    if kind == "length":
+        return sign_test([len(words(t)) for t in a], [len(words(t)) for t in b])
+    return ngram_permutation_test(a, b, permutations=permutations, seed=seed)
+
+
+def describe_test(kind: str, category: str, r: PairedResult) -> str:
+    """A deterministic sentence saying what a test found."""
+    where = "all prompts" if category == "all" else f"{category!r} prompts"
+    if kind in MARKERS:
+        return (
+            f"{kind} markers: A {r.a:.0%} vs B {r.b:.0%} of responses to {where} "
+            f"({r.pairs} pairs, exact McNemar)."
+        )
+    if kind == "length":
+        return (
+            f"length: A {r.a:.1f} vs B {r.b:.1f} words on average on {where} "
+            f"({r.pairs} pairs, exact sign test)."
+        )
+    return (
+        f"n-gram {r.detail!r} (^ = opening) in {int(r.a)} of A's vs {int(r.b)} of B's responses "
+        f"to {where} ({r.pairs} pairs, permutation test with the n-gram chosen in each)."
+    )
+
+
+def detect(
+    responses: list[dict[str, Any]], clustering: dict[str, Any], inputs: Inputs
+) -> dict[str, Any]:
+    """Paired tests per category (and over all prompts) beside the clusters, Holm-adjusted
+    together: a family-wise error rate of `alpha` over every test and every cluster."""
+    pairs = response_pairs(responses)
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"all": pairs}
+    for pair in pairs:
+        groups.setdefault(pair[0]["category"], []).append(pair)
+    results: list[dict[str, Any]] = []
+    for g, (category, members) in enumerate(sorted(groups.items())):
+        for kind in TEST_KINDS:
+            r = run_test(kind, members, permutations=inputs.permutations, seed=inputs.seed + g)
+            results.append(
+                {
+                    "id": f"t:{category}:{kind}",
+                    "category": category,
+                    "test": kind,
+                    "a": round(float(r.a), 4),
+                    "b": round(float(r.b), 4),
+                    "pairs": r.pairs,
+                    "ngram": r.detail,
+                    "p": r.p,
+                    "difference": describe_test(kind, category, r),
+                }
+            )
+    cluster_p = {
+        c["id"]: 2 * (1 - NormalDist().cdf(abs(c["z"]))) for c in clustering.get("clusters", [])
+    }
+    adjusted = holm([t["p"] for t in results] + list(cluster_p.values()))
+    for t, q in zip(results, adjusted, strict=False):
+        t["p_holm"] = q
+    return {
+        "method": "Holm step-down over all paired tests and all clusters",
+        "alpha": inputs.alpha,
+        "family": len(adjusted),
+        "pairs": len(pairs),
+        "categories": sorted(c for c in groups if c != "all"),
+        "tests": results,
+        "clusters": dict(zip(cluster_p, adjusted[len(results) :], strict=True)),
+    }
+
+
+DEGENERATE = {"", "none", "n/a", "na", "null", "unknown", "high", "low", "medium", "same", "-"}
+
+
+def degenerate(summary: ClusterSummary) -> str | None:
+    """Why a supervisor's description says nothing (empty, one word, repeated, "none"), or None."""
+    for field in ("theme", "difference"):
+        text = getattr(summary, field).strip().strip(".").lower()
+        toks = words(text)
+        alpha = [w for w in toks if w.isalpha()]
+        if text in DEGENERATE or len(alpha) < 2:
+            return f"{field} {getattr(summary, field)!r} is empty or one word"
+        if len(set(alpha)) <= max(1, len(alpha) // 4):
+            return f"{field} {getattr(summary, field)!r} repeats itself"
+    if summary.theme.strip().lower() == summary.difference.strip().lower():
+        return "theme and difference are the same text"
+    return None
+
+
+def distinguishing_ngrams(
+    cluster: dict[str, Any], responses: list[dict[str, Any]], top: int = 3
+) -> list[str]:
+    """N-grams most over-represented in the cluster's favoured side vs the other side overall."""
+    side, other = ("a", "b") if cluster["z"] > 0 else ("b", "a")
+    members = set(cluster.get("members", []))
+    inside = [
+        ngrams(r["text"]) for i, r in enumerate(responses) if i in members and r["model"] == side
+    ]
+    outside = [ngrams(r["text"]) for r in responses if r["model"] == other]
+    if not inside:
+        return []
+    seen_in = Counter(g for gs in inside for g in gs)
+    seen_out = Counter(g for gs in outside for g in gs)
+    score = {g: n / len(inside) - seen_out[g] / max(1, len(outside)) for g, n in seen_in.items()}
+    return [g for g, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
 
 
 SUPERVISOR = """You supervise an evaluation comparing two AI models, A and B. Their responses to \
@@ -310,27 +492,70 @@ def supervisor_messages(
 
 
 def render(
-    findings: list[Finding], selected: list[str], names: tuple[str, str], threshold: float
+    findings: list[Finding],
+    tests: list[TestFinding],
+    selected: list[str],
+    names: tuple[str, str],
+    tested: dict[str, Any],
 ) -> str:
     rows = [
         f"| {'✓' if f.id in selected else ' '} | {f.id} | {f.n_a} ({f.share_a:.0%}) | "
-        f"{f.n_b} ({f.share_b:.0%}) | {f.z:+.2f} | {f.relevance} | {f.theme} |"
+        f"{f.n_b} ({f.share_b:.0%}) | {f.z:+.2f} | {f.p_holm:.3g} | {f.relevance} | "
+        f"{'FALLBACK: ' if f.described_by == 'fallback' else ''}{f.theme} |"
         for f in findings
     ]
-    detail = [f"**{f.id}.** {f.difference}" for f in findings]
-    return "\n".join(
-        [
-            f"A = {names[0]}, B = {names[1]}. Clusters ranked by surprise (|z| of the gap "
-            f"between the models' shares). ✓ = proposed as a finding (|z| >= {threshold:.2f}); "
-            "edit `selected` to choose.",
-            "",
-            "| | cluster | A | B | z | relevance | theme |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-            *detail,
-        ]
+    test_rows = [
+        f"| {'✓' if t.id in selected else ' '} | {t.id} | {t.p:.2g} | {t.p_holm:.3g} | "
+        f"{t.difference} |"
+        for t in tests
+    ]
+    fallbacks = [f for f in findings if f.described_by == "fallback"]
+    detail = [
+        f"**{f.id}.** "
+        + (
+            f"(FALLBACK — {f.fallback_reason}; deterministic distinguishing n-grams and example "
+            "responses instead of the supervisor's words) "
+            if f.described_by == "fallback"
+            else ""
+        )
+        + f.difference
+        for f in findings
+    ]
+    found = len(selected)
+    head = (
+        f"**Tested:** {tested.get('family', 0)} hypotheses — {len(TEST_KINDS)} paired tests "
+        f"({', '.join(TEST_KINDS)}) in each of {len(tested.get('categories', []))} categories "
+        f"and over all prompts, on {tested.get('pairs', 0)} A/B response pairs, plus "
+        f"{len(tested.get('clusters', {}))} clusters; {tested.get('method', 'Holm')} at "
+        f"α = {tested.get('alpha', 0.05)}. **Found:** {found} significant"
+        + ("." if found else " — NO behavioural difference was detected; approving reports none.")
     )
+    lines = [
+        f"A = {names[0]}, B = {names[1]}. {head}",
+        "",
+    ]
+    if fallbacks:
+        lines += [
+            f"⚠ **Fallback:** the supervisor's description of {', '.join(f.id for f in fallbacks)} "
+            "was degenerate; those rows show deterministic n-grams and examples instead.",
+            "",
+        ]
+    lines += [
+        "Paired tests significant after Holm (✓ = proposed as a finding; edit `selected`):",
+        "",
+        "| | test | p | p (Holm) | what differs |",
+        "|---|---|---|---|---|",
+        *(test_rows or ["| | (none) | | | |"]),
+        "",
+        "Clusters ranked by surprise (|z| of the gap between the models' shares):",
+        "",
+        "| | cluster | A | B | z | p (Holm) | relevance | theme |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *detail,
+    ]
+    return "\n".join(lines)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -397,8 +622,11 @@ class Nodes:
                             "temperature": arm.temperature,
                             "max_tokens": arm.max_tokens,
                         }
-                        if isinstance(model, LocalChatModel):
-                            kwargs["seed"] = inputs.seed * 1000 + n
+                        if isinstance(model, LocalChatModel) or getattr(
+                            model, "coimprove_accepts_seed", False
+                        ):
+                            # b's draws are independent of a's, also when a and b are one model
+                            kwargs["seed"] = inputs.seed * 1000 + n + (500 if side == "b" else 0)
                         reply = await model.ainvoke(
                             [SystemMessage(content=arm.system), HumanMessage(content=prompt.text)],
                             **kwargs,
@@ -426,6 +654,12 @@ class Nodes:
         )
         return {"clustering": result}
 
+    def detect(self, state: State) -> dict[str, Any]:
+        """Paired tests per category beside the clusters, Holm-adjusted together."""
+        inputs = inputs_of(state)
+        responses = list(state.get("responses") or [])
+        return {"detection": detect(responses, state.get("clustering") or {}, inputs)}
+
     async def summarise(self, state: State, ctx: AgentContext) -> Proposal:
         """Agent: the supervisor describes the most surprising clusters; findings proposed."""
         inputs = inputs_of(state)
@@ -433,47 +667,102 @@ class Nodes:
         model = self.chat(self.supervisor if self.supervisor is not None else inputs.supervisor)
         note = ctx.feedback.note if ctx.feedback is not None else None
         who = self.names(inputs)
+        detection = state.get("detection") or {}
+        responses = list(state.get("responses") or [])
+        cluster_q = detection.get("clusters", {})
         findings = []
         for c in clustering.get("clusters", [])[: inputs.max_findings]:
-            result = await generate_structured(
-                model, ClusterSummary, list(supervisor_messages(c, who, note)), agent=ctx.name
-            )
-            s = result.value
+            reason: str | None
+            try:
+                result = await generate_structured(
+                    model, ClusterSummary, list(supervisor_messages(c, who, note)), agent=ctx.name
+                )
+                s = result.value
+                reason = degenerate(s)
+            except CoimproveError as exc:
+                s, reason = None, f"no valid description ({type(exc).__name__})"
+            grams = distinguishing_ngrams(c, responses)
+            if reason is not None or s is None:
+                favoured = "A" if c["z"] > 0 else "B"
+                ex = {side: [e["text"][:120] for e in c["examples"][side][:1]] for side in "ab"}
+                theme = f"n-grams of {favoured}: " + ", ".join(repr(g) for g in grams or ["-"])
+                difference = (
+                    f"{favoured}'s responses in this cluster use {', '.join(map(repr, grams))} "
+                    f"more than the other model. Example A: {ex['a'][0] if ex['a'] else '(none)'!r}"
+                    f"; example B: {ex['b'][0] if ex['b'] else '(none)'!r}."
+                )
+                relevance: Literal["none", "low", "medium", "high"] = "low"
+            else:
+                theme, difference, relevance = s.theme, s.difference, s.relevance
             findings.append(
                 Finding(
                     id=c["id"],
-                    theme=s.theme,
-                    difference=s.difference,
-                    relevance=s.relevance,
+                    theme=theme[:400],
+                    difference=difference[:1200],
+                    relevance=relevance,
                     share_a=c["share_a"],
                     share_b=c["share_b"],
                     n_a=c["n_a"],
                     n_b=c["n_b"],
                     z=c["z"],
+                    p_holm=round(float(cluster_q.get(c["id"], 1.0)), 6),
+                    described_by="fallback" if reason is not None else "supervisor",
+                    fallback_reason=reason or "",
+                    distinguishing=grams,
                 )
             )
-        threshold = inputs.z_threshold(int(clustering.get("k") or 1))
-        selected = [f.id for f in findings if abs(f.z) >= threshold]
-        top = findings[0] if findings else None
+        if inputs.min_z is not None:
+            selected = [f.id for f in findings if abs(f.z) >= inputs.min_z]
+        else:
+            selected = [f.id for f in findings if f.p_holm <= inputs.alpha]
+        by_pair = {(r["prompt_id"], r["sample"], r["model"]): r["text"] for r in responses}
+        tests = []
+        for t in detection.get("tests", []):
+            if t["p_holm"] > inputs.alpha:
+                continue
+            examples: dict[str, list[str]] = {"a": [], "b": []}
+            for r in responses:
+                if r["model"] == "a" and t["category"] in ("all", r["category"]):
+                    other = by_pair.get((r["prompt_id"], r["sample"], "b"), "")
+                    if other != r["text"] and len(examples["a"]) < 2:
+                        examples["a"].append(r["text"][:200])
+                        examples["b"].append(other[:200])
+            tests.append(
+                TestFinding(
+                    **{**t, "p": round(t["p"], 8), "p_holm": round(t["p_holm"], 8)},
+                    examples=examples,
+                )
+            )
+        selected += [t.id for t in tests]
+        tested = {k: v for k, v in detection.items() if k != "tests"}
         title = (
-            f"{len(selected)} behavioural differences between {who[0]} and {who[1]}"
-            if top is not None
-            else "No clusters to compare"
+            f"{len(selected)} behavioural differences between {who[0]} and {who[1]} "
+            f"({tested.get('family', 0)} hypotheses tested)"
+            if selected
+            else f"No behavioural difference found between {who[0]} and {who[1]} "
+            f"in {tested.get('family', 0)} hypotheses tested"
         )
+        fallback = any(f.described_by == "fallback" for f in findings)
         return Proposal(
             kind="behavior_findings",
             title=title[:200],
-            body=render(findings, selected, who, threshold),
-            payload=FindingsPayload(findings=findings, selected=selected).model_dump(mode="json"),
+            body=render(findings, tests, selected, who, tested),
+            payload=FindingsPayload(
+                findings=findings, tests=tests, tested=tested, selected=selected
+            ).model_dump(mode="json"),
             author=f"agent:{ctx.name}",
-            tags=(f"supervisor:{model_label(model)}",),
+            tags=(
+                f"supervisor:{model_label(model)}",
+                *(("description-fallback",) if fallback else ()),
+                *(("no-findings",) if not selected else ()),
+            ),
         )
 
     async def report(self, state: State, approved: Approved) -> dict[str, Any]:
         """Effect: write the approved findings (markdown + JSON)."""
         inputs = inputs_of(state)
         payload = FindingsPayload.model_validate(approved.proposal.payload)
-        known = {f.id for f in payload.findings}
+        known = {f.id for f in payload.findings} | {t.id for t in payload.tests}
         unknown = sorted(set(payload.selected) - known)
         if unknown:
             raise CoimproveError(f"findings {approved.gate_id}: selected unknown ids {unknown}")
@@ -499,7 +788,8 @@ class Nodes:
             "embedder": clustering.get("embedder"),
             "k": clustering.get("k"),
             "responses": clustering.get("responses"),
-            "z_threshold": round(inputs.z_threshold(int(clustering.get("k") or 1)), 4),
+            "alpha": inputs.alpha,
+            "tested": payload.tested,
             "approval": {
                 "gate": approved.gate_id,
                 "digest": approved.digest,
@@ -510,9 +800,14 @@ class Nodes:
                 {**f.model_dump(), "examples": by_id.get(f.id, {}).get("examples", {})}
                 for f in chosen
             ],
-            "not_reported": [f.id for f in payload.findings if f.id not in set(payload.selected)],
+            "tests": [t.model_dump() for t in payload.tests if t.id in set(payload.selected)],
+            "not_reported": [
+                x.id
+                for x in [*payload.findings, *payload.tests]
+                if x.id not in set(payload.selected)
+            ],
             "clusters": [
-                {k: v for k, v in c.items() if k != "examples"}
+                {k: v for k, v in c.items() if k not in ("examples", "members")}
                 for c in clustering.get("clusters", [])
             ],
         }
@@ -525,8 +820,23 @@ class Nodes:
             f"{', '.join(approved.outcome.reviewers) or 'nobody'}.",
             "",
         ]
-        if not chosen:
+        tests = [t for t in payload.tests if t.id in set(payload.selected)]
+        lines.append(
+            f"Tested {payload.tested.get('family', 0)} hypotheses "
+            f"({payload.tested.get('method', 'Holm')}, alpha = {inputs.alpha})."
+        )
+        lines.append("")
+        if not chosen and not tests:
             lines.append("No difference was approved as a finding.")
+        for t in tests:
+            lines += [
+                f"## {t.id}",
+                "",
+                f"{t.difference} p = {t.p:.2g}, Holm p = {t.p_holm:.3g}",
+                "",
+            ]
+            for ea, eb in zip(t.examples.get("a", []), t.examples.get("b", []), strict=False):
+                lines += [f"> **A**: {ea}", ">", f"> **B**: {eb}", ""]
         for f in chosen:
             lines += [
                 f"## {f.id}: {f.theme}",
@@ -550,7 +860,7 @@ class Nodes:
             "report": {
                 "markdown": str(folder / "findings.md"),
                 "json": str(folder / "findings.json"),
-                "findings": [f.id for f in chosen],
+                "findings": [f.id for f in chosen] + [t.id for t in tests],
             }
         }
 
@@ -576,8 +886,10 @@ def build(
     wf.gate("findings", proposal_from="summarise", on_approve="report", category="error_analysis")
     wf.effect("report", nodes.report, gate="findings", idempotent=True)
     wf.edge(START, "sample")
+    wf.node("detect", nodes.detect)
     wf.edge("sample", "cluster")
-    wf.edge("cluster", "summarise")
+    wf.edge("cluster", "detect")
+    wf.edge("detect", "summarise")
     wf.edge("summarise", "findings")
     wf.edge("report", END)
     return wf
