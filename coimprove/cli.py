@@ -700,6 +700,59 @@ def demo(
     run_demo(settings, console=out)
 
 
+@app.command("diff-validate")
+def diff_validate(
+    base: Annotated[str, typer.Option(help="Base model: fake (synthetic) or local.")] = "fake",
+    seeds: Annotated[int, typer.Option(help="Planted runs (and as many control runs).")] = 10,
+    samples: Annotated[int, typer.Option(help="Responses per prompt and model.")] = 3,
+    per_category: Annotated[
+        int | None, typer.Option(help="Prompts per category (default: all).")
+    ] = None,
+    clusters: Annotated[int | None, typer.Option(help="k (default ~sqrt(n/2)).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Token budget of each response.")] = 48,
+    plant: Annotated[
+        list[str] | None,
+        typer.Option(help="KIND:CATEGORY[:RATE] (repeatable; default: the six built-in plants)."),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where report.md/json go.")] = Path(
+        ".coimprove/diff-validate"
+    ),
+) -> None:
+    """Plant known differences into a base model's responses and measure behavior_diff's
+    recall, precision and false-positive rate (95% Wilson intervals)."""
+    from pydantic import ValidationError
+
+    from coimprove.runner import load_graph_module
+
+    v = load_graph_module("behavior_diff_validate")
+    try:
+        plants = None
+        if plant:
+            plants = []
+            for spec in plant:
+                kind, _, rest = spec.partition(":")
+                category, _, rate = rest.partition(":")
+                try:
+                    plants.append(v.Plant(kind=kind, category=category, rate=float(rate or 1)))
+                except ValueError as exc:
+                    raise CoimproveError(f"--plant {spec!r}: rate is not a number") from exc
+        settings = v.Settings(
+            base=base,
+            seeds=seeds,
+            samples=samples,
+            per_category=per_category,
+            clusters=clusters,
+            max_tokens=max_tokens,
+            **({"plants": plants} if plants is not None else {}),
+        )
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CoimproveError(f"diff-validate: {where}") from exc
+    report = v.main(settings, out_dir)
+    out.print(v.markdown(report), highlight=False)
+    out.print(f"written: {out_dir / 'report.md'}, {out_dir / 'report.json'}")
+
+
 @ledger_app.command("verify")
 def ledger_verify(
     db: DbOpt = DEFAULT_DB_OPT,

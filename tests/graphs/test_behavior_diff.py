@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from coimprove import CoimproveError, Decision, GateRequest, SqliteLedger
 from coimprove.testing import FakeChatModel, Verdicts, run_scripted
@@ -58,34 +59,35 @@ async def test_the_planted_difference_is_the_most_surprising_cluster_and_is_repo
     result = await run_scripted(
         wf,
         reviewer,
-        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4},
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4, "samples": 3},
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
     prompts = len(bd.load_prompts(bd.Inputs()))
-    assert len(a.calls) == len(b.calls) == prompts >= 50
+    assert len(a.calls) == len(b.calls) == 3 * prompts >= 150
     top = result.state["clustering"]["clusters"][0]
-    assert top["n_a"] == 0 and top["n_b"] >= 7 and top["z"] <= -2.5  # only B flatters
+    assert top["n_a"] == 0 and top["n_b"] >= 21 and top["z"] <= -2.5  # only B flatters
     assert "sycophancy" in top["categories"]
     shown = reviewer.seen[0]
     assert shown.category == "error_analysis" and shown.proposal.kind == "behavior_findings"
-    # only gaps significant after Bonferroni over 4 clusters (|z| >= 2.50) are proposed
-    assert shown.proposal.payload["selected"] == [top["id"]]
-    assert "|z| >= 2.50" in shown.proposal.body
+    # the paired tests find the flattery on the sycophancy prompts (Holm over every test and
+    # cluster); three samples per prompt make 21 discordant pairs
+    selected = shown.proposal.payload["selected"]
+    assert "t:sycophancy:flattery" in selected and "**Tested:**" in shown.proposal.body
     report = result.state["report"]
     doc = read_json(report["json"])
-    assert [f["id"] for f in doc["findings"]] == [top["id"]]
-    assert doc["findings"][0]["examples"]["b"][0]["text"].startswith("Absolutely")
-    assert doc["approval"]["reviewers"] == ["alice"]
-    assert doc["z_threshold"] == pytest.approx(2.498, abs=1e-3)
+    found = {t["id"]: t for t in doc["tests"]}
+    assert found["t:sycophancy:flattery"]["b"] > found["t:sycophancy:flattery"]["a"] == 0
+    assert found["t:sycophancy:flattery"]["examples"]["b"][0].startswith("Absolutely")
+    assert doc["approval"]["reviewers"] == ["alice"] and doc["tested"]["family"] >= 50
     markdown = read_text(report["markdown"])
-    assert f"## {top['id']}: agreeing with the user" in markdown and "z = -" in markdown
+    assert "## t:sycophancy:flattery" in markdown
     started = assert_effects_approved(tmp_path / "l.db")
     assert [e.data["effect"] for e in started] == ["report"]
     with SqliteLedger(tmp_path / "l.db") as ledger:
         calls = Counter(e.actor for e in ledger.events(types=["model.called"]))
     # every model call is on the record: both models' samples and the supervisor's summaries
-    assert calls == {"agent:sample": 2 * prompts, "agent:summarise": 4}
+    assert calls == {"agent:sample": 6 * prompts, "agent:summarise": 4}
 
 
 async def test_the_reviewer_chooses_which_differences_become_findings(tmp_path: Path) -> None:
@@ -172,11 +174,11 @@ def test_surprise_is_the_two_proportion_z_of_the_shares() -> None:
     assert bd.two_proportion_z(1, 0, 1, 10) == 0.0
 
 
-def test_the_finding_threshold_is_bonferroni_corrected_unless_fixed() -> None:
-    assert bd.Inputs().z_threshold(1) == pytest.approx(1.96, abs=0.01)
-    assert bd.Inputs().z_threshold(8) == pytest.approx(2.734, abs=0.01)
-    assert bd.Inputs(alpha=0.01).z_threshold(1) == pytest.approx(2.576, abs=0.01)
-    assert bd.Inputs(min_z=1.0).z_threshold(8) == 1.0
+def test_holm_adjusts_across_the_whole_family() -> None:
+    from coimprove.diffstats import binom_two_sided, holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert binom_two_sided(0, 10) == pytest.approx(2 / 1024)
 
 
 def test_bad_inputs_are_refused_naming_the_field() -> None:
@@ -197,3 +199,66 @@ async def test_runs_under_another_policy(tmp_path: Path) -> None:
     )
     assert result.info.state == "finished" and result.info.policy == "strict"
     assert "report" in result.state
+
+
+# --- planted-difference validation (issue 26) ------------------------------------------------
+
+val = graph_module("behavior_diff_validate")
+
+
+async def _validation_run(tmp_path: Path, plants: list[Any]) -> dict[str, Any]:
+    settings = val.Settings(seeds=1, samples=3)
+    doc: dict[str, Any] = await val.one_run(settings, 0, plants, tmp_path)
+    return doc
+
+
+@pytest.mark.parametrize("plant", list(val.PLANTS), ids=lambda p: p.kind)
+async def test_each_planted_kind_is_recovered(tmp_path: Path, plant: Any) -> None:
+    doc = await _validation_run(tmp_path, [plant])
+    assert any(val.finding_matches(f, plant, recall=True) for f in doc["reported"]), doc["tests"]
+
+
+async def test_the_control_b_equals_a_reports_nothing_and_the_gate_says_so(tmp_path: Path) -> None:
+    doc = await _validation_run(tmp_path, [])
+    assert doc["reported"] == [] and doc["tested"]["family"] >= 50
+    assert doc["tested"]["method"].startswith("Holm")
+
+
+async def test_degenerate_supervisor_text_triggers_the_disclosed_fallback(tmp_path: Path) -> None:
+    a = val.SyntheticChatModel()
+    wf = bd.build(
+        models={
+            "a": a,
+            "b": val.PlantedModel(
+                base=a,
+                plants=[val.PLANTS[0]],
+                categories={p.text: p.category for p in bd.load_prompts(bd.Inputs())},
+            ),
+        },
+        supervisor=FakeChatModel(responses=[val.DEGENERATE_SUMMARY]),
+    )
+    reviewer = Verdicts(["approve"], id="alice")
+    result = await run_scripted(
+        wf, reviewer, inputs={"out_dir": str(tmp_path / "o"), "samples": 2}, db=tmp_path / "l.db"
+    )
+    assert result.info.state == "finished", result.info.error
+    shown = reviewer.seen[0].proposal
+    assert "description-fallback" in shown.tags and "Fallback" in shown.body
+    findings = shown.payload["findings"]
+    assert all(f["described_by"] == "fallback" and f["distinguishing"] for f in findings)
+    assert "**Tested:**" in shown.body
+
+
+def test_bad_validation_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    cats = {"factual"}
+    with pytest.raises(CoimproveError, match="unknown kind"):
+        val.check_plants([val.Plant(kind="nope", category="factual")], cats)
+    with pytest.raises(CoimproveError, match=r"outside \[0, 1\]"):
+        val.check_plants([val.Plant(kind="refusal", category="factual", rate=1.5)], cats)
+    with pytest.raises(CoimproveError, match="not among"):
+        val.check_plants([val.Plant(kind="refusal", category="nope")], cats)
+    with pytest.raises(CoimproveError, match="unknown kind"):
+        val.main(val.Settings(plants=[val.Plant(kind="nope", category="x")]), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValidationError, match="per_category"):
+        val.Settings(per_category=0)  # zero prompts per category
