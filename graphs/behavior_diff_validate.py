@@ -330,7 +330,7 @@ async def one_run(
         raise CoimproveError(
             f"validation run seed {seed}: {result.info.state}: {result.info.error}"
         )
-    doc = json.loads(Path(result.state["report"]["json"]).read_text())
+    doc = json.loads(await asyncio.to_thread(Path(result.state["report"]["json"]).read_text))
     clusters = {c["id"]: c for c in doc["clusters"]}
     doc["reported"] = [
         *doc["tests"],
