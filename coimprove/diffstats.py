@@ -68,7 +68,7 @@ def binom_two_sided(k: int, n: int) -> float:
         return 1.0
     k = min(k, n - k)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(min(1.0, 2 * tail))
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,10 @@ async def test_behavior_diff_demo_with_the_local_model(tmp_path: Path) -> None:
     )
     assert result.info.state == "finished", result.info.error
     responses = result.state["responses"]
-    assert len(responses) == 16 and all(r["text"] for r in responses)
+    assert len(responses) == 18 and len({r["category"] for r in responses}) == 9
     clustering = result.state["clustering"]
-    assert sum(c["size"] for c in clustering["clusters"]) == 16
+    assert sum(c["size"] for c in clustering["clusters"]) == 18
     doc = read_json(result.state["report"]["json"])
     assert doc["models"]["a"]["name"].startswith(SMOLLM2)
-    assert doc["prompts"] == 8 and doc["k"] == clustering["k"]
+    assert doc["prompts"] == 9 and doc["k"] == clustering["k"]
     assert_effects_approved(tmp_path / "l.db")
