@@ -357,6 +357,11 @@ def show(
     out.print(f"needs: {_gate_row(record)['requirement']} · policy {request.requirement.policy}")
     if request.feedback:
         out.print(f"[yellow]previous note:[/] {request.feedback}")
+    if request.resubmission is not None:
+        from coimprove.resubmission import describe
+
+        style = "bold red" if request.resubmission.flagged else "dim"
+        out.print(f"[{style}]{describe(request.resubmission)}[/]")
     if p.body:
         out.print(p.body)
     if p.payload:
@@ -606,6 +611,10 @@ def report(
         from coimprove.report_view import category_table
 
         out.print(category_table(rep))
+    if rep.resubmissions.resubmissions:
+        from coimprove.report_view import resubmission_table
+
+        out.print(resubmission_table(rep))
     _print_co_improvement(data.get("co_improvement") or {}, fmt)
 
 

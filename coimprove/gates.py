@@ -39,11 +39,13 @@ from coimprove.model import (
     LedgerEvent,
     Outcome,
     Proposal,
+    Resubmission,
     ViewEvent,
     check_reviewer_id,
     reviewer_key,
 )
 from coimprove.protocols import Ledger, LedgerReader, LedgerWriter
+from coimprove.resubmission import compare
 from coimprove.state import run_context
 
 ROLE_ATTR = "__coimprove_role__"
@@ -127,6 +129,7 @@ class GateNode:
         gate_id = gate_id_for(ctx.run_id, spec.name, round_)
         feedback = (state.get("feedback") or {}).get(spec.proposal_from)
         note = feedback.get("note") if isinstance(feedback, dict) else None
+        sent_back = feedback if isinstance(feedback, dict) else None
         last_canary = (state.get("gate_canary") or {}).get(spec.name, -1)
         inputs = (raw, level, note, last_canary, ctx.seed, id(ctx.policy))
         # LangGraph re-runs this node from the top on resume; everything up to interrupt() is
@@ -136,7 +139,7 @@ class GateNode:
             proposal, value = cached[1], cached[2]
         else:
             proposal = _proposal_of(raw)
-            value = self._request(proposal, gate_id, round_, level, note, last_canary)
+            value = self._request(proposal, gate_id, round_, level, note, last_canary, sent_back)
             _remember(self._requests, gate_id, (inputs, proposal, value), limit=4096)
         resumed = interrupt(value)
         self._requests.pop(gate_id, None)
@@ -156,8 +159,11 @@ class GateNode:
         level: int,
         note: str | None,
         last_canary: int,
+        sent_back: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The interrupt value: what the reviewer sees, plus what only the ledger may know."""
+        """The interrupt value: what the reviewer sees, plus what only the ledger may know.
+        `sent_back`: the agent's feedback entry after ``request_changes`` (note, gate id and
+        the version sent back), compared with what is shown (`coimprove.resubmission`)."""
         spec, ctx = self.spec, run_context()
         requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=spec.name, level=level)
         hidden: dict[str, Any] = {"canary": False, "truth": proposal.truth}
@@ -184,6 +190,7 @@ class GateNode:
             requirement=requirement,
             feedback=note,
             payload_schema=spec.payload_schema,
+            resubmission=_resubmission(sent_back, shown),
         )
         eligible = sorted(
             pattern
@@ -238,6 +245,20 @@ class GateNode:
             }
             return Command(goto=spec.proposal_from, update=update)
         return Command(goto=spec.on_reject, update=update)
+
+
+def _resubmission(sent_back: dict[str, Any] | None, shown: Proposal) -> Resubmission | None:
+    """What a revision after ``request_changes`` changed, compared with the version sent back
+    (None: not a revision, or an older state without the version)."""
+    previous = (sent_back or {}).get("previous")
+    if not isinstance(previous, dict):
+        return None
+    gate_id = sent_back.get("gate_id") if sent_back else None
+    return compare(
+        _proposal_of(previous),
+        shown,
+        previous_gate_id=gate_id if isinstance(gate_id, str) else None,
+    )
 
 
 # -- the ledger record of one gate ------------------------------------------------------------

@@ -306,6 +306,29 @@ class Requirement(_Frozen):
     level: int = Field(default=0, ge=0, description="0 = first line; n = n-th escalation")
 
 
+ResubmissionChange = Literal["unchanged", "trivial", "changed"]
+
+
+class Resubmission(_Frozen):
+    """How a revision sent back by ``request_changes`` differs from the version sent back
+    (`coimprove.resubmission`). ``flagged``: unchanged or trivially changed substance, i.e. the
+    agent looked responsive without integrating the feedback (reward capture)."""
+
+    previous_gate_id: str | None = Field(default=None, description="the gate that sent it back")
+    change: ResubmissionChange
+    compared: Literal["payload+artifacts", "body"] = Field(
+        description="what was compared: payload and artifacts, or the body when it has neither"
+    )
+    similarity: float = Field(ge=0, le=1, description="difflib ratio of the normalised texts")
+    changed_fields: tuple[str, ...] = Field(
+        default=(), description="top-level fields whose normalised value differs"
+    )
+
+    @property
+    def flagged(self) -> bool:
+        return self.change != "changed"
+
+
 class GateRequest(_Frozen):
     """What a reviewer is asked to decide. Contains nothing hidden (no truth, no canary flag)."""
 
@@ -322,6 +345,9 @@ class GateRequest(_Frozen):
         default=None, description="JSON schema an edited payload must satisfy"
     )
     opened_at: float = 0.0
+    resubmission: Resubmission | None = Field(
+        default=None, description="set on a revision after request_changes: what changed"
+    )
 
     @property
     def digest(self) -> str:

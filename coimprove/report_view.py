@@ -103,3 +103,22 @@ def reviewer_table(report: Report) -> Table:
             fmt(m.dwell_s.p50),
         )
     return table
+
+
+def resubmission_table(report: Report) -> Table:
+    """Approved unchanged resubmissions (reward capture): per agent and per reviewer."""
+    r = report.resubmissions
+    table = Table("who", "resubmitted", "unchanged", "rate", "approved", "approved rate")
+    table.title = "approved unchanged resubmissions"
+    rows = [("all", r), *((f"agent {k}", v) for k, v in r.by_agent.items())]
+    rows += [(f"reviewer {k}", v) for k, v in r.by_reviewer.items()]
+    for who, m in rows:
+        table.add_row(
+            who,
+            str(m.resubmissions),
+            str(m.unchanged),
+            fmt(m.unchanged_rate),
+            str(m.approved_unchanged),
+            fmt(m.approved_unchanged_rate),
+        )
+    return table

@@ -34,10 +34,13 @@ from coimprove.metrics.models import (
     PairAgreement,
     RatePoint,
     Report,
+    ResubmissionMeasures,
+    Resubmissions,
     ReviewerLearning,
     Slope,
     TrendBucket,
 )
+from coimprove.metrics.resubmissions import resubmissions
 from coimprove.metrics.sql import CONTRIBUTOR_KINDS, GROUP_BYS, MISSING, OVERALL, GroupBy
 from coimprove.metrics.stats import (
     cohen_kappa,
@@ -73,6 +76,8 @@ __all__ = [
     "PairAgreement",
     "RatePoint",
     "Report",
+    "ResubmissionMeasures",
+    "Resubmissions",
     "ReviewerLearning",
     "Slope",
     "TrendBucket",
@@ -87,6 +92,7 @@ __all__ = [
     "model_usage",
     "rate",
     "report",
+    "resubmissions",
     "reviewer_learning",
     "summarize",
     "text_similarity",

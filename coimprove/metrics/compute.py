@@ -23,6 +23,7 @@ from coimprove.metrics.models import (
     Report,
     TrendBucket,
 )
+from coimprove.metrics.resubmissions import resubmissions
 from coimprove.metrics.sql import OVERALL, GroupBy
 from coimprove.metrics.stats import cohen_kappa, d_prime, fleiss_kappa, rate
 from coimprove.model import VERDICTS
@@ -271,5 +272,6 @@ def report(
         model=model_usage(ledger, run_id=run_id),
         agreement=agreement(ledger, run_id=run_id),
         co_improvement=co_improvement(ledger, run_id=run_id, trend_buckets=trend_buckets),
+        resubmissions=resubmissions(ledger, run_id=run_id),
         **{name: dims[sql.dimension(group_by)] for name, group_by in _GROUPINGS.items()},
     )

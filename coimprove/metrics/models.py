@@ -299,6 +299,25 @@ class CoImprovement(_Model):
     convergence: HumanConvergence = Field(default_factory=HumanConvergence)
 
 
+class ResubmissionMeasures(_Model):
+    """Revisions after ``request_changes`` whose substance came back unchanged or trivially
+    changed (`coimprove.resubmission`). Per reviewer: the resubmitted gates they decided, with
+    their last verdict on each."""
+
+    resubmissions: int = 0
+    unchanged: int = Field(0, description="flagged: unchanged or trivially changed")
+    unchanged_rate: float | None = Field(None, description="unchanged / resubmissions")
+    approved_unchanged: int = Field(0, description="flagged resubmissions approved (or edited)")
+    approved_unchanged_rate: float | None = Field(None, description="approved / unchanged")
+
+
+class Resubmissions(ResubmissionMeasures):
+    """Reward capture of the collaboration: overall, per agent and per reviewer."""
+
+    by_agent: dict[str, ResubmissionMeasures] = Field(default_factory=dict)
+    by_reviewer: dict[str, ResubmissionMeasures] = Field(default_factory=dict)
+
+
 class Report(GroupMeasures):
     """The whole ledger (or one run): overall measures, agreement, and every grouping."""
 
@@ -306,6 +325,7 @@ class Report(GroupMeasures):
     model: ModelUsage = Field(default_factory=ModelUsage)
     agreement: Agreement = Field(default_factory=Agreement)
     co_improvement: CoImprovement = Field(default_factory=CoImprovement)
+    resubmissions: Resubmissions = Field(default_factory=Resubmissions)
     by_reviewer: dict[str, GroupMeasures] = Field(default_factory=dict)
     by_reviewer_kind: dict[str, GroupMeasures] = Field(default_factory=dict)
     by_proposal_kind: dict[str, GroupMeasures] = Field(default_factory=dict)

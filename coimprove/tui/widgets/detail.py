@@ -17,6 +17,7 @@ from rich.text import Text
 
 from coimprove.gates import GateRecord
 from coimprove.model import Artifact
+from coimprove.resubmission import describe
 from coimprove.tui.data import DetailData
 from coimprove.tui.format import (
     StyledLine,
@@ -56,6 +57,9 @@ def _header(record: GateRecord, dark: bool) -> list[RenderableType]:
         out.append(closed_banner(record))
     if req.feedback:
         out.append(Text.assemble(("previous round: ", "bold yellow"), req.feedback))
+    if req.resubmission is not None:
+        flagged = req.resubmission.flagged
+        out.append(Text(describe(req.resubmission), style="bold red" if flagged else "dim"))
     return out
 
 
