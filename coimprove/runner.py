@@ -700,9 +700,12 @@ class Runner:
             log.warning("run.state_unreadable", run=run_id, error=str(read_exc))
             still = None  # unknown: leave its gates unresumed, a retry consumes them
         for record in settled:
-            if still is not None and record.interrupt_id in resume:
-                if record.interrupt_id not in still:
-                    self._mark_resumed(record, recovered=False)
+            if (
+                still is not None
+                and record.interrupt_id in resume
+                and record.interrupt_id not in still
+            ):
+                self._mark_resumed(record, recovered=False)
         self._record_failed(run_id, exc)
 
     async def _pending_interrupts(self, run_id: str, run: _Run) -> set[str]:
@@ -735,7 +738,7 @@ class Runner:
         )
         log.warning("run.failed", run=run_id, error=str(exc), blocked=blocked)
         if not isinstance(exc, CoimproveError):
-            log.exception("run.error", run=run_id, exc_info=exc)
+            log.debug("run.error", run=run_id, exc_info=exc)  # COIMPROVE_LOG=DEBUG shows it
 
     def _take_lease(self, run_id: str, run: _Run) -> bool:
         now = time.time()
