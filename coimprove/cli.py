@@ -373,6 +373,10 @@ def show(
     out.print(f"digest: {p.digest}")
 
 
+DECIDED_BUT_RUN_FAILED = 3
+"""`decide`'s exit status when the decision is recorded but the run it resumed failed."""
+
+
 @app.command()
 def decide(
     gate_id: str,
@@ -395,7 +399,12 @@ def decide(
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a decision on a gate, then resume its run."""
+    """Record a decision on a gate, then resume its run.
+
+    Exit status: 0 when the decision is recorded (and the resumed run waits or finished);
+    1 when nothing was recorded (the error says why); 3 when the decision is recorded but the
+    run it resumed failed (`coimprove status RUN` shows why).
+    """
     from coimprove.gates import check_open, load_gate
 
     with _existing_ledger(db) as ledger:
@@ -440,20 +449,25 @@ def decide(
                 run_id = recorded.event.run_id or ""
                 await runner.advance(run_id)
                 info = runner.info(run_id)
-                result.update(run_state=info.state, open_gates=list(info.open_gates))
+                result.update(
+                    run_state=info.state, open_gates=list(info.open_gates), run_error=info.error
+                )
             return result
 
     result = asyncio.run(go())
     if as_json:
         _print_json(result)
-        return
-    settled = result["outcome"] or "waiting for more reviewers"
-    out.print(f"recorded {verdict} on {gate_id} (event {result['recorded']}); gate: {settled}")
-    if "run_state" in result:
-        out.print(
-            f"run is {result['run_state']}"
-            + (f"; next: {', '.join(result['open_gates'])}" if result["open_gates"] else "")
-        )
+    else:
+        settled = result["outcome"] or "waiting for more reviewers"
+        out.print(f"recorded {verdict} on {gate_id} (event {result['recorded']}); gate: {settled}")
+        if "run_state" in result:
+            out.print(
+                f"run is {result['run_state']}"
+                + (f"; next: {', '.join(result['open_gates'])}" if result["open_gates"] else "")
+            )
+    if result.get("run_state") in ("failed", "blocked"):
+        err.print(f"[red]error:[/] the resumed run {result['run_state']}: {result['run_error']}")
+        raise typer.Exit(DECIDED_BUT_RUN_FAILED)
 
 
 @app.command()

@@ -518,6 +518,8 @@ class Runner:
             except LeaseHeldError:
                 log.info("run.leased_elsewhere", run=rid)
                 continue
+            except Exception as exc:  # one broken run must not stop the others
+                self._record_failed(rid, exc)
             driven.append(rid)
         return driven
 
@@ -613,8 +615,7 @@ class Runner:
             if settled:
                 pending = run.lease.pending
                 if pending is None:
-                    state = await graph.aget_state(cfg)
-                    pending = {i.id for i in state.interrupts}
+                    pending = await self._pending_interrupts(run_id, run)
                 for record in settled:
                     if record.interrupt_id in pending:
                         resume[record.interrupt_id] = record.result
@@ -702,11 +703,41 @@ class Runner:
         resume: dict[str, Any],
         exc: Exception,
     ) -> None:
-        state = await run.graph.aget_state(self._config(run_id, run))
-        still = {i.id for i in state.interrupts}
+        try:
+            still: set[str] | None = await self._pending_interrupts(run_id, run)
+        except Exception as read_exc:  # the failure may have left a state no one can read
+            log.warning("run.state_unreadable", run=run_id, error=str(read_exc))
+            still = None  # unknown: leave its gates unresumed, a retry consumes them
         for record in settled:
-            if record.interrupt_id in resume and record.interrupt_id not in still:
+            if (
+                still is not None
+                and record.interrupt_id in resume
+                and record.interrupt_id not in still
+            ):
                 self._mark_resumed(record, recovered=False)
+        self._record_failed(run_id, exc)
+
+    async def _pending_interrupts(self, run_id: str, run: _Run) -> set[str]:
+        """Ids of the interrupts the run's checkpoint waits on. When the state cannot be
+        computed (a failed step left writes LangGraph refuses to apply, e.g. two parallel
+        writes to one plain key), they are read from the checkpoint's own pending writes."""
+        cfg = self._config(run_id, run)
+        try:
+            state = await run.graph.aget_state(cfg)
+        except Exception:
+            saver = run.graph.checkpointer
+            if not isinstance(saver, BaseCheckpointSaver):
+                raise
+            saved = await saver.aget_tuple(cfg)
+            ids: set[str] = set()
+            for _task, channel, value in (saved.pending_writes or []) if saved else []:
+                if channel == "__interrupt__":  # LangGraph's channel for interrupt() calls
+                    ids.update(i.id for i in value if isinstance(i, Interrupt))
+            return ids
+        return {i.id for i in state.interrupts}
+
+    def _record_failed(self, run_id: str, exc: Exception) -> None:
+        """Record `run.failed` with its reason (whatever the graph raised)."""
         blocked = isinstance(exc, EffectInterruptedError)
         self.ledger.append(
             "run.failed",
@@ -716,7 +747,7 @@ class Runner:
         )
         log.warning("run.failed", run=run_id, error=str(exc), blocked=blocked)
         if not isinstance(exc, CoimproveError):
-            log.exception("run.error", run=run_id, exc_info=exc)
+            log.debug("run.error", run=run_id, exc_info=exc)  # COIMPROVE_LOG=DEBUG shows it
 
     def _take_lease(self, run_id: str, run: _Run) -> bool:
         now = time.time()

@@ -65,6 +65,7 @@ from coimprove import (
     Workflow,
     recording_model_calls,
 )
+from coimprove._yaml import load_yaml_data
 from coimprove.agents import (
     LocalChatModel,
     ModelSpec,
@@ -167,7 +168,7 @@ def load_prompts(inputs: Inputs) -> list[PromptSpec]:
     prompts = inputs.prompts
     if not prompts:
         try:
-            doc = yaml.safe_load(DEFAULT_PROMPTS.read_text(encoding="utf-8"))
+            doc, _ = load_yaml_data(DEFAULT_PROMPTS, error=CoimproveError)  # bounded YAML
             prompts = [PromptSpec.model_validate(p) for p in doc["prompts"]]
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
             raise CoimproveError(f"prompt set {DEFAULT_PROMPTS}: {exc}") from exc

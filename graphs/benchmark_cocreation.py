@@ -63,6 +63,7 @@ from coimprove import (
     Proposal,
     Workflow,
 )
+from coimprove._yaml import load_yaml_data
 from coimprove.agents import ModelSpec, generate_structured, model_label, resolve_model
 from coimprove.datasets import content_version, dataset_jsonl, write_version
 from coimprove.embeddings import Embedder, near_duplicates, resolve_embedder
@@ -125,7 +126,7 @@ def load_task(path: str | Path) -> tuple[TaskSpec, str, str]:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-        spec = TaskSpec.model_validate(yaml.safe_load(text))
+        spec = TaskSpec.model_validate(load_yaml_data(file, error=CoimproveError, text=text)[0])
     except OSError as exc:
         raise CoimproveError(f"task spec {file}: {exc}") from exc
     except yaml.YAMLError as exc:
