@@ -567,6 +567,14 @@ def scene_problems(text: str, labels: list[str]) -> list[str]:
     return problems
 
 
+def finish_sentence(text: str) -> tuple[str, bool]:
+    """`text` with a final period when it has none and stops well short of the length cap
+    (a line at the cap may be cut mid-sentence: left as it is, so the check refuses it)."""
+    if text and not text.endswith((".", "?", "!")) and len(text) <= 100 and text[-1].isalnum():
+        return text + ".", True
+    return text, False
+
+
 def templated_prompt(scene: str, topic: str, facts: str, question: str, by_model: bool) -> str:
     """A templated item's prompt: the scenario line, then the facts, then the question."""
     lead = (
@@ -641,8 +649,11 @@ class Nodes:
         admitted = Counter(r["subtask"] for r in state.get("admitted") or [])
         want = inputs.target_per_subtask
         open_subtasks = [s for s in subtasks if want is None or admitted[s] < want] or subtasks
+        size = inputs.batch_size
+        if want is not None:  # no more than the subtasks still need
+            size = max(1, min(size, sum(max(0, want - admitted[s]) for s in subtasks)))
         items: list[Item] = []
-        for n in range(1, inputs.batch_size + 1):
+        for n in range(1, size + 1):
             k = drafted + n - 1
             sub_name = open_subtasks[k % len(open_subtasks)]
             labels = task.subtasks[sub_name].labels
@@ -664,7 +675,7 @@ class Nodes:
                     result = await generate_structured(
                         runnable, Scene, list(scene_messages(topic)), agent=agent
                     )
-                    text = " ".join(result.value.request.split())
+                    text, fixed = finish_sentence(" ".join(result.value.request.split()))
                     problems = scene_problems(text, labels)
                     prompt = templated_prompt(text, topic, filled.facts, filled.question, True)
                     if not problems and labeller is not None:
@@ -674,7 +685,7 @@ class Nodes:
                         second = second_labelling(labeller, probe)
                         if second["label_check"] != "agrees":
                             problems.append(f"second labelling {second['label_check']}")
-                    tries.append({"text": text, "problems": problems})
+                    tries.append({"text": text, "problems": problems, "period_added": fixed})
                     if not problems:
                         chosen = (text, True)
                         break
@@ -713,6 +724,9 @@ class Nodes:
                         "model": label if tries else None,
                         "tries": len(tries),
                         "rejected_tries": [t["problems"] for t in tries if t["problems"]],
+                        "period_added": bool(
+                            by_model and next(t for t in tries if t["text"] == text)["period_added"]
+                        ),
                         "fallback": fallback,
                         "paraphrase": False,
                         "reviewer_edit": False,
