@@ -54,8 +54,9 @@ async def main(args: argparse.Namespace) -> None:
     published = state.get("published")
     if not published:
         raise SystemExit(f"nothing was published; run {result.run_ids[0]} in {db}")
-    sheet = write_datasheet(published["path"], task=TASK)
-    rows = [json.loads(x) for x in Path(published["path"], "items.jsonl").read_text().splitlines()]
+    sheet = await asyncio.to_thread(write_datasheet, published["path"], task=TASK)
+    text = await asyncio.to_thread(Path(published["path"], "items.jsonl").read_text)
+    rows = [json.loads(x) for x in text.splitlines()]
     scen = Counter(r["provenance"]["scenario"] for r in rows)
     calls = sum(r["provenance"]["tries"] for r in rows)
     print(f"release {published['path']} version {published['version']}: {len(rows)} items")
