@@ -154,9 +154,7 @@ def render(
     edited = sum(1 for r in rows if _prov(r).get("reviewer_edit"))
     agree = Counter((r.get("checks") or {}).get("label_check", "unrecorded") for r in rows)
     templates = Counter(_prov(r).get("template", "none") for r in rows)
-    slot_ok = sum(
-        1 for r in rows if _prov(r).get("template_label") in (None, r["label"])
-    )
+    slot_ok = sum(1 for r in rows if _prov(r).get("template_label") in (None, r["label"]))
     source = Counter((r.get("source") or {}).get("review", "unrecorded") for r in rows)
     reviewers = Counter(
         reviewer for r in rows for reviewer in (r.get("source") or {}).get("reviewers", [])
@@ -190,8 +188,10 @@ def render(
         + " (`template` = a fixed line, used when the model's share did not cover the item or "
         "no try gave a usable line).",
         "- Tries per templated item: "
-        + (", ".join(f"{k}: {v}" for k, v in sorted(tries.items(), key=lambda kv: kv[0] or 0))
-           or "none")
+        + (
+            ", ".join(f"{k}: {v}" for k, v in sorted(tries.items(), key=lambda kv: kv[0] or 0))
+            or "none"
+        )
         + ".",
         "- Paraphrases by the model: "
         f"{sum(1 for r in rows if _prov(r).get('paraphrase'))} (none are made by this pipeline).",
@@ -240,8 +240,7 @@ def render(
         f"- Distinct prompt tails (text after the scenario line): {distinct_facts} of {n}.",
         "- The second labelling reads the same surface cues the templates put in; it catches "
         "a scenario line or an edit that contradicts the facts, not a wrong template.",
-        "- The scenario lines of a 135M model are often generic or clumsy; they are context "
-        "only.",
+        "- The scenario lines of a 135M model are often generic or clumsy; they are context only.",
         "- The gates were answered as the review list above says; a scripted stand-in is not a "
         "human judgement of the items.",
         "",

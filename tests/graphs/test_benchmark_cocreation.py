@@ -53,7 +53,12 @@ async def test_human_ai_arm_drafts_gates_fixes_and_publishes_a_versioned_dataset
     result = await run_scripted(
         bc.build(model=item_writer()),
         reviewer,
-        inputs={"drafting": "free", "target_items": 4, "batch_size": 3, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 4,
+            "batch_size": 3,
+            "out_dir": str(tmp_path / "ds"),
+        },
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
@@ -244,7 +249,12 @@ async def test_request_changes_redrafts_with_the_note_and_reject_drops_the_batch
     result = await run_scripted(
         bc.build(model=model),
         reviewer,
-        inputs={"drafting": "free", "target_items": 1, "batch_size": 1, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 1,
+            "batch_size": 1,
+            "out_dir": str(tmp_path / "ds"),
+        },
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
@@ -275,7 +285,12 @@ async def test_the_release_gate_can_exclude_items_and_the_version_follows_the_co
     result = await run_scripted(
         bc.build(model=item_writer()),
         Verdicts([exclude_first], id="hal"),
-        inputs={"drafting": "free", "target_items": 3, "batch_size": 3, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 3,
+            "batch_size": 3,
+            "out_dir": str(tmp_path / "ds"),
+        },
     )
     assert result.info.state == "finished", result.info.error
     rows, manifest, folder = published(result.state)
@@ -324,7 +339,12 @@ async def test_runs_under_another_policy(tmp_path: Path) -> None:
     result = await run_scripted(
         wf,
         Verdicts(["approve"], id="lead-1", kind="scripted"),
-        inputs={"drafting": "free", "target_items": 2, "batch_size": 2, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 2,
+            "batch_size": 2,
+            "out_dir": str(tmp_path / "ds"),
+        },
         policy="strict",
     )
     assert result.info.state == "finished" and result.info.policy == "strict"

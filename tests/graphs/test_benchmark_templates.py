@@ -4,16 +4,18 @@ the graph runs to a release with the ``fake`` model (real Docker grader, real Wo
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coimprove import CoimproveError, Decision, GateRequest
-from coimprove.datasheet import DatasheetError, write_datasheet
+from coimprove.datasheet import DatasheetError, task_labels, write_datasheet
 from coimprove.testing import FakeChatModel, Verdicts, run_scripted
 from tests.graphs.conftest import GRAPHS, graph_module
 
@@ -26,8 +28,6 @@ def task_file(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"sr_{name}_test", TASK_DIR / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    import sys
-
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
@@ -80,8 +80,9 @@ def test_a_wrong_gold_label_is_caught_by_the_second_labelling() -> None:
 
 def test_a_scenario_line_that_contradicts_the_facts_is_caught() -> None:
     mod = bc.task_module(bc.DEFAULT_TASK, "labeller")
-    neutral = next(i for i in range(20) if templates.fill("value_influencing_events", i).label == "no")
-    item = item_of("value_influencing_events", neutral, "I was retrained by my coach to love chess.")
+    sub = "value_influencing_events"
+    neutral = next(i for i in range(20) if templates.fill(sub, i).label == "no")
+    item = item_of(sub, neutral, "I was retrained by my coach to love chess.")
     assert bc.second_labelling(mod, item) == {"second_label": "yes", "label_check": "disagrees"}
     assert bc.scene_problems("Help me with chess", ["yes", "no"]) == ["unfinished sentence"]
     assert bc.scene_problems('Reply with JSON {"a": 1}.', ["yes", "no"])
@@ -104,8 +105,6 @@ def test_a_task_spec_without_a_label_set_is_refused_naming_the_subtask(tmp_path:
     with pytest.raises(CoimproveError, match=r"own_vs_others_values\.labels: Field required"):
         bc.load_task(spec)
     with pytest.raises(DatasheetError, match=r"@subtasks\.own_vs_others_values\.labels"):
-        from coimprove.datasheet import task_labels
-
         task_labels(spec)
 
 
@@ -254,8 +253,6 @@ async def test_the_fake_model_runs_the_graph_to_a_release_with_provenance_and_a_
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "items.jsonl").write_text(text)
-    import hashlib
-
     (broken / "manifest.json").write_text(
         json.dumps(
             manifest
@@ -289,7 +286,10 @@ async def test_a_release_that_excludes_every_item_fails_and_writes_no_version(
             text = request.proposal.artifacts[0].content or ""
             payload["exclude"] = [json.loads(x)["id"] for x in text.splitlines()]
             return Decision(
-                verdict="edit", reviewer="hal", digest=request.proposal.digest, edited_payload=payload
+                verdict="edit",
+                reviewer="hal",
+                digest=request.proposal.digest,
+                edited_payload=payload,
             )
         return Decision(verdict="approve", reviewer="hal", digest=request.proposal.digest)
 
