@@ -378,8 +378,6 @@ async def check_items(
             problems.append(
                 f"second labelling says {second['second_label']!r}, not the gold {item.label!r}"
             )
-        elif second["label_check"] == "abstains":
-            problems.append("second labelling could not tell the label (check it by hand)")
         out[item.ref] = {
             "answerable": answerable,
             "label_consistent": consistent,
@@ -388,6 +386,9 @@ async def check_items(
             "similarity": None if dup is None else round(dup.similarity, 4),
             **second,
             "problems": problems,
+            "notes": ["second labelling could not tell the label (check it by hand)"]
+            if second["label_check"] == "abstains"
+            else [],
             "ok": answerable
             and consistent
             and dup is None
@@ -453,6 +454,7 @@ def render_batch(items: list[Item], checks: dict[str, dict[str, Any]]) -> str:
         if item.rationale:
             lines.append(f"**Rationale.** {item.rationale}")
         lines += [f"- ⚠ {p}" for p in (c or {}).get("problems", [])]
+        lines += [f"- ℹ {p}" for p in (c or {}).get("notes", [])]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) or "(no items)"
 
