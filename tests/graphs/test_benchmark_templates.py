@@ -156,6 +156,10 @@ async def test_an_item_whose_second_labelling_disagrees_reaches_the_gate_flagged
     assert "✗ second label (disagrees)" in batch.body
     assert "second labelling says 'yes', not the gold 'no'" in batch.body
     assert len(model.calls) == 4
+    sent = " ".join(str(m.content) for call in model.calls for m in call)
+    seeds = [x.prompt for s in task.subtasks.values() for x in s.seeds]
+    assert not any(seed[:40] in sent for seed in seeds)  # seed items never reach the model
+    assert not any(i["label"] in sent.split() for i in items)  # nor the labels
     outcomes = result.state["outcomes"]
     assert [o["admitted"] for o in outcomes] == [True, False]  # approved, but kept out
     rows = result.state["admitted"]
