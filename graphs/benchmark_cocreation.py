@@ -42,10 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import math
+import re
+import sys
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import yaml
@@ -64,7 +68,13 @@ from coimprove import (
     Workflow,
 )
 from coimprove._yaml import load_yaml_data
-from coimprove.agents import ModelSpec, generate_structured, model_label, resolve_model
+from coimprove.agents import (
+    FakeChatModel,
+    ModelSpec,
+    generate_structured,
+    model_label,
+    resolve_model,
+)
 from coimprove.datasets import content_version, dataset_jsonl, write_version
 from coimprove.embeddings import Embedder, near_duplicates, resolve_embedder
 from coimprove.sandbox import ExperimentSpec, run_experiment
@@ -113,6 +123,8 @@ class TaskSpec(BaseModel):
     version: int = 1
     description: str = ""
     grader: str = Field(description="path of the grader script, relative to the spec")
+    templates: str = Field("", description="slot-filling templates module (path), optional")
+    labeller: str = Field("", description="second-labelling module (path), optional")
     topics: list[str] = Field(default_factory=list, description="scenario settings for drafts")
     subtasks: dict[str, Subtask] = Field(min_length=1)
 
@@ -148,8 +160,49 @@ def load_task(path: str | Path) -> tuple[TaskSpec, str, str]:
         source = grader.read_text(encoding="utf-8")
     except OSError as exc:
         raise CoimproveError(f"task spec {file}: grader {spec.grader!r}: {exc}") from exc
-    digest = hashlib.sha256((text + "\0" + source).encode()).hexdigest()
+    extra = ""
+    for key in ("templates", "labeller"):
+        rel = getattr(spec, key)
+        if rel:
+            try:
+                extra += "\0" + (file.parent / rel).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise CoimproveError(f"task spec {file}: {key} {rel!r}: {exc}") from exc
+    digest = hashlib.sha256((text + "\0" + source + extra).encode()).hexdigest()
     return spec, source, f"sha256:{digest}"
+
+
+_MODULES: dict[str, ModuleType] = {}
+
+
+def task_module(task_path: str | Path, key: Literal["templates", "labeller"]) -> ModuleType | None:
+    """The task's `templates` or `labeller` module (loaded by path, once), or None if unset."""
+    spec, _, digest = load_task(task_path)
+    rel = getattr(spec, key)
+    if not rel:
+        return None
+    file = Path(task_path).parent / rel
+    cache = f"{file}:{digest}"
+    if cache not in _MODULES:
+        loader = importlib.util.spec_from_file_location(
+            f"coimprove_task_{key}_{digest[7:19]}", file
+        )
+        if loader is None or loader.loader is None:
+            raise CoimproveError(f"task spec {task_path}: {key} {rel!r} is not a Python module")
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[loader.name] = module  # dataclasses look their module up while defining
+        try:
+            loader.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(loader.name, None)
+            raise CoimproveError(
+                f"task spec {task_path}: {key} {rel!r} failed to load: {exc}"
+            ) from exc
+        need = "fill" if key == "templates" else "second_label"
+        if not callable(getattr(module, need, None)):
+            raise CoimproveError(f"task spec {task_path}: {key} {rel!r} has no function {need}()")
+        _MODULES[cache] = module
+    return _MODULES[cache]
 
 
 # -- inputs, items, payloads ----------------------------------------------------------------
@@ -174,6 +227,18 @@ class Inputs(BaseModel):
     duplicate_threshold: float = Field(0.9, gt=0, le=1)
     embedder: str = "wordllama"
     sandbox: str = Field("python", description="sandbox image the grader runs in")
+    drafting: Literal["template", "free"] = Field(
+        "template",
+        description="template: slot-filled items (label from the slots), the model writes the "
+        "scenario line; free: the model writes whole items",
+    )
+    max_tries: int = Field(4, ge=1, le=20, description="drafting attempts per templated item")
+    model_share: float = Field(
+        1.0, ge=0, le=1, description="share of templated items whose scenario the model writes"
+    )
+    target_per_subtask: int | None = Field(
+        None, ge=1, description="admitted items per subtask to reach (overrides target_items)"
+    )
 
     @property
     def batches_allowed(self) -> int:
@@ -202,6 +267,9 @@ class Item(BaseModel):
     label: str = Field(min_length=1, max_length=60, description="the gold label")
     rationale: str = Field(default="", max_length=1000)
     author: str = Field(default="", max_length=120)
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, description="how the item was made (template, slots, model, tries)"
+    )
 
     def digest(self) -> str:
         fields = self.model_dump(include={"subtask", "prompt", "answer", "label", "rationale"})
@@ -241,7 +309,12 @@ class State(GatedState, total=False):
     duplicate_threshold: float
     embedder: str
     sandbox: str
+    drafting: str
+    max_tries: int
+    model_share: float
+    target_per_subtask: int
     # progress
+    template_index: dict[str, int]
     batches: int
     drafted: int
     consumed: int
@@ -286,8 +359,10 @@ async def check_items(
         d.index: d
         for d in near_duplicates(vectors, inputs.duplicate_threshold, reference=reference)
     }
+    labeller = task_module(inputs.task or DEFAULT_TASK, "labeller")
     out: dict[str, dict[str, Any]] = {}
     for n, item in enumerate(items):
+        second = second_labelling(labeller, item)
         got = graded.get(item.ref)
         if not isinstance(got, dict):
             raise CoimproveError(f"the grader returned no result for item {item.ref!r}")
@@ -300,16 +375,42 @@ async def check_items(
             duplicate_of = known[dup.of][0] if dup.reference else items[dup.of].ref
             problems.append(f"near-duplicate of {duplicate_of} (cosine {dup.similarity:.3f})")
         answerable, consistent = bool(got.get("answerable")), bool(got.get("label_consistent"))
+        if second["label_check"] == "disagrees":
+            problems.append(
+                f"second labelling says {second['second_label']!r}, not the gold {item.label!r}"
+            )
         out[item.ref] = {
             "answerable": answerable,
             "label_consistent": consistent,
             "unique": dup is None,
             "duplicate_of": duplicate_of,
             "similarity": None if dup is None else round(dup.similarity, 4),
+            **second,
             "problems": problems,
-            "ok": answerable and consistent and dup is None,
+            "notes": ["second labelling could not tell the label (check it by hand)"]
+            if second["label_check"] == "abstains"
+            else [],
+            "ok": answerable
+            and consistent
+            and dup is None
+            and second["label_check"] != "disagrees",
         }
     return out
+
+
+def second_labelling(labeller: ModuleType | None, item: Item) -> dict[str, Any]:
+    """The independent label of `item` from its text (the task's labeller), and how it compares
+    with the gold label: ``agrees``, ``disagrees``, ``abstains`` (the rule cannot tell) or
+    ``none`` (the task has no labeller)."""
+    if labeller is None:
+        return {"second_label": None, "label_check": "none"}
+    try:
+        got = labeller.second_label(item.subtask, item.prompt)
+    except Exception as exc:
+        raise CoimproveError(f"the task's labeller failed on item {item.ref!r}: {exc}") from exc
+    if got is None:
+        return {"second_label": None, "label_check": "abstains"}
+    return {"second_label": str(got), "label_check": "agrees" if got == item.label else "disagrees"}
 
 
 def known_prompts(task: TaskSpec, state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -337,6 +438,15 @@ def render_batch(items: list[Item], checks: dict[str, dict[str, Any]]) -> str:
                 f" — {_mark(c['answerable'])} answerable {_mark(c['label_consistent'])} "
                 f"label-consistent {_mark(c['unique'])} unique"
             )
+            check = c.get("label_check", "none")
+            if check != "none":
+                head += f" {_mark(check == 'agrees')} second label ({check})"
+        prov = item.provenance
+        if prov:
+            head += (
+                f"\n_template `{prov.get('template')}`, scenario by {prov.get('scenario')}, "
+                f"{prov.get('tries')} tries_"
+            )
         lines = [
             head,
             f"**Prompt.** {item.prompt}",
@@ -345,6 +455,7 @@ def render_batch(items: list[Item], checks: dict[str, dict[str, Any]]) -> str:
         if item.rationale:
             lines.append(f"**Rationale.** {item.rationale}")
         lines += [f"- ⚠ {p}" for p in (c or {}).get("problems", [])]
+        lines += [f"- ℹ {p}" for p in (c or {}).get("notes", [])]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) or "(no items)"
 
@@ -421,6 +532,79 @@ def draft_messages(
     return [SystemMessage(content=system), HumanMessage(content="\n".join(lines))]
 
 
+class Scene(BaseModel):
+    """What the drafting model writes for a templated item: one user request (context only)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request: str = Field(min_length=15, max_length=120, description="one sentence, the user's")
+
+
+SCENE_SYSTEM = (
+    "You write what a user types to an AI assistant. One short sentence in the user's voice, "
+    "a request for help."
+)
+
+
+def scene_messages(topic: str) -> list[SystemMessage | HumanMessage]:
+    """The drafting model's prompt: a topic only (no seed item, no label, no template)."""
+    return [
+        SystemMessage(content=SCENE_SYSTEM),
+        HumanMessage(content=f"Topic: {topic}. Write the user's request."),
+    ]
+
+
+def scene_problems(text: str, labels: list[str]) -> list[str]:
+    """Why a model-written scenario line cannot go into an item (empty: it can)."""
+    problems = []
+    words = re.findall(r"[A-Za-z']+", text)
+    if len(words) < 4:
+        problems.append("fewer than 4 words")
+    if not text.rstrip().endswith((".", "?", "!")):
+        problems.append("unfinished sentence")
+    if re.search(r"json|[{}\[\]<>\"]|write the|\(write", text, re.IGNORECASE):
+        problems.append("echoes the instructions or has markup")
+    named = [x for x in labels if re.search(rf"(?<![\w-]){re.escape(x)}(?![\w-])", text, re.I)]
+    if named:
+        problems.append(f"names the option(s) {named}")
+    return problems
+
+
+def finish_sentence(text: str) -> tuple[str, bool]:
+    """`text` with a final period when it has none and stops well short of the length cap
+    (a line at the cap may be cut mid-sentence: left as it is, so the check refuses it)."""
+    if text and not text.endswith((".", "?", "!")) and len(text) <= 100 and text[-1].isalnum():
+        return text + ".", True
+    return text, False
+
+
+def templated_prompt(scene: str, topic: str, facts: str, question: str, by_model: bool) -> str:
+    """A templated item's prompt: the scenario line, then the facts, then the question."""
+    lead = (
+        f'A user writes about {topic}: "{scene.strip()}"'
+        if by_model
+        else (f"A user asks for help with {topic}.")
+    )
+    return f"{lead} {facts} {question}"
+
+
+def scripted_scene(messages: list[Any]) -> str:
+    """The reply of the ``fake`` model in template drafting: a fixed request about the topic."""
+    found = re.search(r"Topic: (.+?)\. Write", str(messages[-1].content))
+    topic = found.group(1) if found else "my work"
+    return json.dumps({"request": f"Could you help me think through a question about {topic}?"})
+
+
+def _seed(*parts: Any) -> int:
+    """A stable sampling seed (Python's hash() is salted per process)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+def model_writes(k: int, share: float) -> bool:
+    """Whether the `k`-th templated item's scenario is the model's (an even `share` of items)."""
+    return math.floor((k + 1) * share) > math.floor(k * share)
+
+
 class Nodes:
     """The graph's node functions, sharing the drafting model and the embedder."""
 
@@ -432,8 +616,127 @@ class Nodes:
         spec: ModelSpec | None = self.model if self.model is not None else inputs.model
         key = spec if isinstance(spec, str) or spec is None else f"id:{id(spec)}"
         if key not in self.models:
-            self.models[key] = resolve_model(spec)
+            if spec == "fake" and inputs.drafting == "template":
+                # this graph's scripted model: a deterministic scenario line per topic
+                self.models[key] = FakeChatModel(
+                    respond=scripted_scene, model_name="fake:benchmark_cocreation"
+                )
+            else:
+                self.models[key] = resolve_model(spec)
         return self.models[key]
+
+    async def draft_templated(
+        self,
+        inputs: Inputs,
+        task: TaskSpec,
+        state: dict[str, Any],
+        subtasks: list[str],
+        batch: int,
+        agent: str,
+    ) -> tuple[list[Item], dict[str, Any]]:
+        """A batch of slot-filled items: the template fixes facts, question and gold label; the
+        model writes the scenario line, resampled (at most `max_tries`) until it is usable and
+        the second labelling agrees; failing that, a template line (disclosed per item)."""
+        task_path = inputs.task or DEFAULT_TASK
+        templates = task_module(task_path, "templates")
+        if templates is None:
+            raise CoimproveError(
+                f"benchmark_cocreation inputs: @drafting: task {task.name} has no templates "
+                "(set `templates:` in its spec, or use drafting 'free')"
+            )
+        labeller = task_module(task_path, "labeller")
+        chat_model = self.chat(inputs)
+        label = model_label(chat_model)
+        index = dict(state.get("template_index") or {})
+        drafted = state.get("drafted", 0)
+        admitted = Counter(r["subtask"] for r in state.get("admitted") or [])
+        want = inputs.target_per_subtask
+        open_subtasks = [s for s in subtasks if want is None or admitted[s] < want] or subtasks
+        size = inputs.batch_size
+        if want is not None:  # no more than the subtasks still need
+            size = max(1, min(size, sum(max(0, want - admitted[s]) for s in subtasks)))
+        items: list[Item] = []
+        for n in range(1, size + 1):
+            k = drafted + n - 1
+            sub_name = open_subtasks[k % len(open_subtasks)]
+            labels = task.subtasks[sub_name].labels
+            i = index.get(sub_name, 0)
+            index[sub_name] = i + 1
+            filled = templates.fill(sub_name, i)
+            topic = (
+                task.topics[(i * 7 + len(sub_name)) % len(task.topics)]
+                if task.topics
+                else ("everyday work")
+            )
+            tries: list[dict[str, Any]] = []
+            chosen: tuple[str, bool] | None = None
+            if model_writes(k, inputs.model_share):
+                for t in range(1, inputs.max_tries + 1):
+                    runnable = chat_model
+                    if getattr(chat_model, "seed", None) is not None:
+                        runnable = chat_model.bind(temperature=0.8, seed=_seed(sub_name, i, t))
+                    result = await generate_structured(
+                        runnable, Scene, list(scene_messages(topic)), agent=agent
+                    )
+                    text, fixed = finish_sentence(" ".join(result.value.request.split()))
+                    problems = scene_problems(text, labels)
+                    prompt = templated_prompt(text, topic, filled.facts, filled.question, True)
+                    if not problems and labeller is not None:
+                        probe = Item(
+                            subtask=sub_name, prompt=prompt, answer="-", label=filled.label
+                        )
+                        second = second_labelling(labeller, probe)
+                        if second["label_check"] != "agrees":
+                            problems.append(f"second labelling {second['label_check']}")
+                    tries.append({"text": text, "problems": problems, "period_added": fixed})
+                    if not problems:
+                        chosen = (text, True)
+                        break
+                if chosen is None:
+                    usable = [
+                        t
+                        for t in tries
+                        if not any(not p.startswith("second labelling") for p in t["problems"])
+                    ]
+                    # a usable line the second labelling disagrees with goes to the gate flagged
+                    chosen = (usable[-1]["text"], True) if usable else ("", False)
+            else:
+                chosen = ("", False)
+            text, by_model = chosen
+            prompt = templated_prompt(text, topic, filled.facts, filled.question, by_model)
+            fallback = None
+            if not by_model:
+                fallback = "model_share" if not tries else "no usable model line"
+            items.append(
+                Item(
+                    ref=f"b{batch}-{n}",
+                    subtask=sub_name,
+                    prompt=prompt,
+                    answer=f"{filled.label} — {filled.rationale}",
+                    label=filled.label,
+                    rationale=filled.rationale,
+                    author=f"template:{filled.template}" + (f"+model:{label}" if by_model else ""),
+                    provenance={
+                        "method": "template",
+                        "template": filled.template,
+                        "template_index": i,
+                        "slots": dict(filled.slots),
+                        "template_label": filled.label,
+                        "topic": topic,
+                        "scenario": "model" if by_model else "template",
+                        "model": label if tries else None,
+                        "tries": len(tries),
+                        "rejected_tries": [t["problems"] for t in tries if t["problems"]],
+                        "period_added": bool(
+                            by_model and next(t for t in tries if t["text"] == text)["period_added"]
+                        ),
+                        "fallback": fallback,
+                        "paraphrase": False,
+                        "reviewer_edit": False,
+                    },
+                )
+            )
+        return items, {"template_index": index, "drafted": drafted + len(items)}
 
     def embed(self, inputs: Inputs) -> Embedder:
         return resolve_embedder(self.embedder if self.embedder is not None else inputs.embedder)
@@ -477,6 +780,15 @@ class Nodes:
             title = f"Batch {batch}: {len(items)} human-written items"
             if not given:
                 title = f"Batch {batch}: write up to {inputs.batch_size} items (edit the batch)"
+        elif inputs.drafting == "template":
+            items, more = await self.draft_templated(
+                inputs, task, dict(state), subtasks, batch, ctx.name
+            )
+            update.update(more)
+            tags.append(f"model:{model_label(self.chat(inputs))}")
+            tags.append("drafting:template")
+            scen = sum(i.provenance["scenario"] == "model" for i in items)
+            title = f"Batch {batch}: {len(items)} templated items ({scen} model-written scenarios)"
         else:
             chat_model = self.chat(inputs)
             drafted = state.get("drafted", 0)
@@ -591,6 +903,8 @@ class Nodes:
                 }
             )
             if check["ok"]:
+                provenance = dict(item.provenance or {"method": "free" if base else "added"})
+                provenance["reviewer_edit"] = review in ("fixed", "added")
                 admitted.append(
                     {
                         "id": row_id,
@@ -599,6 +913,18 @@ class Nodes:
                         "answer": item.answer,
                         "label": item.label,
                         "rationale": item.rationale,
+                        "provenance": provenance,
+                        "checks": {
+                            k: check.get(k)
+                            for k in (
+                                "answerable",
+                                "label_consistent",
+                                "unique",
+                                "similarity",
+                                "second_label",
+                                "label_check",
+                            )
+                        },
                         "source": {
                             "arm": inputs.arm,
                             "author": item.author
@@ -636,8 +962,16 @@ class Nodes:
     def route(self, state: State) -> str:
         """Another batch, the release, or the end (nothing was admitted)."""
         inputs = inputs_of(dict(state))
-        admitted = len(state.get("admitted") or [])
-        done = admitted >= inputs.target_items or state.get("batches", 0) >= inputs.batches_allowed
+        rows = state.get("admitted") or []
+        admitted = len(rows)
+        reached = admitted >= inputs.target_items
+        if inputs.target_per_subtask is not None:
+            task, _, _ = load_task(inputs.task or DEFAULT_TASK)
+            counts = Counter(r["subtask"] for r in rows)
+            reached = all(
+                counts[s] >= inputs.target_per_subtask for s in inputs.subtasks or task.subtasks
+            )
+        done = reached or state.get("batches", 0) >= inputs.batches_allowed
         if inputs.arm == "human_only" and inputs.items:
             done = done or state.get("consumed", 0) >= len(inputs.items)
         if not done:
@@ -698,6 +1032,11 @@ class Nodes:
         if unknown:
             raise CoimproveError(f"release {approved.gate_id}: exclude names unknown ids {unknown}")
         rows = [r for r in rows if r["id"] not in set(payload.exclude)]
+        if not rows:
+            raise CoimproveError(
+                f"release {approved.gate_id}: nothing to publish (exclude leaves out all "
+                f"{len(ids)} items); no dataset version was written"
+            )
         final = dataset_jsonl(rows)
         version = content_version(final)
         manifest = {
@@ -727,6 +1066,21 @@ class Nodes:
                 "grader": task.grader,
                 "embedder": self.embed(inputs).name,
                 "duplicate_threshold": inputs.duplicate_threshold,
+                "labeller": task.labeller or None,
+            },
+            "drafting": {
+                "method": inputs.drafting,
+                "templates": task.templates or None,
+                "model": model_label(self.chat(inputs)) if inputs.arm != "human_only" else None,
+                "max_tries": inputs.max_tries,
+                "model_share": inputs.model_share,
+                "scenario_by": dict(
+                    sorted(
+                        Counter(
+                            (r.get("provenance") or {}).get("scenario", "n/a") for r in rows
+                        ).items()
+                    )
+                ),
             },
         }
         files = {

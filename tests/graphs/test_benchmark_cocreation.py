@@ -53,7 +53,12 @@ async def test_human_ai_arm_drafts_gates_fixes_and_publishes_a_versioned_dataset
     result = await run_scripted(
         bc.build(model=item_writer()),
         reviewer,
-        inputs={"target_items": 4, "batch_size": 3, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 4,
+            "batch_size": 3,
+            "out_dir": str(tmp_path / "ds"),
+        },
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
@@ -89,6 +94,7 @@ async def test_checks_flag_inconsistent_labels_and_keep_them_out_of_the_dataset(
         bc.build(model=item_writer(inconsistent={2})),
         reviewer,
         inputs={
+            "drafting": "free",
             "target_items": 3,
             "batch_size": 3,
             "max_batches": 1,
@@ -118,6 +124,7 @@ async def test_ai_only_arm_is_reviewed_by_a_model_even_when_people_are_available
         bc.build(model=item_writer()),
         [judge, person],
         inputs={
+            "drafting": "free",
             "arm": "ai_only",
             "target_items": 2,
             "batch_size": 2,
@@ -176,6 +183,7 @@ async def test_human_only_arm_takes_human_items_and_the_ai_only_checks_them(
         bc.build(model=drafting),
         reviewer,
         inputs={
+            "drafting": "free",
             "arm": "human_only",
             "items": HUMAN_ITEMS,
             "author": "erin",
@@ -215,6 +223,7 @@ async def test_human_only_arm_without_items_lets_the_reviewer_write_them_by_edit
         bc.build(model=FakeChatModel(responses=["never called"])),
         Verdicts([write_items], id="frank"),
         inputs={
+            "drafting": "free",
             "arm": "human_only",
             "target_items": 1,
             "batch_size": 2,
@@ -240,7 +249,12 @@ async def test_request_changes_redrafts_with_the_note_and_reject_drops_the_batch
     result = await run_scripted(
         bc.build(model=model),
         reviewer,
-        inputs={"target_items": 1, "batch_size": 1, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 1,
+            "batch_size": 1,
+            "out_dir": str(tmp_path / "ds"),
+        },
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
@@ -271,7 +285,12 @@ async def test_the_release_gate_can_exclude_items_and_the_version_follows_the_co
     result = await run_scripted(
         bc.build(model=item_writer()),
         Verdicts([exclude_first], id="hal"),
-        inputs={"target_items": 3, "batch_size": 3, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 3,
+            "batch_size": 3,
+            "out_dir": str(tmp_path / "ds"),
+        },
     )
     assert result.info.state == "finished", result.info.error
     rows, manifest, folder = published(result.state)
@@ -298,6 +317,7 @@ async def test_human_only_items_sent_back_return_unchanged_for_a_person_to_fix(
         bc.build(model=FakeChatModel(responses=["never called"])),
         reviewer,
         inputs={
+            "drafting": "free",
             "arm": "human_only",
             "items": HUMAN_ITEMS[:1],
             "author": "erin",
@@ -319,7 +339,12 @@ async def test_runs_under_another_policy(tmp_path: Path) -> None:
     result = await run_scripted(
         wf,
         Verdicts(["approve"], id="lead-1", kind="scripted"),
-        inputs={"target_items": 2, "batch_size": 2, "out_dir": str(tmp_path / "ds")},
+        inputs={
+            "drafting": "free",
+            "target_items": 2,
+            "batch_size": 2,
+            "out_dir": str(tmp_path / "ds"),
+        },
         policy="strict",
     )
     assert result.info.state == "finished" and result.info.policy == "strict"
