@@ -672,18 +672,21 @@ def demo(
         Path | None,
         typer.Option("--out", help="Where the ledger, workspaces and report go (default: new)."),
     ] = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs of each demo graph.")] = 1,
+    runs: Annotated[
+        int, typer.Option(min=1, help="research_cycle runs (seeds SEED, SEED+1, ...).")
+    ] = 3,
     reviewer: Annotated[
         list[str] | None,
         typer.Option(
-            help="Scripted reviewer profile (repeatable); ROLE:PROFILE is named ROLE-PROFILE, "
-            "e.g. lead:careful takes escalations."
+            help="Scripted reviewer profile (repeatable; default careful and rubber_stamper); "
+            "ROLE:PROFILE is named ROLE-PROFILE, e.g. lead:careful takes escalations."
         ),
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="Policy for every run (default: each graph's own).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the scripted reviewers.")] = 0,
+        str | None,
+        typer.Option(help="Policy for every run (default: demo, two reviewers per gate)."),
+    ] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed of the runs, reviewers and canaries.")] = 0,
 ) -> None:
     """Run the built-in research workflows end to end: local model, real sandboxes, report."""
     from coimprove.demo import DemoSettings, run_demo
