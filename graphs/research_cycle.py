@@ -98,6 +98,8 @@ DEFAULT_WORKSPACES = Path(".coimprove") / "workspaces"
 COMMAND = "python3 train.py"
 TIMEOUT_S = 60.0
 RETRY = RetryPolicy(max_attempts=3, backoff_initial_s=0.5)
+LOCAL_MAX_STRING = 160
+"""Longest free-text field the local model may write here (its decoding grammar's bound)."""
 
 CATEGORIES: dict[str, str] = {
     "idea_gate": "problem_identification",
@@ -237,7 +239,7 @@ METHOD_DESCRIPTIONS: dict[str, str] = {
     "circle": "logistic regression on x, y, x², y² and x·y (quadratic features)",
     "curved_mlp": "a network with one tanh hidden layer on raw x, y (choose its hidden units)",
 }
-HIDDEN_UNIT_CHOICES = (0, 4, 8, 16, 32)
+HIDDEN_UNIT_CHOICES = (4, 8, 16, 32)
 L2_CHOICES = (0.0, 0.0001, 0.001, 0.01)
 
 
@@ -249,7 +251,7 @@ class MethodOutput(RoleOutput):
         description="; ".join(f"{k}: {v}" for k, v in METHOD_DESCRIPTIONS.items())
     )
     hidden_units: int = Field(
-        description="hidden units of the MLP (0 for logistic and quadratic)",
+        description="hidden units of the MLP (ignored by straight_line and circle)",
         json_schema_extra={"enum": list(HIDDEN_UNIT_CHOICES)},
     )
     l2: float = Field(
@@ -273,7 +275,7 @@ def method_output(order: tuple[str, ...]) -> type[MethodOutput]:
     model: type[MethodOutput] = create_model(
         "MethodOutput",
         __base__=MethodOutput,
-        method=(Literal[order], field),  # type: ignore[valid-type]
+        method=(Literal[order], field),  # type: ignore[arg-type]
     )
     return model
 
@@ -378,15 +380,16 @@ def is_dead_end(model: str, hidden_units: int, features: str) -> bool:
 # -- the design stage: hyperparameters as an experiment spec on the approved commit -----------
 
 
-LEARNING_RATE_CHOICES = (0.01, 0.03, 0.1, 0.3, 1.0)
-EPOCH_CHOICES = (100, 300, 1000, 2000)
+LEARNING_RATE_CHOICES = (0.1, 0.3, 1.0)
+EPOCH_CHOICES = (500, 1000, 2000)
 EXPECTED_ACCURACY_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 class DesignOutput(RoleOutput):
-    """Training settings. The choices are offered to constrained decoding (the schema's
-    ``enum``); validation stays open, so a model without a grammar can still propose a value
-    outside them, which the gate then flags."""
+    """Training settings. The choices (the range where full-batch gradient descent on
+    standardised inputs trains these models) are offered to constrained decoding as the
+    schema's ``enum``; validation stays open, so a model without a grammar can still propose a
+    value outside them, which the gate then flags (and canaries plant such values)."""
 
     learning_rate: float = Field(
         description="gradient descent step size",
@@ -750,7 +753,8 @@ def team(spec: str, seed: int = 0) -> Team:
     if spec == "fake":
         model = FakeChatModel(respond=scripted_reply, model_name="fake:research_cycle")
     elif spec == "local":
-        model = LocalChatModel(seed=seed)  # shares the loaded weights with every other one
+        # shares the loaded weights with every other one; short strings keep a cycle fast
+        model = LocalChatModel(seed=seed, grammar_max_string=LOCAL_MAX_STRING)
 
     def kw(stage: str, context: Any) -> dict[str, Any]:
         return {"context": context, "instructions": _stage(stage), "retry": RETRY}
