@@ -58,6 +58,7 @@ app.command(name="ablate")(ablate)
 
 if TYPE_CHECKING:
     from coimprove.ledger.postgres import PostgresLedger
+    from coimprove.workflow import Workflow
 
 out = Console()
 err = Console(stderr=True)
@@ -167,6 +168,22 @@ def _gate_row(g: GateRecord) -> dict[str, Any]:
 # -- run / resume -----------------------------------------------------------------------------
 
 
+def with_model_input(workflow: Workflow, data: dict[str, Any], model: str) -> dict[str, Any]:
+    """`data` with ``model`` set to `model` (``--model``); refused when the graph has no
+    ``model`` input or `data` already names a different one."""
+    if "model" not in workflow.builder.channels:
+        raise CoimproveError(
+            f"--model: graph {workflow.name!r} takes no 'model' input (its models are set in "
+            "--input; see its docstring)"
+        )
+    given = data.get("model")
+    if given is not None and given != model:
+        raise CoimproveError(
+            f"--model {model!r} and --input's model {given!r} differ: give the model once"
+        )
+    return {**data, "model": model}
+
+
 @app.command()
 def run(
     graph: Annotated[str, typer.Argument(help="path/to/graph.py:attr, module:attr or a built-in")],
@@ -183,6 +200,10 @@ def run(
     ] = None,
     runs: Annotated[int, typer.Option(min=1, help="How many runs to start.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for reviewers and canaries.")] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model spec for the graph's agents (its 'model' input): local, fake, …"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start runs of a workflow. They pause at gates, or run headless with --reviewer."""
@@ -190,6 +211,8 @@ def run(
     data = _parse_json_arg(inputs, "--input") or {}
     if not isinstance(data, dict):
         raise CoimproveError("--input must be a JSON object (the initial graph state)")
+    if model is not None:
+        data = with_model_input(workflow, data, model)
     if policy is not None:
         load_policy(policy)  # fail before starting anything
     if reviewer:
@@ -695,18 +718,21 @@ def demo(
         Path | None,
         typer.Option("--out", help="Where the ledger, workspaces and report go (default: new)."),
     ] = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs of each demo graph.")] = 1,
+    runs: Annotated[
+        int, typer.Option(min=1, help="research_cycle runs (seeds SEED, SEED+1, ...).")
+    ] = 3,
     reviewer: Annotated[
         list[str] | None,
         typer.Option(
-            help="Scripted reviewer profile (repeatable); ROLE:PROFILE is named ROLE-PROFILE, "
-            "e.g. lead:careful takes escalations."
+            help="Scripted reviewer profile (repeatable; default careful and rubber_stamper); "
+            "ROLE:PROFILE is named ROLE-PROFILE, e.g. lead:careful takes escalations."
         ),
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="Policy for every run (default: each graph's own).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the scripted reviewers.")] = 0,
+        str | None,
+        typer.Option(help="Policy for every run (default: demo, two reviewers per gate)."),
+    ] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed of the runs, reviewers and canaries.")] = 0,
 ) -> None:
     """Run the built-in research workflows end to end: local model, real sandboxes, report."""
     from coimprove.demo import DemoSettings, run_demo

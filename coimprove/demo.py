@@ -20,12 +20,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import git
 from rich.console import Console
 
 from coimprove.agents import resolve_model
+from coimprove.demo_findings import (
+    finding_markdown,
+    finding_sentence,
+    oversight_table,
+    oversight_verdict,
+    research_finding,
+    reviewer_oversight,
+)
+from coimprove.errors import CoimproveError
 from coimprove.headless import run_headless
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import report as build_report
@@ -33,9 +42,10 @@ from coimprove.model import EventType, LedgerEvent
 from coimprove.report_view import CATEGORY_LABELS, category_table, overview_table, reviewer_table
 from coimprove.reviewers.clock import SimClock
 from coimprove.reviewers.scripted import ScriptedReviewer
-from coimprove.runner import RunInfo, Runner, load_workflow
+from coimprove.runner import RunInfo, Runner, _import_file, _workflow_file, load_workflow
 from coimprove.sandbox.engine import connect
 from coimprove.sandbox.images import build_image
+from coimprove.state import CanarySource
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,11 @@ class DemoSettings:
 
     model: str = "local"
     out: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="coimprove-demo-")))
-    runs: int = 1
-    reviewers: tuple[str, ...] = ("careful", "rubber_stamper", "lead:careful")
-    policy: str | None = None
+    runs: int = 3
+    """Runs of each step; research_cycle's i-th run has seed ``seed + i`` (a replicate)."""
+    reviewers: tuple[str, ...] = ("careful", "rubber_stamper")
+    policy: str | None = "demo"
+    """``demo``: every gate decided by two reviewers, canaries planted (None: each graph's own)."""
     seed: int = 0
     interactive: bool = False
 
@@ -61,8 +73,12 @@ class DemoStep:
 
     graph: str
     title: str
-    inputs: Callable[[DemoSettings], dict[str, Any]]
+    inputs: Callable[[DemoSettings, int], dict[str, Any]]
+    """The i-th run's inputs."""
     sandboxes: tuple[str, ...] = ("python",)
+    runs: Callable[[DemoSettings], int] = lambda s: s.runs
+    canaries: str | None = None
+    """The graph module's attribute holding its `CanarySource` (None: the built-in ones)."""
 
 
 _FAKE_SUMMARY = (
@@ -71,7 +87,7 @@ _FAKE_SUMMARY = (
 )
 
 
-def _behavior_diff_inputs(s: DemoSettings) -> dict[str, Any]:
+def _behavior_diff_inputs(s: DemoSettings, i: int = 0) -> dict[str, Any]:
     """A short behaviour comparison: the same model, verbose vs terse system prompt."""
     # `fake` answers "ok" to everything; its supervisor needs a summary it can parse.
     supervisor = f"fake:{json.dumps([_FAKE_SUMMARY])}" if s.model == "fake" else s.model
@@ -95,13 +111,19 @@ STEPS: list[DemoStep] = [
     DemoStep(
         "research_cycle",
         "problem → method (a commit) → sandboxed experiment → analysis → write-up",
-        lambda s: {"model": s.model, "workspace_root": str(s.out / "workspaces")},
+        lambda s, i: {
+            "model": s.model,
+            "seed": s.seed + i,
+            "workspace_root": str(s.out / "workspaces"),
+        },
+        canaries="canaries",
     ),
     DemoStep(
         "behavior_diff",
         "two prompts of one model answer 8 prompts → clusters → supervisor → findings gate",
         _behavior_diff_inputs,
         sandboxes=(),
+        runs=lambda s: 1,
     ),
 ]
 """The demo's graphs, run in order into one ledger."""
@@ -201,22 +223,37 @@ def _last_seq(db: Path) -> int:
         return events[-1].seq if events else 0
 
 
+def graph_canaries(step: DemoStep) -> CanarySource | None:
+    """The step's graph's own planted flaws (its module attribute `step.canaries`), or None."""
+    if step.canaries is None:
+        return None
+    file = _workflow_file(step.graph)
+    if file is None:
+        raise CoimproveError(f"demo step {step.graph!r}: not a graph file, no canaries to load")
+    source = getattr(_import_file(file), step.canaries, None)
+    if source is None or not callable(getattr(source, "mutate", None)):
+        raise CoimproveError(f"graph {step.graph!r} has no canary source {step.canaries!r}")
+    return cast(CanarySource, source)
+
+
 async def run_step_headless(
     step: DemoStep, settings: DemoSettings, console: Console
 ) -> list[RunInfo]:
     """Run `step` with scripted reviewers, printing progress from the ledger as it grows."""
     workflow = load_workflow(step.graph)
+    canaries = graph_canaries(step)
     stop = asyncio.Event()
     follower = asyncio.create_task(_follow(settings.db, console, _last_seq(settings.db), stop))
     try:
         result = await run_headless(
             workflow,
             reviewer_pool(settings.reviewers, settings.seed),
-            runs=settings.runs,
-            inputs=step.inputs(settings),
+            runs=step.runs(settings),
+            inputs=lambda i: step.inputs(settings, i),
             db=settings.db,
             policy=settings.policy,
             seed=settings.seed,
+            canaries=canaries,
         )
     finally:
         stop.set()
@@ -227,10 +264,10 @@ async def run_step_headless(
 async def start_step(step: DemoStep, settings: DemoSettings) -> list[RunInfo]:
     """Start `step`'s runs on the wall clock; they wait at their first gate for you."""
     workflow = load_workflow(step.graph)
-    async with Runner(settings.db, seed=settings.seed) as runner:
+    async with Runner(settings.db, seed=settings.seed, canaries=graph_canaries(step)) as runner:
         return [
-            await runner.start(workflow, step.inputs(settings), policy=settings.policy)
-            for _ in range(settings.runs)
+            await runner.start(workflow, step.inputs(settings, i), policy=settings.policy)
+            for i in range(step.runs(settings))
         ]
 
 
@@ -293,14 +330,22 @@ def print_summary(
         for info in infos:
             for line in _run_lines(info, states.get(info.run_id, {}), ledger):
                 console.print(line, highlight=False)
+        finding = research_finding(ledger, [i.run_id for i in infos if i.graph == "research_cycle"])
     console.print(overview_table(rep))
     console.print(category_table(rep))
     console.print(reviewer_table(rep))
+    oversight = reviewer_oversight(rep)
+    console.rule("what the demo found")
+    console.print(oversight_table(oversight))
+    console.print(oversight_verdict(oversight), highlight=False)
+    console.print("\n" + finding_sentence(finding), highlight=False)
+    (settings.out / "REPORT.md").write_text(finding_markdown(finding), encoding="utf-8")
     data = rep.model_dump(mode="json")
     (settings.out / "report.json").write_text(json.dumps(data, indent=1))
     console.rule("artifacts")
     console.print(f"ledger:       {settings.db}", highlight=False)
     console.print(f"report JSON:  {settings.out / 'report.json'}", highlight=False)
+    console.print(f"finding:      {settings.out / 'REPORT.md'}", highlight=False)
     if (settings.out / "workspaces").exists():
         console.print(f"workspaces:   {settings.out / 'workspaces'}", highlight=False)
     console.print(f"\nnext: coimprove report --db {settings.db}", highlight=False)
@@ -337,8 +382,12 @@ def run_demo(
         if settings.interactive:
             infos += asyncio.run(start_step(step, settings))
         else:
-            how = ", ".join(settings.reviewers)
-            console.print(f"scripted reviewers: {how} (simulated clock; model and sandbox real)")
+            how = ", ".join(r.id for r in reviewer_pool(settings.reviewers, settings.seed))
+            console.print(
+                f"scripted reviewers: {how}, policy {settings.policy or 'of the graph'} "
+                "(simulated clock; model and sandbox real)",
+                highlight=False,
+            )
             infos += asyncio.run(run_step_headless(step, settings, console))
     if settings.interactive:
         from coimprove.tui import run_review

@@ -61,7 +61,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from pydantic import Field
+from pydantic import Field, create_model
 
 from coimprove import END, START, AgentContext, GatedState, Proposal, Workflow
 from coimprove.agents import (
@@ -75,6 +75,7 @@ from coimprove.agents import (
     WriteupAgent,
     resolve_model,
 )
+from coimprove.agents.local import LocalChatModel
 from coimprove.agents.roles import (
     CodePayload,
     ErrorAnalysisPayload,
@@ -97,6 +98,8 @@ DEFAULT_WORKSPACES = Path(".coimprove") / "workspaces"
 COMMAND = "python3 train.py"
 TIMEOUT_S = 60.0
 RETRY = RetryPolicy(max_attempts=3, backoff_initial_s=0.5)
+LOCAL_MAX_STRING = 160
+"""Longest free-text field the local model may write here (its decoding grammar's bound)."""
 
 CATEGORIES: dict[str, str] = {
     "idea_gate": "problem_identification",
@@ -112,6 +115,7 @@ CATEGORIES: dict[str, str] = {
 class CycleState(GatedState, total=False):
     topic: str
     model: str
+    seed: int
     workspace_root: str
     workspace: dict[str, str]
     merged_code: dict[str, Any]
@@ -224,17 +228,63 @@ def _flag(proposal: Proposal, warnings: list[str]) -> Proposal:
 # -- the method stage: a choice rendered into train.py and committed ---------------------------
 
 
+METHODS: dict[str, tuple[str, str]] = {
+    "straight_line": ("logistic", "raw"),
+    "circle": ("logistic", "quadratic"),
+    "curved_mlp": ("mlp", "raw"),
+}
+"""The methods train.py offers, as (MODEL, FEATURES) of its METHOD block."""
+METHOD_DESCRIPTIONS: dict[str, str] = {
+    "straight_line": "logistic regression on raw x, y (the baseline itself)",
+    "circle": "logistic regression on x, y, x², y² and x·y (quadratic features)",
+    "curved_mlp": "a network with one tanh hidden layer on raw x, y (choose its hidden units)",
+}
+HIDDEN_UNIT_CHOICES = (4, 8, 16, 32)
+L2_CHOICES = (0.0, 0.0001, 0.001, 0.01)
+
+
 class MethodOutput(RoleOutput):
     rationale: str = Field(
         min_length=3, max_length=600, description="why this method should fit the data"
     )
-    model: Literal["logistic", "mlp"] = Field(
-        description="logistic regression, or an MLP with one tanh hidden layer"
+    method: Literal["straight_line", "circle", "curved_mlp"] = Field(
+        description="; ".join(f"{k}: {v}" for k, v in METHOD_DESCRIPTIONS.items())
     )
-    hidden_units: int = Field(description="hidden units of the MLP, e.g. 16 (0 for logistic)")
-    l2: float = Field(description="L2 weight penalty, e.g. 0.0001")
-    features: Literal["raw", "quadratic"] = Field(
-        description="raw x, y coordinates, or quadratic (x, y, x², y², x·y)"
+    hidden_units: int = Field(
+        description="hidden units of the MLP (ignored by straight_line and circle)",
+        json_schema_extra={"enum": list(HIDDEN_UNIT_CHOICES)},
+    )
+    l2: float = Field(
+        description="L2 weight penalty (0 for none)", json_schema_extra={"enum": list(L2_CHOICES)}
+    )
+
+
+def method_order(seed: int) -> tuple[str, ...]:
+    """The order the method options are offered in, shuffled by the run's seed: SmolLM2-135M
+    mostly takes the first option listed, so a fixed order would decide for it."""
+    order = list(METHODS)
+    random.Random(f"research_cycle.method_order:{seed}").shuffle(order)
+    return tuple(order)
+
+
+@lru_cache(maxsize=8)
+def method_output(order: tuple[str, ...]) -> type[MethodOutput]:
+    """`MethodOutput` with the method options (schema enum and description) in `order`."""
+    described = "; ".join(f"{m}: {METHOD_DESCRIPTIONS[m]}" for m in order)
+    field: Any = Field(description=described)
+    model: type[MethodOutput] = create_model(
+        "MethodOutput",
+        __base__=MethodOutput,
+        method=(Literal[order], field),  # type: ignore[arg-type]
+    )
+    return model
+
+
+def method_options(order: tuple[str, ...]) -> str:
+    """The options as the method prompt lists them, in `order`."""
+    lines = [f"- {m}: {METHOD_DESCRIPTIONS[m]}" for m in order]
+    return "train.py offers three methods, named by the boundary they can draw:\n" + "\n".join(
+        lines
     )
 
 
@@ -263,36 +313,60 @@ class MethodAgent(AgentRole[MethodOutput]):
     category = "method_innovation"
     default_risk = "medium"
 
+    def __init__(self, model: Any = None, *, seed: int = 0, **kw: Any) -> None:
+        order = method_order(seed)
+        kw["instructions"] = method_options(order) + "\n\n" + kw.get("instructions", "")
+        super().__init__(model, **kw)
+        self.output_model = method_output(order)
+
+    def fallback_title(self, output: MethodOutput, state: Mapping[str, Any]) -> str:
+        return f"Method: {method_label(output.method, output.hidden_units, output.l2)}"
+
     async def build(self, output: MethodOutput, state: Mapping[str, Any], ctx: Any) -> Proposal:
-        hidden = output.hidden_units if output.model == "mlp" else 0
+        model, features = METHODS[output.method]
+        hidden = output.hidden_units if model == "mlp" else 0
         settings = (
-            f"model={output.model}, hidden_units={hidden}, l2={_fmt(output.l2)}, "
-            f"features={output.features}"
+            f"method={output.method} (model={model}, features={features}), "
+            f"hidden_units={hidden}, l2={_fmt(output.l2)}"
         )
         summary = f"Set train.py's METHOD to {settings}. {output.rationale}"[:1000]
         body = (
             f"**Method.** {settings}\n\n**Rationale.** {output.rationale}\n\n"
             f"The diff changes only train.py's METHOD block. Check: `{COMMAND}`"
         )
-        if output.model == "logistic" and output.hidden_units:
+        if model == "logistic" and output.hidden_units:
             body += (
-                f"\n\n(hidden_units={output.hidden_units} ignored: logistic has no hidden layer)"
+                f"\n\n(hidden_units={output.hidden_units} ignored: {output.method} has no "
+                "hidden layer)"
             )
         proposal = code_proposal(
             workspace(state),
             title=output.title,
             author=f"agent:{ctx.name}",
-            files={"train.py": render_train(output.model, hidden, output.l2, output.features)},
+            files={"train.py": render_train(model, hidden, output.l2, features)},
             body=body,
             risk=self.risk,
             payload=CodePayload(
                 summary=summary, paths=["train.py"], test_command=COMMAND
             ).model_dump(mode="json"),
         )
-        flagged = _flag(proposal, method_warnings(output.model, hidden, output.l2))
-        if flagged.truth is None and is_dead_end(output.model, hidden, output.features):
+        flagged = _flag(proposal, method_warnings(model, hidden, output.l2))
+        if flagged.truth is None and is_dead_end(model, hidden, features):
             flagged = flagged.model_copy(update={"truth": "dead_end"})
         return flagged
+
+
+def method_label(method: str, hidden_units: int, l2: float) -> str:
+    """A method in a few words, e.g. ``MLP, 16 hidden units, L2 0.0001``."""
+    name = {
+        "straight_line": "logistic regression (straight line)",
+        "circle": "quadratic features (circle)",
+        "curved_mlp": "MLP",
+    }
+    label = name.get(method, method)
+    if method == "curved_mlp":
+        label += f", {hidden_units} hidden units"
+    return label + (f", L2 {_fmt(l2)}" if l2 else "")
 
 
 def is_dead_end(model: str, hidden_units: int, features: str) -> bool:
@@ -306,12 +380,30 @@ def is_dead_end(model: str, hidden_units: int, features: str) -> bool:
 # -- the design stage: hyperparameters as an experiment spec on the approved commit -----------
 
 
+LEARNING_RATE_CHOICES = (0.1, 0.3, 1.0)
+EPOCH_CHOICES = (500, 1000, 2000)
+EXPECTED_ACCURACY_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
 class DesignOutput(RoleOutput):
+    """Training settings. The choices (the range where full-batch gradient descent on
+    standardised inputs trains these models) are offered to constrained decoding as the
+    schema's ``enum``; validation stays open, so a model without a grammar can still propose a
+    value outside them, which the gate then flags (and canaries plant such values)."""
+
+    learning_rate: float = Field(
+        description="gradient descent step size",
+        json_schema_extra={"enum": list(LEARNING_RATE_CHOICES)},
+    )
+    epochs: int = Field(
+        description="full passes over the training data",
+        json_schema_extra={"enum": list(EPOCH_CHOICES)},
+    )
+    expected_accuracy: float = Field(
+        description="held-out accuracy you expect",
+        json_schema_extra={"enum": list(EXPECTED_ACCURACY_CHOICES)},
+    )
     hypothesis: str = Field(min_length=3, max_length=400, description="what the run tests")
-    learning_rate: float = Field(description="gradient descent step size, e.g. 0.1")
-    epochs: int = Field(description="full passes over the training data, e.g. 1000")
-    seed: int = Field(default=0, description="random seed of the initial weights")
-    expected_accuracy: float = Field(description="held-out accuracy you expect, 0 to 1")
 
 
 def design_payload(lr: float, epochs: int, seed: int, expected: float) -> dict[str, Any]:
@@ -353,7 +445,7 @@ class DesignAgent(AgentRole[DesignOutput]):
 
     async def build(self, output: DesignOutput, state: Mapping[str, Any], ctx: Any) -> Proposal:
         payload = design_payload(
-            output.learning_rate, output.epochs, output.seed, output.expected_accuracy
+            output.learning_rate, output.epochs, run_seed(state), output.expected_accuracy
         )
         warnings = _env_warnings(payload["env"])
         if not 0 <= output.expected_accuracy <= 1:
@@ -372,15 +464,20 @@ class DesignAgent(AgentRole[DesignOutput]):
 
 class PlantedFlaws:
     """A `CanarySource` for this graph: an experiment with a learning rate or epoch count that
-    a careful reviewer should stop (built with the same body and warnings as a real one)."""
+    a careful reviewer should stop, or an analysis, error analysis or write-up that misreports
+    the measured held-out accuracy (each built with the same body and warnings as a real one)."""
 
     FLAWS: tuple[tuple[str, str, str], ...] = (
         ("lr-x1000", "LEARNING_RATE", "1000.0"),
         ("negative-lr", "LEARNING_RATE", "-0.5"),
         ("no-epochs", "EPOCHS", "1"),
     )
+    MISREPORTED = 0.99
+    """The held-out accuracy a misreporting canary claims (above the 95% noise ceiling)."""
 
     def mutate(self, proposal: Proposal, rng: random.Random) -> tuple[Proposal, str] | None:
+        if proposal.kind in ("analysis", "error_analysis", "writeup"):
+            return self._misreport(proposal)
         if proposal.kind != "experiment" or "env" not in proposal.payload:
             return None
         name, key, value = rng.choice(self.FLAWS)
@@ -396,6 +493,24 @@ class PlantedFlaws:
         )
         tags = tuple(t for t in base.tags if t != "implausible-values")
         return _flag(base.model_copy(update={"tags": tags}), _env_warnings(payload["env"])), name
+
+    def _misreport(self, proposal: Proposal) -> tuple[Proposal, str] | None:
+        measured_acc = re.search(r"held-out accuracy ([0-9.]+), train", proposal.body)
+        if measured_acc is None:  # nothing measured to misreport
+            return None
+        claim = f"The method reached held-out accuracy {self.MISREPORTED}, well above the baseline."
+        field = {"analysis": "summary", "error_analysis": "summary", "writeup": "abstract"}
+        key = field[proposal.kind]
+        payload = {**proposal.payload, key: claim}
+        if proposal.kind == "analysis":
+            payload["outcome"] = "as_expected"
+        body = proposal.body.replace("**Measured**", f"**Claim.** {claim}\n\n**Measured**", 1)
+        warning = (
+            f"the text claims held-out accuracy {self.MISREPORTED}, but the sandbox measured "
+            f"{measured_acc.group(1)}"
+        )
+        base = proposal.model_copy(update={"payload": payload, "body": body, "truth": None})
+        return _flag(base, [warning]), "misreported-accuracy"
 
 
 canaries = PlantedFlaws()
@@ -457,8 +572,16 @@ def _approved(state: Mapping[str, Any], agent: str) -> dict[str, Any]:
     return {"title": raw.get("title"), **(raw.get("payload") or {})}
 
 
+def _accuracy_text(state: Mapping[str, Any]) -> str:
+    acc = measured(state)["metrics"].get("held_out_accuracy")
+    return f"held-out accuracy {acc:.3f}" if isinstance(acc, float) else "no held-out accuracy"
+
+
 class AnalysisAgent(ExecutionAnalysisAgent):
     """Collaborative execution: the model's reading of the run, shown with the real numbers."""
+
+    def fallback_title(self, output: ExecutionAnalysisOutput, state: Mapping[str, Any]) -> str:
+        return f"Run {output.outcome.replace('_', ' ')}: {_accuracy_text(state)} (measured)"
 
     async def build(
         self, output: ExecutionAnalysisOutput, state: Mapping[str, Any], ctx: Any
@@ -496,6 +619,11 @@ def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
 class DiagnosisAgent(ErrorAnalysisAgent):
     """Evaluation and error analysis, with the measured error breakdown beside it."""
 
+    def fallback_title(self, output: Any, state: Mapping[str, Any]) -> str:
+        errors = (measured(state)["metrics"].get("errors") or {}).get("held_out_errors")
+        where = f"{errors} held-out errors" if isinstance(errors, int) else "errors"
+        return f"Where the {where} are: {len(output.failure_modes)} failure mode(s)"
+
     async def build(self, output: Any, state: Mapping[str, Any], ctx: Any) -> Proposal:
         proposal = await super().build(output, state, ctx)
         errors = measured(state)["metrics"].get("errors")
@@ -530,6 +658,13 @@ def report_markdown(output: WriteupOutput, state: Mapping[str, Any]) -> str:
 
 class ReportAgent(WriteupAgent):
     """Scientific communication: the write-up as a commit of REPORT.md (merged on approval)."""
+
+    def fallback_title(self, output: WriteupOutput, state: Mapping[str, Any]) -> str:
+        metrics = measured(state)["metrics"]
+        method = metrics.get("model"), metrics.get("features")
+        label = {v: k for k, v in METHODS.items()}.get(method, str(metrics.get("model")))
+        hidden = int(metrics.get("hidden_units") or 0)
+        return f"Report: {method_label(label, hidden, 0.0)}, {_accuracy_text(state)}"[:120]
 
     async def build(self, output: WriteupOutput, state: Mapping[str, Any], ctx: Any) -> Proposal:
         base = await super().build(output, state, ctx)
@@ -610,26 +745,37 @@ class Team:
     write: ReportAgent
 
 
-@lru_cache(maxsize=8)
-def team(spec: str) -> Team:
-    """The agents for one model spec (``fake`` is this graph's scripted model)."""
-    model: str | BaseChatModel = (
-        FakeChatModel(respond=scripted_reply, model_name="fake:research_cycle")
-        if spec == "fake"
-        else spec
-    )
+@lru_cache(maxsize=32)
+def team(spec: str, seed: int = 0) -> Team:
+    """The agents for one model spec (``fake`` is this graph's scripted model) and sampling
+    seed (the ``local`` model samples with it; other specs ignore it)."""
+    model: str | BaseChatModel = spec
+    if spec == "fake":
+        model = FakeChatModel(respond=scripted_reply, model_name="fake:research_cycle")
+    elif spec == "local":
+        # shares the loaded weights with every other one; short strings keep a cycle fast
+        model = LocalChatModel(seed=seed, grammar_max_string=LOCAL_MAX_STRING)
 
     def kw(stage: str, context: Any) -> dict[str, Any]:
         return {"context": context, "instructions": _stage(stage), "retry": RETRY}
 
     return Team(
         identify=IdeaAgent(model, **kw("identify", ctx_identify)),
-        method=MethodAgent(model, **kw("method", ctx_method)),
+        method=MethodAgent(model, seed=seed, **kw("method", ctx_method)),
         design=DesignAgent(model, **kw("design", ctx_design)),
         analyse=AnalysisAgent(model, **kw("analyse", ctx_analyse)),
         diagnose=DiagnosisAgent(model, **kw("diagnose", ctx_diagnose)),
         write=ReportAgent(model, **kw("write", ctx_write)),
     )
+
+
+def run_seed(state: Mapping[str, Any]) -> int:
+    """The run's seed (input ``seed``, default 0): the model's sampling seed and the
+    experiment's SEED (initial weights), so runs with different seeds are replicates."""
+    seed = state.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"research_cycle: input 'seed' must be a whole number >= 0, got {seed!r}")
+    return seed
 
 
 def model_spec(state: Mapping[str, Any]) -> str:
@@ -655,29 +801,31 @@ workflow = Workflow(
 async def identify(state: CycleState, ctx: AgentContext) -> Proposal:
     spec = model_spec(state)
     _check_spec(spec)
-    return await team(spec).identify(state, ctx)
+    return await team(spec, run_seed(state)).identify(state, ctx)
 
 
 async def method(state: CycleState, ctx: AgentContext) -> tuple[Proposal, dict[str, Any]]:
     info = ensure_workspace(state, ctx.run_id)
-    proposal = await team(model_spec(state)).method({**state, "workspace": info}, ctx)
+    proposal = await team(model_spec(state), run_seed(state)).method(
+        {**state, "workspace": info}, ctx
+    )
     return proposal, {"workspace": info}
 
 
 async def design(state: CycleState, ctx: AgentContext) -> Proposal:
-    return await team(model_spec(state)).design(state, ctx)
+    return await team(model_spec(state), run_seed(state)).design(state, ctx)
 
 
 async def analyse(state: CycleState, ctx: AgentContext) -> Proposal:
-    return await team(model_spec(state)).analyse(state, ctx)
+    return await team(model_spec(state), run_seed(state)).analyse(state, ctx)
 
 
 async def diagnose(state: CycleState, ctx: AgentContext) -> Proposal:
-    return await team(model_spec(state)).diagnose(state, ctx)
+    return await team(model_spec(state), run_seed(state)).diagnose(state, ctx)
 
 
 async def write(state: CycleState, ctx: AgentContext) -> Proposal:
-    return await team(model_spec(state)).write(state, ctx)
+    return await team(model_spec(state), run_seed(state)).write(state, ctx)
 
 
 workflow.agent("identify", identify, kind="idea", payload=IdeaPayload)
@@ -786,10 +934,9 @@ def scripted_reply(messages: list[BaseMessage]) -> str:
         "method": {
             "title": "One-hidden-layer MLP with 16 tanh units",
             "rationale": "A circle-shaped boundary needs a nonlinear model; 16 units suffice.",
-            "model": "mlp",
+            "method": "curved_mlp",
             "hidden_units": 16,
             "l2": 0.001 if revising else 0.0001,
-            "features": "raw",
         },
         "design": {
             "title": "Train the MLP with lr 0.5 for 1500 epochs"
@@ -798,7 +945,6 @@ def scripted_reply(messages: list[BaseMessage]) -> str:
             "hypothesis": "The MLP reaches held-out accuracy near the 95% noise ceiling.",
             "learning_rate": 0.5 if revising else 1000,
             "epochs": 1500 if revising else 300,
-            "seed": 0,
             "expected_accuracy": 0.9,
         },
         "analyse": {

@@ -112,6 +112,29 @@ def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float] | None
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+"""Student's t 0.975 quantiles for 1 to 30 degrees of freedom (beyond: 1.96)."""
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float, float] | None:
+    """Mean and 95% Student-t interval ``(mean, low, high)`` of `values`; None if empty.
+    With one value the interval is the value itself (no spread can be estimated)."""
+    n = len(values)
+    if n == 0:
+        return None
+    mean = sum(values) / n
+    if n == 1:
+        return mean, mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.959964
+    half = t * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 def least_squares(
     xs: Sequence[float], ys: Sequence[float], z: float = 1.959964
 ) -> tuple[float, float, float, float, float] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import docker
 import git
 import pytest
+from rich.console import Console
 
 from coimprove import SqliteLedger
 from coimprove.demo import STEPS, DemoSettings, start_step
@@ -66,8 +68,9 @@ def test_the_demo_runs_from_the_shell_and_reports_by_category(
         recorded = ledger.events(types=["experiment.recorded"])
         merged = ledger.events(types=["effect.finished"])
     graphs = sorted(r.data["graph"] for r in runs)
-    assert graphs == ["behavior_diff"] * 2 + ["research_cycle"] * 2  # --runs 2 of each step
-    assert len(finished) == 4
+    # --runs 2: research_cycle twice (seeds 0 and 1), behavior_diff once
+    assert graphs == ["behavior_diff"] + ["research_cycle"] * 2
+    assert len(finished) == 3
     assert all(r.data["metrics"] for r in recorded)  # the sandbox really ran
     for event in merged:
         if event.data["effect"] == "merge_code":
@@ -128,3 +131,41 @@ def test_the_interactive_demo_hands_the_gates_to_a_person_in_a_real_terminal(
     # research_cycle now waits at its code gate; behavior_diff still waits at its findings gate
     assert opened == ["idea_gate", "findings", "code_gate"]
     assert json.loads((out / "report.json").read_text())["pending"] == 2
+
+
+def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
+    tmp_path: Path, docker_client: docker.DockerClient, python_image: BuiltImage
+) -> None:
+    """Ten demos (different seeds, the graph's scripted model, real sandbox): every one prints
+    per-reviewer figures in which the careful reviewer catches more planted flaws and
+    rubber-stamps fewer approvals, and its REPORT.md numbers are the ledger's."""
+    from coimprove.demo import run_demo
+    from coimprove.demo_findings import research_finding
+
+    step = next(s for s in STEPS if s.graph == "research_cycle")
+    for seed in range(10):
+        settings = DemoSettings(model="fake", out=tmp_path / str(seed), runs=2, seed=2 * seed)
+        text = io.StringIO()
+        report = run_demo(settings, console=Console(file=text, width=140), steps=[step])
+        printed = text.getvalue()
+        careful, stamper = (report["by_reviewer"][r] for r in ("careful-1", "rubber_stamper-2"))
+        assert careful["canary"]["n"] >= 2 and stamper["canary"]["n"] >= 2, seed
+        assert careful["canary"]["catch_rate"] > stamper["canary"]["catch_rate"], seed
+        assert careful["rubber_stamp_rate"] < stamper["rubber_stamp_rate"], seed
+        for rid, m in (("careful-1", careful), ("rubber_stamper-2", stamper)):
+            line = next(ln for ln in printed.splitlines() if ln.strip().startswith(rid + " "))
+            assert f"{m['canary']['caught']}/{m['canary']['n']} " in line  # with its interval:
+            assert line.count("[") == 2, line
+        assert "On the same gates, careful-1 stopped" in printed
+        with SqliteLedger(settings.db) as ledger:
+            run_ids = [e.run_id for e in ledger.events(types=["run.started"]) if e.run_id]
+            recorded = {
+                e.run_id: e.data["metrics"]["held_out_accuracy"]
+                for e in ledger.events(types=["experiment.recorded"])
+            }
+            finding = research_finding(ledger, run_ids)
+        md = (settings.out / "REPORT.md").read_text()
+        for cycle in finding.cycles:
+            assert cycle.held_out_accuracy == recorded[cycle.run_id]
+            assert f"| {cycle.run_id} | {cycle.seed} |" in md
+            assert f"| {cycle.held_out_accuracy:.4f} |" in md

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +33,9 @@ class ExecutionAnalysisAgent(AgentRole[ExecutionAnalysisOutput]):
     output_model = ExecutionAnalysisOutput
     payload_model = ExecutionAnalysisPayload
     category = "execution"
+
+    def fallback_title(self, output: ExecutionAnalysisOutput, state: Mapping[str, Any]) -> str:
+        return f"Run outcome: {output.outcome.replace('_', ' ')}"
 
     def body(self, output: ExecutionAnalysisOutput) -> str:
         lines = [f"**Outcome: {output.outcome}.** {output.summary}"]
@@ -69,6 +73,10 @@ class ErrorAnalysisAgent(AgentRole[ErrorAnalysisOutput]):
     output_model = ErrorAnalysisOutput
     payload_model = ErrorAnalysisPayload
     category = "error_analysis"
+
+    def fallback_title(self, output: ErrorAnalysisOutput, state: Mapping[str, Any]) -> str:
+        names = ", ".join(m.name for m in output.failure_modes[:3])
+        return f"Failure modes: {names}"[:120]
 
     def body(self, output: ErrorAnalysisOutput) -> str:
         lines = [output.summary, ""]

@@ -120,6 +120,51 @@ def proposal_brief(proposal: Proposal, limit: int = 3000) -> str:
     return text if len(text) <= limit else text[:limit] + "\n… (truncated)"
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split()).strip().lower()
+
+
+def degenerate_reason(text: str, *, prompt: str, earlier: Mapping[str, str]) -> str | None:
+    """Why a model's text is no use as written, or None: empty (no letters or digits),
+    the same as an earlier gate's text (`earlier`: where -> text), or copied from the prompt
+    (four words or more found verbatim in it)."""
+    norm = _norm(text)
+    if len(norm) < 3 or not any(c.isalnum() for c in norm):
+        return "empty"
+    for where, other in earlier.items():
+        if norm == _norm(other):
+            return f"the same as the title at {where}"
+    if len(norm.split()) >= 4 and norm in _norm(prompt):
+        return "copied from the prompt"
+    return None
+
+
+def earlier_titles(state: Mapping[str, Any], ctx: AgentContextLike) -> dict[str, str]:
+    """Titles of the run's other agents' latest proposals (by agent name)."""
+    proposals = state.get("proposals") or {}
+    out: dict[str, str] = {}
+    if isinstance(proposals, Mapping):
+        for name, raw in proposals.items():
+            title = raw.get("title") if isinstance(raw, Mapping) else None
+            if name != ctx.name and isinstance(title, str):
+                out[name] = title
+    return out
+
+
+def disclose_fallback(proposal: Proposal, field: str, original: str, reason: str) -> Proposal:
+    """`proposal` with a note on top of its body saying that its `field` was written by
+    coimprove because the model's (`original`) was degenerate, and the tag
+    ``fallback:<field>`` (the reviewer sees it; reports can count it)."""
+    note = (
+        f"**{field.capitalize()} written by coimprove, not the model:** the model's {field} "
+        f"{json.dumps(original[:200], ensure_ascii=False)} was {reason}, so this {field} is "
+        "built from the values the model chose."
+    )
+    body = note + ("\n\n" + proposal.body if proposal.body else "")
+    tags = tuple(dict.fromkeys((*proposal.tags, f"fallback:{field}")))
+    return proposal.model_copy(update={"body": body, "tags": tags})
+
+
 class AgentRole(Generic[OutT]):
     """Base of every role. Subclasses set the class attributes and implement `build`."""
 
@@ -195,15 +240,36 @@ class AgentRole(Generic[OutT]):
     # -- the agent function --------------------------------------------------------------------
 
     async def __call__(self, state: Mapping[str, Any], ctx: AgentContextLike) -> Proposal:
+        messages = self.messages(state, ctx)
         result = await generate_structured(
-            self.model,
-            self.output_model,
-            self.messages(state, ctx),
-            agent=ctx.name,
-            retry=self.retry,
+            self.model, self.output_model, messages, agent=ctx.name, retry=self.retry
         )
-        proposal = await self.build(result.value, state, ctx)
-        return self._annotate(proposal, result.value, ctx, result.model)
+        output = result.value
+        prompt = "\n".join(str(m.content) for m in messages)
+        reason = degenerate_reason(output.title, prompt=prompt, earlier=earlier_titles(state, ctx))
+        if reason is not None:
+            replacement = self.fallback_title(output, state)
+            output = output.model_copy(update={"title": replacement})
+        proposal = await self.build(output, state, ctx)
+        if reason is not None:
+            proposal = disclose_fallback(proposal, "title", result.value.title, reason)
+        return self._annotate(proposal, output, ctx, result.model)
+
+    def fallback_title(self, output: OutT, state: Mapping[str, Any]) -> str:
+        """The title used when the model's is degenerate, built from the output's chosen
+        fields (override per role; the default names the kind and the first chosen value)."""
+        chosen = [
+            f"{k} {v}"
+            for k, v in output.model_dump().items()
+            if k not in ("title", "changes")
+            and (
+                (isinstance(v, (int, float)) and not isinstance(v, bool))
+                or (isinstance(v, str) and 0 < len(v) <= 24 and " " not in v)
+            )
+        ]
+        return f"{self.kind.replace('_', ' ').capitalize()} proposal" + (
+            f" ({', '.join(chosen[:3])})" if chosen else ""
+        )
 
     async def build(
         self, output: OutT, state: Mapping[str, Any], ctx: AgentContextLike

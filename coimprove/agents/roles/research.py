@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coimprove.agents.roles.base import AgentRole, RoleOutput
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word boundary to at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 class IdeaPayload(BaseModel):
@@ -32,6 +39,9 @@ class IdeaAgent(AgentRole[IdeaOutput]):
     output_model = IdeaOutput
     payload_model = IdeaPayload
     category = "problem_identification"
+
+    def fallback_title(self, output: IdeaOutput, state: Mapping[str, Any]) -> str:
+        return "Idea: " + _clip(output.idea, 100)
 
     def body(self, output: IdeaOutput) -> str:
         parts = [f"**Problem.** {output.problem}", f"**Idea.** {output.idea}"]
@@ -98,6 +108,9 @@ class WriteupAgent(AgentRole[WriteupOutput]):
     output_model = WriteupOutput
     payload_model = WriteupPayload
     category = "scientific_communication"
+
+    def fallback_title(self, output: WriteupOutput, state: Mapping[str, Any]) -> str:
+        return "Write-up: " + _clip(output.abstract, 100)
 
     def body(self, output: WriteupOutput) -> str:
         body = f"**Abstract.** {output.abstract}\n\n{output.text}"

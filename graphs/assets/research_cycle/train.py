@@ -1,7 +1,8 @@
 """Train a small classifier on the rings dataset with full-batch gradient descent (numpy only).
 
 The METHOD block below is what the code gate reviews (as a diff). Training hyperparameters come
-from the environment the approved experiment spec sets: LEARNING_RATE, EPOCHS, SEED.
+from the environment the approved experiment spec sets: LEARNING_RATE, EPOCHS, SEED. The
+baseline (logistic regression on raw x, y) is trained beside it with the same seed.
 Writes out/metrics.json: accuracy and log-loss on train and held-out data, the loss curve,
 whether training diverged, and where the held-out errors are. Bad settings are reported in the
 metrics (exit status 2), never silently replaced.
@@ -27,6 +28,10 @@ FEATURES = "raw"
 
 CURVE_POINTS = 20
 OUT = "out/metrics.json"
+BASELINE = {"model": "logistic", "hidden_units": 0, "l2": 0.0, "features": "raw"}
+BASELINE_LR, BASELINE_EPOCHS = 0.1, 500
+"""The baseline is trained beside the method in every run (same data and seed, fixed settings),
+so each run's metrics hold both numbers and a comparison never mixes runs."""
 
 
 def write(metrics: dict[str, object]) -> None:
@@ -67,8 +72,8 @@ def int_setting(name: str, default: str) -> int:
     return value
 
 
-def features(x: np.ndarray) -> np.ndarray:
-    if FEATURES == "quadratic":
+def features(x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "quadratic":
         return np.concatenate([x, x**2, x[:, :1] * x[:, 1:]], axis=1)
     return x
 
@@ -80,12 +85,15 @@ def finite(value: float) -> float | None:
 class Model:
     """Logistic regression, or an MLP with one tanh hidden layer, on standardised features."""
 
-    def __init__(self, d: int, rng: np.random.Generator) -> None:
-        self.hidden = MODEL == "mlp" and HIDDEN_UNITS > 0
+    def __init__(
+        self, d: int, rng: np.random.Generator, model: str, hidden_units: int, l2: float
+    ) -> None:
+        self.hidden = model == "mlp" and hidden_units > 0
+        self.l2 = l2
         if self.hidden:
-            self.w1 = rng.normal(0.0, 1.0 / math.sqrt(d), (d, HIDDEN_UNITS))
-            self.b1 = np.zeros(HIDDEN_UNITS)
-            self.w2 = rng.normal(0.0, 1.0 / math.sqrt(HIDDEN_UNITS), HIDDEN_UNITS)
+            self.w1 = rng.normal(0.0, 1.0 / math.sqrt(d), (d, hidden_units))
+            self.b1 = np.zeros(hidden_units)
+            self.w2 = rng.normal(0.0, 1.0 / math.sqrt(hidden_units), hidden_units)
         else:
             self.w2 = rng.normal(0.0, 0.01, d)
         self.b2 = 0.0
@@ -99,18 +107,20 @@ class Model:
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         z, _ = self.logits(x)
         data = float(np.mean(np.logaddexp(0.0, z) - y * z))
-        return data + L2 * float(np.sum(self.w2**2) + (np.sum(self.w1**2) if self.hidden else 0))
+        return data + self.l2 * float(
+            np.sum(self.w2**2) + (np.sum(self.w1**2) if self.hidden else 0)
+        )
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
         z, h = self.logits(x)
         g = (1.0 / (1.0 + np.exp(-z)) - y) / len(y)  # d loss / d logits
         if h is not None:
             gh = np.outer(g, self.w2) * (1.0 - h**2)
-            self.w1 -= lr * (x.T @ gh + 2 * L2 * self.w1)
+            self.w1 -= lr * (x.T @ gh + 2 * self.l2 * self.w1)
             self.b1 -= lr * gh.sum(axis=0)
-            self.w2 -= lr * (h.T @ g + 2 * L2 * self.w2)
+            self.w2 -= lr * (h.T @ g + 2 * self.l2 * self.w2)
         else:
-            self.w2 -= lr * (x.T @ g + 2 * L2 * self.w2)
+            self.w2 -= lr * (x.T @ g + 2 * self.l2 * self.w2)
         self.b2 -= lr * float(g.sum())
 
     def params_finite(self) -> bool:
@@ -141,16 +151,24 @@ def error_breakdown(model: Model, x_raw: np.ndarray, x: np.ndarray, y: np.ndarra
     }
 
 
-def main() -> None:
-    lr = float_setting("LEARNING_RATE", "0.1")
-    epochs = int_setting("EPOCHS", "200")
-    seed = int_setting("SEED", "0")
-    started = time.perf_counter()
+def train(
+    method: dict[str, object], lr: float, epochs: int, seed: int
+) -> tuple[Model, dict[str, object]]:
+    """Train `method` on the rings; the model and its metrics (without the method's name)."""
     (x_tr_raw, y_tr), (x_ho_raw, y_ho) = make_dataset()
-    f_tr, f_ho = features(x_tr_raw), features(x_ho_raw)
+    f_tr, f_ho = (
+        features(x_tr_raw, str(method["features"])),
+        features(x_ho_raw, str(method["features"])),
+    )
     mean, std = f_tr.mean(axis=0), f_tr.std(axis=0) + 1e-8
     x_tr, x_ho = (f_tr - mean) / std, (f_ho - mean) / std
-    model = Model(x_tr.shape[1], np.random.default_rng(seed))
+    model = Model(
+        x_tr.shape[1],
+        np.random.default_rng(seed),
+        str(method["model"]),
+        int(method["hidden_units"]),  # type: ignore[call-overload]
+        float(method["l2"]),  # type: ignore[arg-type]
+    )
     every = max(1, epochs // CURVE_POINTS)
     curve: list[float | None] = []
     diverged, ran = False, 0
@@ -165,15 +183,8 @@ def main() -> None:
             if epoch % every == 0 or ran == epochs:
                 curve.append(finite(model.loss(x_tr, y_tr)))
         train_loss, held_out_loss = model.loss(x_tr, y_tr), model.loss(x_ho, y_ho)
-        metrics = {
-            "model": MODEL,
-            "hidden_units": HIDDEN_UNITS if model.hidden else 0,
-            "l2": L2,
-            "features": FEATURES,
-            "learning_rate": lr,
-            "epochs": epochs,
+        metrics: dict[str, object] = {
             "epochs_run": ran,
-            "seed": seed,
             # non-finite weights, or a loss that ended far above where it started
             "diverged": diverged or not math.isfinite(train_loss) or train_loss > 2 * initial_loss,
             "initial_train_loss": finite(initial_loss),
@@ -183,8 +194,37 @@ def main() -> None:
             "held_out_loss": finite(held_out_loss),
             "loss_curve": curve,
             "errors": error_breakdown(model, x_ho_raw, x_ho, y_ho),
-            "train_seconds": round(time.perf_counter() - started, 3),
         }
+    return model, metrics
+
+
+def main() -> None:
+    lr = float_setting("LEARNING_RATE", "0.1")
+    epochs = int_setting("EPOCHS", "200")
+    seed = int_setting("SEED", "0")
+    started = time.perf_counter()
+    method = {"model": MODEL, "hidden_units": HIDDEN_UNITS, "l2": L2, "features": FEATURES}
+    model, trained = train(method, lr, epochs, seed)
+    _, base = train(BASELINE, BASELINE_LR, BASELINE_EPOCHS, seed)
+    metrics = {
+        "model": MODEL,
+        "hidden_units": HIDDEN_UNITS if model.hidden else 0,
+        "l2": L2,
+        "features": FEATURES,
+        "learning_rate": lr,
+        "epochs": epochs,
+        "seed": seed,
+        **trained,
+        "baseline": {
+            **BASELINE,
+            "learning_rate": BASELINE_LR,
+            "epochs": BASELINE_EPOCHS,
+            "seed": seed,
+            "train_accuracy": base["train_accuracy"],
+            "held_out_accuracy": base["held_out_accuracy"],
+        },
+        "train_seconds": round(time.perf_counter() - started, 3),
+    }
     write(metrics)
     print(json.dumps({k: metrics[k] for k in ("held_out_accuracy", "train_loss", "diverged")}))
 
