@@ -92,15 +92,18 @@ def _behavior_diff_inputs(s: DemoSettings, i: int = 0) -> dict[str, Any]:
     # `fake` answers "ok" to everything; its supervisor needs a summary it can parse.
     supervisor = f"fake:{json.dumps([_FAKE_SUMMARY])}" if s.model == "fake" else s.model
     return {
-        "a": {"spec": s.model, "max_tokens": 32, "label": "helpful"},
+        "a": {"spec": s.model, "max_tokens": 24, "label": "helpful"},
         "b": {
             "spec": s.model,
             "system": "Answer in as few words as possible.",
-            "max_tokens": 32,
+            "max_tokens": 24,
             "label": "terse",
         },
         "supervisor": supervisor,
-        "prompt_limit": 8,
+        # one prompt of every category, three answers each: a paired test over 9 prompts x 1
+        # sample cannot pass Holm over the ~57 hypotheses the graph tests (p >= 2/2^9).
+        "per_category": 1,
+        "samples": 3,
         "clusters": 3,
         "max_findings": 2,
         "out_dir": str(s.out / "behavior_diff"),
