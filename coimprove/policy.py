@@ -259,10 +259,11 @@ _CACHE: dict[tuple[str, int, int], Policy] = {}
 def load_policy(ref: str | Path) -> Policy:
     """Load a policy from a YAML path or a built-in name (`default`, `strict`, `canary`, …).
 
+    A bare name that is not a file here (a folder named `demo`, say) is a built-in policy.
     Parsed policies are cached by path, size and modification time (policies are immutable).
     """
     path = Path(ref)
-    if not path.exists() and isinstance(ref, str) and "/" not in ref and not ref.endswith(".yaml"):
+    if not path.is_file() and isinstance(ref, str) and "/" not in ref and not ref.endswith(".yaml"):
         path = builtin_dir("policies") / f"{ref}.yaml"
         if not path.exists():
             raise PolicyError(
