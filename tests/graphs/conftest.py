@@ -41,16 +41,26 @@ TOPICS = [
 ]
 
 
-def graph_module(name: str) -> ModuleType:
-    """Import graphs/<name>.py by path (as `coimprove run` does), once per test session."""
-    key = f"coimprove_test_graph_{name}"
+def _module_at(path: Path, key: str) -> ModuleType:
+    """Import the file at `path` as module `key`, once per test session."""
     if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, GRAPHS / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(key, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[key] = module
         spec.loader.exec_module(module)
     return sys.modules[key]
+
+
+def graph_module(name: str) -> ModuleType:
+    """Import graphs/<name>.py by path (as `coimprove run` does), once per test session."""
+    return _module_at(GRAPHS / f"{name}.py", f"coimprove_test_graph_{name}")
+
+
+def task_module(name: str) -> ModuleType:
+    """Import graphs/data/stable_reflectivity/<name>.py (templates, labeller, grader) by path."""
+    path = GRAPHS / "data" / "stable_reflectivity" / f"{name}.py"
+    return _module_at(path, f"coimprove_test_task_{name}")
 
 
 def subtask_of(messages: list[Any]) -> str:

@@ -5,10 +5,8 @@ the graph runs to a release with the ``fake`` model (real Docker grader, real Wo
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,18 @@ import pytest
 from coimprove import CoimproveError, Decision, GateRequest
 from coimprove.datasheet import DatasheetError, task_labels, write_datasheet
 from coimprove.testing import FakeChatModel, Verdicts, run_scripted
-from tests.graphs.conftest import GRAPHS, graph_module
+from tests.graphs.conftest import GRAPHS, graph_module, task_module
 
 bc = graph_module("benchmark_cocreation")
 TASK_DIR = GRAPHS / "data" / "stable_reflectivity"
 SUBTASKS = list(bc.load_task(bc.DEFAULT_TASK)[0].subtasks)
 
 
-def task_file(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"sr_{name}_test", TASK_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-templates, labeller, grader = task_file("templates"), task_file("labeller"), task_file("grader")
+templates, labeller, grader = (
+    task_module("templates"),
+    task_module("labeller"),
+    task_module("grader"),
+)
 
 
 def item_of(sub: str, i: int, scene: str = "") -> Any:

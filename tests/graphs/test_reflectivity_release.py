@@ -5,28 +5,16 @@ generator computes from the release (never typed)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from coimprove.datasheet import PanelScores, read_release, render
-from tests.graphs.conftest import GRAPHS, graph_module
+from tests.graphs.conftest import GRAPHS, graph_module, task_module
 
 bc = graph_module("benchmark_cocreation")
 TASK_DIR = GRAPHS / "data" / "stable_reflectivity"
 RELEASES = TASK_DIR / "releases" / "stable_reflectivity"
-
-
-def task_file(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"sr_{name}_release", TASK_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def release() -> Path:
@@ -41,7 +29,11 @@ def test_the_release_holds_300_items_per_subtask_that_pass_every_check_again() -
     counts = Counter(r["subtask"] for r in rows)
     assert set(counts) == set(task.subtasks) and min(counts.values()) >= 300
     assert manifest["by_subtask"] == dict(sorted(counts.items()))
-    grader, templates, labeller = task_file("grader"), task_file("templates"), task_file("labeller")
+    grader, templates, labeller = (
+        task_module("grader"),
+        task_module("templates"),
+        task_module("labeller"),
+    )
     spec = {name: {"labels": s.labels} for name, s in task.subtasks.items()}
     prompts = Counter(r["prompt"] for r in rows)
     assert max(prompts.values()) == 1
