@@ -221,10 +221,9 @@ class SyntheticChatModel(BaseChatModel):
         rng = random.Random(key)
         topic = [w.strip("?.,!'\"").lower() for w in prompt.split() if len(w) > 3]
         n = rng.randint(10, 30)
-        toks = [rng.choice(topic) if topic and rng.random() < 0.3 else rng.choice(WORDS)]
-        toks += [
+        toks = [
             rng.choice(topic) if topic and rng.random() < 0.3 else rng.choice(WORDS)
-            for _ in range(n)
+            for _ in range(n + 1)
         ]
         text = " ".join(toks).capitalize() + "."
         if rng.random() < 0.5:
