@@ -719,8 +719,11 @@ def demo(
         typer.Option("--out", help="Where the ledger, workspaces and report go (default: new)."),
     ] = None,
     runs: Annotated[
-        int, typer.Option(min=1, help="research_cycle runs (seeds SEED, SEED+1, ...).")
-    ] = 3,
+        int | None,
+        typer.Option(
+            min=1, help="research_cycle runs (seeds SEED, SEED+1, ...; default 3, 1 interactive)."
+        ),
+    ] = None,
     reviewer: Annotated[
         list[str] | None,
         typer.Option(
@@ -730,17 +733,24 @@ def demo(
     ] = None,
     policy: Annotated[
         str | None,
-        typer.Option(help="Policy for every run (default: demo, two reviewers per gate)."),
-    ] = "demo",
+        typer.Option(
+            help="Policy for every run (default: demo, two reviewers per gate; interactive: "
+            "each graph's own, so you alone decide)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the runs, reviewers and canaries.")] = 0,
 ) -> None:
     """Run the built-in research workflows end to end: local model, real sandboxes, report."""
-    from coimprove.demo import DemoSettings, run_demo
+    from coimprove.demo import MODE_DEFAULT, DemoSettings, run_demo
 
     if policy is not None:
         load_policy(policy)
     settings = DemoSettings(
-        model=model, runs=runs, policy=policy, seed=seed, interactive=interactive
+        model=model,
+        runs=runs or 0,
+        policy=MODE_DEFAULT if policy is None else policy,
+        seed=seed,
+        interactive=interactive,
     )
     if out_dir is not None:
         settings = replace(settings, out=out_dir.resolve())

@@ -47,6 +47,9 @@ from coimprove.sandbox.engine import connect
 from coimprove.sandbox.images import build_image
 from coimprove.state import CanarySource
 
+MODE_DEFAULT = "<mode default>"
+"""`DemoSettings.policy`'s default: the policy that suits headless or interactive mode."""
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -54,13 +57,22 @@ class DemoSettings:
 
     model: str = "local"
     out: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="coimprove-demo-")))
-    runs: int = 3
-    """Runs of each step; research_cycle's i-th run has seed ``seed + i`` (a replicate)."""
+    runs: int = 0
+    """Runs of each step; research_cycle's i-th run has seed ``seed + i`` (a replicate).
+    0: three headless, one interactive (you decide every gate)."""
     reviewers: tuple[str, ...] = ("careful", "rubber_stamper")
-    policy: str | None = "demo"
-    """``demo``: every gate decided by two reviewers, canaries planted (None: each graph's own)."""
+    policy: str | None = MODE_DEFAULT
+    """``demo``: every gate decided by two reviewers, canaries planted (None: each graph's own).
+    By default ``demo`` headless and each graph's own interactive, where one person decides
+    (``demo``'s quorum of two would leave every gate waiting for a second reviewer)."""
     seed: int = 0
     interactive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runs == 0:
+            object.__setattr__(self, "runs", 1 if self.interactive else 3)
+        if self.policy == MODE_DEFAULT:
+            object.__setattr__(self, "policy", None if self.interactive else "demo")
 
     @property
     def db(self) -> Path:
