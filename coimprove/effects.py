@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,14 @@ from coimprove.errors import ApprovalRequiredError, CoimproveError, EffectInterr
 from coimprove.gates import NodeRole
 from coimprove.model import EventType, GateOutcome, LedgerEvent, Proposal
 from coimprove.protocols import Ledger
-from coimprove.state import GatedState, Vouched, check_declared, model_recorder, run_context
+from coimprove.state import (
+    GatedState,
+    RunContext,
+    Vouched,
+    check_declared,
+    model_recorder,
+    run_context,
+)
 
 EFFECT_EVENTS: tuple[EventType, ...] = (
     "effect.started",
@@ -78,6 +85,15 @@ def verify_approval(
             f"effect {effect!r}: agent {outcome.agent!r}'s proposal changed after gate "
             f"{outcome.gate_id!r} approved it; it must pass the gate again"
         )
+    return outcome, proposal, recorded_approval(ledger, outcome, effect, vouched)
+
+
+def recorded_approval(
+    ledger: Ledger, outcome: GateOutcome, effect: str, vouched: Vouched | None = None
+) -> list[LedgerEvent]:
+    """Check that the ledger resolved `outcome`'s gate as an approval of its digest (else
+    `ApprovalRequiredError`) and return the gate's effect events, read in the same query
+    (none when `vouched` vouches for the gate: see `Vouched`)."""
     settled = vouched.take(outcome.gate_id, effect) if vouched is not None else None
     if settled is not None:
         events: list[LedgerEvent] = []
@@ -94,7 +110,7 @@ def verify_approval(
             f"effect {effect!r}: the ledger has no approval of digest {outcome.digest[:19]}… "
             f"at gate {outcome.gate_id!r}"
         )
-    return outcome, proposal, [e for e in events if e.type != "gate.resolved"]
+    return [e for e in events if e.type != "gate.resolved"]
 
 
 def _state_update(effect: str, result: Any) -> dict[str, Any]:
@@ -106,6 +122,95 @@ def _state_update(effect: str, result: Any) -> dict[str, Any]:
         raise CoimproveError(
             f"effect {effect!r} must return a JSON-serialisable state update (a dict): {exc}"
         ) from exc
+    return update
+
+
+async def run_once(
+    ctx: RunContext,
+    *,
+    gate_id: str,
+    effect: str,
+    digest: str,
+    idempotent: bool,
+    events: Sequence[LedgerEvent],
+    act: Callable[[int, str], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run an approved effect at most once per approval and return its recorded update.
+
+    `events` are the gate's effect events (from `verify_approval`). A finished effect returns
+    the update its ``effect.finished`` recorded without running; one that started and never
+    finished is marked interrupted and runs again only if `idempotent` or re-approved
+    (else `EffectInterruptedError`). Otherwise ``effect.started`` is recorded (durably)
+    before ``act(attempt, key)`` runs, and ``effect.failed`` or ``effect.finished`` (with the
+    JSON update `act` returned) after. Used by `EffectNode` and by the tool calls of
+    `coimprove.tool_gates.GateMiddleware`.
+    """
+    ledger = ctx.ledger
+    key = f"{gate_id}/{effect}"
+    mine = [e for e in events if e.data.get("effect") == effect]
+    for event in mine:
+        if event.type == "effect.finished":
+            return dict(event.data["update"])
+    started = max((e.data["attempt"] for e in mine if e.type == "effect.started"), default=0)
+    ended = {e.data["attempt"] for e in mine if e.type in ("effect.failed", "effect.interrupted")}
+    common = {"run_id": ctx.run_id, "gate_id": gate_id}
+    if started and started not in ended:
+        ledger.append(
+            "effect.interrupted",
+            at=ctx.clock.now(),
+            **common,
+            data={"effect": effect, "attempt": started, "key": key},
+        )
+    if started:
+        reapproved = any(
+            e.type == "effect.reapproved" and e.data["attempt"] == started for e in mine
+        )
+        if not (idempotent or reapproved):
+            failed = [
+                e for e in mine if e.type == "effect.failed" and e.data.get("attempt") == started
+            ]
+            what = (
+                f"failed ({failed[-1].data.get('error')})"
+                if failed
+                else "started and never finished"
+            )
+            raise EffectInterruptedError(
+                f"effect {effect!r} (key {key}) attempt {started} {what}; it is not "
+                "declared idempotent, so it will not run again without a fresh approval: "
+                f"coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
+            )
+    attempt = started + 1
+    ledger.append(
+        "effect.started",
+        at=ctx.clock.now(),
+        **common,
+        data={"effect": effect, "attempt": attempt, "key": key, "digest": digest},
+    )
+    await ledger.durable()  # the attempt is on record before anything happens
+    try:
+        with recording(model_recorder(ctx)):
+            update = await act(attempt, key)
+    except Exception as exc:
+        ledger.append(
+            "effect.failed",
+            at=ctx.clock.now(),
+            **common,
+            data={
+                "effect": effect,
+                "attempt": attempt,
+                "key": key,
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        await ledger.durable()
+        raise
+    ledger.append(
+        "effect.finished",
+        at=ctx.clock.now(),
+        **common,
+        data={"effect": effect, "attempt": attempt, "key": key, "update": update},
+    )
+    await ledger.durable()  # before LangGraph checkpoints the step that ran it
     return update
 
 
@@ -122,83 +227,26 @@ class EffectNode:
 
     async def __call__(self, state: Any) -> dict[str, Any]:
         ctx = run_context()
-        ledger = ctx.ledger
         outcome, proposal, effect_events = verify_approval(
-            ledger, state, self.gate, self.name, ctx.vouched
+            ctx.ledger, state, self.gate, self.name, ctx.vouched
         )
-        key = f"{outcome.gate_id}/{self.name}"
-        mine = [e for e in effect_events if e.data.get("effect") == self.name]
-        for event in mine:
-            if event.type == "effect.finished":
-                return self._declared(dict(event.data["update"]))
-        started = max((e.data["attempt"] for e in mine if e.type == "effect.started"), default=0)
-        ended = {
-            e.data["attempt"] for e in mine if e.type in ("effect.failed", "effect.interrupted")
-        }
-        common = {"run_id": ctx.run_id, "gate_id": outcome.gate_id}
-        if started and started not in ended:
-            ledger.append(
-                "effect.interrupted",
-                at=ctx.clock.now(),
-                **common,
-                data={"effect": self.name, "attempt": started, "key": key},
-            )
-        if started:
-            reapproved = any(
-                e.type == "effect.reapproved" and e.data["attempt"] == started for e in mine
-            )
-            if not (self.idempotent or reapproved):
-                failed = [
-                    e
-                    for e in mine
-                    if e.type == "effect.failed" and e.data.get("attempt") == started
-                ]
-                what = (
-                    f"failed ({failed[-1].data.get('error')})"
-                    if failed
-                    else "started and never finished"
-                )
-                raise EffectInterruptedError(
-                    f"effect {self.name!r} (key {key}) attempt {started} {what}; it is not "
-                    "declared idempotent, so it will not run again without a fresh approval: "
-                    f"coimprove resume {ctx.run_id} --reapprove {key} --as YOU"
-                )
-        attempt = started + 1
-        ledger.append(
-            "effect.started",
-            at=ctx.clock.now(),
-            **common,
-            data={"effect": self.name, "attempt": attempt, "key": key, "digest": outcome.digest},
+
+        async def act(attempt: int, key: str) -> dict[str, Any]:
+            approved = Approved(outcome.gate_id, outcome.digest, proposal, outcome, key, attempt)
+            result = self.fn(state, approved)
+            if inspect.isawaitable(result):
+                result = await result
+            return _state_update(self.name, result)
+
+        update = await run_once(
+            ctx,
+            gate_id=outcome.gate_id,
+            effect=self.name,
+            digest=outcome.digest,
+            idempotent=self.idempotent,
+            events=effect_events,
+            act=act,
         )
-        await ledger.durable()  # the attempt is on record before anything happens
-        approved = Approved(outcome.gate_id, outcome.digest, proposal, outcome, key, attempt)
-        try:
-            with recording(model_recorder(ctx)):
-                result = self.fn(state, approved)
-                if inspect.isawaitable(result):
-                    result = await result
-            update = _state_update(self.name, result)
-        except Exception as exc:
-            ledger.append(
-                "effect.failed",
-                at=ctx.clock.now(),
-                **common,
-                data={
-                    "effect": self.name,
-                    "attempt": attempt,
-                    "key": key,
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
-            )
-            await ledger.durable()
-            raise
-        ledger.append(
-            "effect.finished",
-            at=ctx.clock.now(),
-            **common,
-            data={"effect": self.name, "attempt": attempt, "key": key, "update": update},
-        )
-        await ledger.durable()  # before LangGraph checkpoints the step that ran it
         return self._declared(update)
 
     def _declared(self, update: dict[str, Any]) -> dict[str, Any]:

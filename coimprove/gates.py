@@ -143,12 +143,7 @@ class GateNode:
             _remember(self._requests, gate_id, (inputs, proposal, value), limit=4096)
         resumed = interrupt(value)
         self._requests.pop(gate_id, None)
-        outcome = GateOutcome.model_validate(resumed, context=TRUSTED)  # from the ledger
-        if outcome.gate_id != gate_id:
-            raise InvalidDecisionError(
-                f"gate {spec.name!r} was resumed with the outcome of {outcome.gate_id!r}, "
-                f"not its own {gate_id!r}; nothing was applied"
-            )
+        outcome = resumed_outcome(resumed, gate_id, gate=spec.name)
         return self._route(outcome, proposal, round_, level, state)
 
     def _request(
@@ -164,47 +159,20 @@ class GateNode:
         """The interrupt value: what the reviewer sees, plus what only the ledger may know.
         `sent_back`: the agent's feedback entry after ``request_changes`` (note, gate id and
         the version sent back), compared with what is shown (`coimprove.resubmission`)."""
-        spec, ctx = self.spec, run_context()
-        requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=spec.name, level=level)
-        hidden: dict[str, Any] = {"canary": False, "truth": proposal.truth}
-        shown = proposal
-        rate = ctx.policy.canary_rate(proposal, graph=ctx.graph, gate=spec.name)
-        if rate > 0 and ctx.canaries is not None and last_canary != round_ - 1:
-            rng = random.Random(f"{ctx.seed}:{gate_id}")
-            if rng.random() < rate and (made := ctx.canaries.mutate(proposal, rng)) is not None:
-                shown, mutation = made
-                hidden = {
-                    "canary": True,
-                    "mutation": mutation,
-                    "truth": "flawed",
-                    "original_digest": proposal.digest,
-                }
-        request = GateRequest(
-            gate_id=gate_id,
-            run_id=ctx.run_id,
-            graph=ctx.graph,
+        spec = self.spec
+        return gate_request(
+            proposal,
             gate=spec.name,
-            round=round_,
+            agent=spec.proposal_from,
+            gate_id=gate_id,
+            round_=round_,
+            level=level,
+            note=note,
+            canary_allowed=last_canary != round_ - 1,
             category=spec.category,
-            proposal=shown.public(),
-            requirement=requirement,
-            feedback=note,
             payload_schema=spec.payload_schema,
-            resubmission=_resubmission(sent_back, shown),
+            sent_back=sent_back,
         )
-        eligible = sorted(
-            pattern
-            for pattern, roles in ctx.policy.reviewers.items()
-            if set(roles) & set(requirement.roles)
-        )
-        return {
-            "coimprove_gate": gate_id,
-            "agent": spec.proposal_from,
-            "request": request.model_dump(mode="json"),
-            "hidden": hidden,
-            "eligible": eligible,
-            "has_detail": shown.has_detail,
-        }
 
     def _route(
         self, outcome: GateOutcome, proposal: Proposal, round_: int, level: int, state: Any
@@ -259,6 +227,85 @@ def _resubmission(sent_back: dict[str, Any] | None, shown: Proposal) -> Resubmis
         shown,
         previous_gate_id=gate_id if isinstance(gate_id, str) else None,
     )
+
+
+def gate_request(
+    proposal: Proposal,
+    *,
+    gate: str,
+    agent: str,
+    gate_id: str,
+    round_: int,
+    level: int = 0,
+    note: str | None = None,
+    canary_allowed: bool = True,
+    category: str | None = None,
+    payload_schema: dict[str, Any] | None = None,
+    sent_back: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The value a gate interrupts with (what `Runner` records as ``gate.opened``): the
+    `GateRequest` a reviewer sees, plus what only the ledger may know (canary, truth).
+
+    Every gate uses it: `GateNode`, and `coimprove.tool_gates.GateMiddleware` for the tool
+    calls of LangChain agents. It resolves the run policy's requirement for `gate` at
+    escalation `level` and, when the policy plants canaries and `canary_allowed` (never two
+    in a row), may show a planted flaw instead of `proposal` (seeded by the gate id). It is
+    a pure function of its arguments and the run context: LangGraph re-runs a node from the
+    top on resume. `agent` names the proposal's source (recorded in ``gate.opened``).
+    """
+    ctx = run_context()
+    requirement = ctx.policy.requirement(proposal, graph=ctx.graph, gate=gate, level=level)
+    hidden: dict[str, Any] = {"canary": False, "truth": proposal.truth}
+    shown = proposal
+    rate = ctx.policy.canary_rate(proposal, graph=ctx.graph, gate=gate)
+    if rate > 0 and ctx.canaries is not None and canary_allowed:
+        rng = random.Random(f"{ctx.seed}:{gate_id}")
+        if rng.random() < rate and (made := ctx.canaries.mutate(proposal, rng)) is not None:
+            shown, mutation = made
+            hidden = {
+                "canary": True,
+                "mutation": mutation,
+                "truth": "flawed",
+                "original_digest": proposal.digest,
+            }
+    request = GateRequest(
+        gate_id=gate_id,
+        run_id=ctx.run_id,
+        graph=ctx.graph,
+        gate=gate,
+        round=round_,
+        category=category,
+        proposal=shown.public(),
+        requirement=requirement,
+        feedback=note,
+        payload_schema=payload_schema,
+        resubmission=_resubmission(sent_back, shown),
+    )
+    eligible = sorted(
+        pattern
+        for pattern, roles in ctx.policy.reviewers.items()
+        if set(roles) & set(requirement.roles)
+    )
+    return {
+        "coimprove_gate": gate_id,
+        "agent": agent,
+        "request": request.model_dump(mode="json"),
+        "hidden": hidden,
+        "eligible": eligible,
+        "has_detail": shown.has_detail,
+    }
+
+
+def resumed_outcome(resumed: Any, gate_id: str, *, gate: str) -> GateOutcome:
+    """The `GateOutcome` a paused gate was resumed with (recorded by the ledger), checked to
+    be this gate's own; `InvalidDecisionError` otherwise (nothing is applied)."""
+    outcome = GateOutcome.model_validate(resumed, context=TRUSTED)  # from the ledger
+    if outcome.gate_id != gate_id:
+        raise InvalidDecisionError(
+            f"gate {gate!r} was resumed with the outcome of {outcome.gate_id!r}, "
+            f"not its own {gate_id!r}; nothing was applied"
+        )
+    return outcome
 
 
 # -- the ledger record of one gate ------------------------------------------------------------

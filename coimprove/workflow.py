@@ -357,6 +357,7 @@ class Workflow:
         """How to load this workflow in another process (``path.py:attr``), if known."""
         self._builder: StateGraph[Any, Any, Any, Any] = StateGraph(state)
         self._agents: dict[str, AgentNode] = {}
+        self._compiled: CompiledStateGraph[Any, Any, Any, Any] | None = None
 
     @classmethod
     def from_graph(
@@ -366,6 +367,33 @@ class Workflow:
         wf = cls(name, policy=policy)
         wf._builder = builder
         check_gated(builder)
+        return wf
+
+    @classmethod
+    def from_compiled(
+        cls,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        *,
+        name: str,
+        policy: str = "default",
+        description: str = "",
+    ) -> Workflow:
+        """Run a graph compiled elsewhere under coimprove, e.g. LangChain's ``create_agent``
+        with `coimprove.GateMiddleware` on its tool calls.
+
+        The runner gives it its own checkpointer (a copy of `graph`: the nodes, middleware
+        and config, such as the agent's recursion limit, are kept; a checkpointer it was
+        compiled with is replaced). Its gates are checked like any graph's.
+        """
+        if not isinstance(graph, CompiledStateGraph):
+            raise GraphDefinitionError(
+                f"Workflow.from_compiled({name!r}): expected a compiled LangGraph graph "
+                f"(e.g. what create_agent returns), got {type(graph).__name__}"
+            )
+        check_gated(graph)
+        wf = cls(name, policy=policy, description=description)
+        wf._builder = graph.builder
+        wf._compiled = graph
         return wf
 
     @property
@@ -445,6 +473,8 @@ class Workflow:
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
         """Check gate coverage and compile to a LangGraph graph with `checkpointer`."""
         check_gated(self._builder)
+        if self._compiled is not None:  # from_compiled: the same graph, our checkpointer
+            return self._compiled.copy({"checkpointer": checkpointer, "name": self.name})
         try:
             return self._builder.compile(checkpointer=checkpointer, name=self.name)
         except ValueError as exc:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ClassVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -84,4 +84,92 @@ class FakeChatModel(BaseChatModel):
             total_tokens=prompt_tokens + out_tokens,
         )
         message = AIMessage(content=reply, usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _done() -> list[ScriptedTurn]:
+    return ["done"]
+
+
+ScriptedTurn = Annotated[str | list[dict[str, Any]] | AIMessage, Field(union_mode="left_to_right")]
+"""One turn of a `FakeToolCallingModel`: plain text, tool calls (``{"name", "args"}`` dicts,
+``"id"`` optional) or a whole `AIMessage`."""
+
+
+class FakeToolCallingModel(BaseChatModel):
+    """A deterministic chat model for tool-calling agents (LangChain's `create_agent`).
+
+    It answers turn *n* of a conversation (*n* = the AI messages already in it) with
+    ``script[n]`` (the last entry once the script is used up), or with ``respond(messages)``
+    when given. A turn is text, a list of tool calls (``{"name": ..., "args": {...}}``) or an
+    `AIMessage`. Because the
+    reply depends on the conversation only, every run of an agent gets the same script,
+    whichever process or call order it runs in. Tool calls without an id get
+    ``call_<turn>_<index>``. `bind_tools` keeps the tools' names (`bound_tools`) and returns
+    the model itself; every call's messages are kept in `calls`.
+    """
+
+    script: list[ScriptedTurn] = Field(default_factory=lambda: _done())
+    respond: Callable[[list[BaseMessage]], ScriptedTurn] | None = None
+    model_name: str = "fake-tools"
+    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _tools: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "coimprove-fake-tools"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """The messages of every call so far."""
+        return self._calls
+
+    @property
+    def bound_tools(self) -> list[str]:
+        """Names of the tools last bound with `bind_tools`."""
+        return self._tools
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> FakeToolCallingModel:
+        self._tools = [str(getattr(t, "name", None) or getattr(t, "__name__", t)) for t in tools]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self._calls.append(list(messages))
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        if self.respond is not None:
+            reply = self.respond(list(messages))
+        elif not self.script:
+            raise ValueError("FakeToolCallingModel has an empty script")
+        else:
+            reply = self.script[min(turn, len(self.script) - 1)]
+        if isinstance(reply, str):
+            message = AIMessage(content=reply)
+        else:
+            content = reply.content if isinstance(reply, AIMessage) else ""
+            made = reply.tool_calls if isinstance(reply, AIMessage) else reply
+            calls = [
+                {
+                    "name": call["name"],
+                    "args": dict(call.get("args") or {}),
+                    "id": call.get("id") or f"call_{turn}_{i}",
+                    "type": "tool_call",
+                }
+                for i, call in enumerate(made)
+            ]
+            message = AIMessage(content=content, tool_calls=calls)
+        words = _count_tokens(str(message.content))
+        prompt = sum(_count_tokens(str(m.content)) for m in messages)
+        message.usage_metadata = UsageMetadata(
+            input_tokens=prompt, output_tokens=words, total_tokens=prompt + words
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
