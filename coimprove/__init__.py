@@ -3,6 +3,8 @@
 The public API is re-exported here; implementation modules are private to the package layout.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from langgraph.graph import END, START
 
 from coimprove.agents import ModelReviewer, resolve_model
@@ -57,7 +59,27 @@ from coimprove.workflow import (
     check_gated,
 )
 
+if TYPE_CHECKING:
+    from coimprove.tool_gates import GateMiddleware
+
 __version__ = "0.1.0.dev0"
+
+_LAZY = {"GateMiddleware": "coimprove.tool_gates"}
+"""Public names whose module needs an optional extra: imported on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    """`GateMiddleware` needs LangChain v1 (``coimprove[agents]``): imported when first used,
+    so ``import coimprove`` does not need it (and the error says what to install)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'coimprove' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "END",
@@ -76,6 +98,7 @@ __all__ = [
     "EffectInterruptedError",
     "Feedback",
     "GateClosedError",
+    "GateMiddleware",
     "GateOutcome",
     "GateRequest",
     "GatedState",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coimprove.agents.fake import FakeChatModel as FakeChatModel
+from coimprove.agents.fake import FakeToolCallingModel as FakeToolCallingModel
 from coimprove.headless import HeadlessSession
 from coimprove.ledger import SqliteLedger
 from coimprove.metrics import Report, report

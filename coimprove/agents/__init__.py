@@ -25,7 +25,7 @@ from coimprove.agents.errors import (
     ModelError,
     ModelSpecError,
 )
-from coimprove.agents.fake import FakeChatModel
+from coimprove.agents.fake import FakeChatModel, FakeToolCallingModel
 from coimprove.agents.local import LocalChatModel, smollm2_path
 from coimprove.agents.models import ModelSpec, model_label, resolve_model
 from coimprove.agents.prompts import load_prompt
@@ -62,6 +62,7 @@ __all__ = [
     "ExecutionAnalysisAgent",
     "ExperimentAgent",
     "FakeChatModel",
+    "FakeToolCallingModel",
     "IdeaAgent",
     "LocalChatModel",
     "MissingExtraError",
