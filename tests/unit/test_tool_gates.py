@@ -395,3 +395,45 @@ def test_core_import_needs_no_langchain_and_the_middleware_says_what_to_install(
     assert done.returncode == 0, done.stderr
     assert "core ok" in done.stdout
     assert "pip install 'coimprove[agents]'" in done.stdout
+
+
+TIMEOUT = """
+name: quick
+defaults: {roles: [reviewer], timeout_s: 60}
+"""
+
+
+async def test_a_gate_that_times_out_fails_closed_and_the_model_is_told(runner: Runner) -> None:
+    wf, _ = agent_workflow([ADD, "done"])
+    info = await runner.start(wf, TASK, policy=policy_from_yaml(TIMEOUT))
+    runner.clock.advance(61)  # type: ignore[attr-defined]
+    await runner.advance(info.run_id)
+    assert runner.info(info.run_id).state == "finished" and RAN == []
+    (reply,) = tool_replies(await runner.state(info.run_id))
+    assert reply.status == "error" and "timed out" in str(reply.content)
+
+
+async def test_a_replayed_tools_step_returns_the_recorded_reply_without_running_again(
+    runner: Runner,
+) -> None:
+    """LangGraph is at-least-once: a step can run again (after a crash, or from an earlier
+    checkpoint). The tool call's ``effect.finished`` holds its reply; a re-run hands that on."""
+    wf, _ = agent_workflow([ADD, "done"])
+    info = await runner.start(wf, TASK)
+    (gate_id,) = info.open_gates
+    runner.decide(gate_id, decision(runner, gate_id, "approve"))
+    await runner.advance(info.run_id)
+    assert RAN == [("add", {"a": 2, "b": 3})]
+    run = runner._run(info.run_id)
+    cfg = runner._config(info.run_id, run)
+    before_tools = [
+        s async for s in run.graph.aget_state_history(cfg) if s.next and s.next[0] == "tools"
+    ]
+    assert before_tools  # the checkpoint taken before the tool ran
+    fork = before_tools[0].config
+    configurable = {**cfg["configurable"], **fork["configurable"]}  # the run's context too
+    replayed = await run.graph.ainvoke(None, {**fork, "configurable": configurable})
+    assert RAN == [("add", {"a": 2, "b": 3})]  # not run a second time
+    assert [m.content for m in replayed["messages"] if isinstance(m, ToolMessage)] == ["5"]
+    finished = runner.ledger.events(gate_id=gate_id, types=["effect.finished"])
+    assert len(finished) == 1
