@@ -32,7 +32,14 @@ checks its approval — recorded as an effect (``effect.started`` / ``effect.fin
 tool's reply, key ``<gate id>/tool:<name>``), so a re-run step replays the recorded reply
 instead of calling the tool twice.
 
-This module needs ``langchain>=1.0`` (``pip install 'coimprove[agents]'``); the rest of
+Why after the model turn, not per call as the tool starts (``HumanInTheLoopMiddleware``'s
+``per_call`` mode): `create_agent` runs each tool call as its own parallel task, and LangGraph
+mishandles interrupts answered in parallel tasks (#6533, #5952; see the LangGraph notes), while
+gate ids (``<run>.<gate>.<round>``) must be handed out in one place to be unique and stable
+across re-runs. So the calls of one turn are gated one after another in one node; none of
+them runs before all are decided.
+
+This module needs ``langchain>=1.1`` (``pip install 'coimprove[agents]'``); the rest of
 coimprove does not import it.
 """
 
