@@ -437,3 +437,22 @@ async def test_a_replayed_tools_step_returns_the_recorded_reply_without_running_
     assert [m.content for m in replayed["messages"] if isinstance(m, ToolMessage)] == ["5"]
     finished = runner.ledger.events(gate_id=gate_id, types=["effect.finished"])
     assert len(finished) == 1
+
+
+async def test_tool_gates_on_a_postgres_ledger_and_checkpoints(pg_dsn: str) -> None:
+    """The team's ledger: the agent pauses, is decided from another Runner (another process's
+    view of the same database) and resumes there; the ledger verifies."""
+    wf, _ = agent_workflow(revising)
+    async with Runner(pg_dsn, clock=SimClock(1000.0)) as starter:
+        info = await starter.start(wf, TASK)
+        (first,) = info.open_gates
+    async with Runner(pg_dsn, clock=SimClock(2000.0)) as other:
+        other.register(wf)
+        other.decide(first, decision(other, first, "request_changes", note="use b=4"))
+        await other.advance(info.run_id)
+        (second,) = other.info(info.run_id).open_gates
+        other.decide(second, decision(other, second, "edit", edited_payload={"a": 2, "b": 5}))
+        await other.advance(info.run_id)
+        assert other.info(info.run_id).state == "finished"
+        assert other.ledger.verify().ok
+    assert RAN == [("add", {"a": 2, "b": 5})]
