@@ -46,6 +46,7 @@ coimprove does not import it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired
@@ -60,7 +61,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
         "coimprove.tool_gates (GateMiddleware) needs LangChain v1: "
-        "pip install 'coimprove[agents]' (or 'langchain>=1.0')"
+        "pip install 'coimprove[agents]' (or 'langchain>=1.1')"
     ) from exc
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
@@ -75,6 +76,7 @@ from coimprove.effects import recorded_approval, run_once
 from coimprove.errors import ApprovalRequiredError, CoimproveError, GraphDefinitionError
 from coimprove.gates import gate_id_for, gate_request, resumed_outcome
 from coimprove.model import (
+    RISKS,
     GateOutcome,
     LedgerEvent,
     Proposal,
@@ -89,6 +91,8 @@ GATES_KEY = "coimprove_tool_gates"
 """State key: gate name -> ``{"round": last round opened, "feedback": {tool: sent back}}``."""
 APPROVALS_KEY = "coimprove_tool_approvals"
 """State key: tool call id -> ``{"outcome": GateOutcome, "proposal": approved Proposal}``."""
+
+_GATE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 Label = Callable[[str, Mapping[str, Any]], Truth | None]
 """Hidden ground truth of a tool call (name, arguments) for headless studies."""
@@ -154,21 +158,28 @@ class GateMiddleware(AgentMiddleware[ToolGateState, Any]):
         category: str | None = None,
     ) -> None:
         super().__init__()
-        if not gate or not all(c.isalnum() or c in "_-" for c in gate):
+        if not _GATE_NAME.fullmatch(gate):
             raise GraphDefinitionError(
                 f"gate name {gate!r} must be letters, digits, '_' or '-' (it is part of gate ids)"
+            )
+        risks = [risk] if isinstance(risk, str) else list(risk.values())
+        if bad := [r for r in risks if r not in RISKS]:
+            raise GraphDefinitionError(
+                f"GateMiddleware(risk=...): {bad[0]!r} is not a risk ({', '.join(RISKS)})"
             )
         self.gate, self.rules_only, self.risk = gate, rules_only, risk
         self.author, self.label, self.category = author, label, category
         self.exempt, self.idempotent = frozenset(exempt), frozenset(idempotent)
         self.schemas: dict[str, dict[str, Any]] = {}
         """Argument schemas of the gated tools given as objects, by name."""
+        self.descriptions: dict[str, str] = {}
         self.names: frozenset[str] | None = None
         if gated is not None:
             names = set()
             for item in gated:
                 if isinstance(item, BaseTool):
                     self.schemas[item.name] = _args_schema(item)
+                    self.descriptions[item.name] = item.description
                     names.add(item.name)
                 elif isinstance(item, str) and item:
                     names.add(item)
@@ -189,10 +200,13 @@ class GateMiddleware(AgentMiddleware[ToolGateState, Any]):
         """The proposal a call is shown as (`ident` makes its id deterministic)."""
         name, args = call["name"], dict(call.get("args") or {})
         risk = self.risk if isinstance(self.risk, str) else self.risk.get(name, "medium")
+        body = f"The agent asks to call `{name}` with the arguments shown (the payload)."
+        if described := self.descriptions.get(name):
+            body += f"\n\n`{name}`: {described}"
         fields: dict[str, Any] = {
             "kind": tool_kind(name),
             "title": f"Call tool {name}",
-            "body": f"The agent asks to call `{name}` with the arguments shown (the payload).",
+            "body": body,
             "payload": args,
             "author": self.author or f"agent:{ctx.graph}",
             "risk": risk,

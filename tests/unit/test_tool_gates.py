@@ -456,3 +456,8 @@ async def test_tool_gates_on_a_postgres_ledger_and_checkpoints(pg_dsn: str) -> N
         assert other.info(info.run_id).state == "finished"
         assert other.ledger.verify().ok
     assert RAN == [("add", {"a": 2, "b": 5})]
+
+
+def test_a_risk_that_is_not_one_is_refused_when_the_middleware_is_made() -> None:
+    with pytest.raises(Exception, match="'severe' is not a risk"):
+        GateMiddleware(risk={"add": "severe"})  # type: ignore[dict-item]
