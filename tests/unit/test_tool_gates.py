@@ -461,3 +461,12 @@ async def test_tool_gates_on_a_postgres_ledger_and_checkpoints(pg_dsn: str) -> N
 def test_a_risk_that_is_not_one_is_refused_when_the_middleware_is_made() -> None:
     with pytest.raises(Exception, match="'severe' is not a risk"):
         GateMiddleware(risk={"add": "severe"})  # type: ignore[dict-item]
+
+
+async def test_by_default_every_tool_call_is_gated(runner: Runner) -> None:
+    wf, _ = agent_workflow([[{"name": "mul", "args": {"a": 3, "b": 4}}], "done"], gated=None)
+    info = await runner.start(wf, TASK)
+    (gate_id,) = info.open_gates
+    record = runner.gate(gate_id)
+    assert record.proposal.kind == "tool:mul" and RAN == []
+    assert record.request.payload_schema is None  # named by no tool object: edits unchecked
