@@ -14,10 +14,19 @@ _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
+_CONNINFO = re.compile(r"^\s*\w+\s*=\S*(\s+\w+\s*=\S*)+\s*$")
+
+
 def ledger_kind(target: str | os.PathLike[str]) -> str:
     """``"postgres"`` or ``"sqlite"`` for a ledger path or URL (an unknown scheme is an error)."""
-    m = _SCHEME.match(os.fspath(target))
+    text = os.fspath(target)
+    m = _SCHEME.match(text)
     if m is None:
+        if _CONNINFO.match(text) and "dbname=" in text:
+            raise LedgerError(
+                f"{text!r} looks like a libpq keyword string, not a ledger path: "
+                "give a Postgres ledger as a URL, postgresql://user@host:port/database"
+            )
         return "sqlite"
     scheme = m.group("scheme").lower()
     if scheme in POSTGRES_SCHEMES:

@@ -289,6 +289,10 @@ def test_a_ledger_opens_from_a_path_or_url(tmp_path: Path) -> None:
     assert sqlite_path("sqlite:////abs/l.db") == Path("/abs/l.db")
     with pytest.raises(LedgerError, match="unsupported ledger URL"):
         ledger_kind("mysql://me@db/coimprove")
+    # a libpq keyword string is not silently taken for an SQLite file of that name
+    with pytest.raises(LedgerError, match="libpq keyword string"):
+        open_ledger("user=me dbname=coimprove host=127.0.0.1 port=5432")
+    assert ledger_kind("my ledger=1.db") == "sqlite"  # a path with '=' in it is still a path
     ledger = open_ledger(f"sqlite:///{tmp_path / 'u.db'}")
     assert isinstance(ledger, SqliteLedger) and ledger.path == tmp_path / "u.db"
 

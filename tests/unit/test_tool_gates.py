@@ -442,11 +442,16 @@ async def test_a_replayed_tools_step_returns_the_recorded_reply_without_running_
 async def test_tool_gates_on_a_postgres_ledger_and_checkpoints(pg_dsn: str) -> None:
     """The team's ledger: the agent pauses, is decided from another Runner (another process's
     view of the same database) and resumes there; the ledger verifies."""
+    from coimprove.ledger.postgres import PostgresLedger
+    from tests.ledgers import make_backend
+
+    url = make_backend("postgres", pg_dsn).url  # a postgresql:// URL, as --db takes it
     wf, _ = agent_workflow(revising)
-    async with Runner(pg_dsn, clock=SimClock(1000.0)) as starter:
+    async with Runner(url, clock=SimClock(1000.0)) as starter:
+        assert isinstance(starter.ledger, PostgresLedger)
         info = await starter.start(wf, TASK)
         (first,) = info.open_gates
-    async with Runner(pg_dsn, clock=SimClock(2000.0)) as other:
+    async with Runner(url, clock=SimClock(2000.0)) as other:
         other.register(wf)
         other.decide(first, decision(other, first, "request_changes", note="use b=4"))
         await other.advance(info.run_id)
