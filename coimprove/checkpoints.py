@@ -21,16 +21,36 @@ _SETUP_LOCK = 0x636B7074  # advisory lock id ("ckpt"): one process runs the migr
 
 @asynccontextmanager
 async def postgres_checkpointer(dsn: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """An `AsyncPostgresSaver` on `dsn`, its tables created (once, under an advisory lock)."""
+    """An `AsyncPostgresSaver` on `dsn`, its tables created (once, under an advisory lock).
+
+    Its connection comes from a one-connection pool that checks the connection each time it
+    is taken, so after the server restarts (or the connection drops) the next checkpoint
+    read or write gets a new connection instead of failing on the dead one."""
     try:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
     except ImportError as exc:
         raise CoimproveError(
             "checkpoints for a Postgres ledger need langgraph-checkpoint-postgres: "
             "pip install 'coimprove[postgres]'"
         ) from exc
-    async with AsyncPostgresSaver.from_conn_string(dsn) as saver:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=1,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+        name="coimprove-checkpoints",
+    )
+    try:
+        await pool.open(wait=True, timeout=30)
+    except psycopg.Error as exc:  # PoolTimeout included
+        raise CoimproveError(f"cannot connect to the Postgres checkpoints: {exc}") from exc
+    try:
+        saver = AsyncPostgresSaver(pool)
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as lock:
             await lock.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
             try:
@@ -38,3 +58,5 @@ async def postgres_checkpointer(dsn: str) -> AsyncIterator[BaseCheckpointSaver[A
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield saver
+    finally:
+        await pool.close()
