@@ -75,6 +75,7 @@ def test_a_transaction_cut_before_commit_is_refused_and_leaves_nothing(
     pg_server: PgServer, ledger: PostgresLedger
 ) -> None:
     ledger.append("run.started", at=1.0, run_id="r1")
+
     def cut_halfway() -> None:
         with ledger.transaction() as tx:
             tx.append("gate.opened", at=2.0, run_id="r1", gate_id="g")
