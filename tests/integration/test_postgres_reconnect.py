@@ -212,3 +212,25 @@ async def test_a_headless_run_finishes_across_a_server_restart(
         assert report(ledger).decided == 6
     finally:
         ledger.close()
+
+
+async def test_a_checkpoint_write_whose_connection_drops_is_written_on_a_new_one(
+    pg_server: PgServer, pg_dsn: str, logs: pytest.LogCaptureFixture
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from coimprove.checkpoints import postgres_checkpointer
+
+    async with postgres_checkpointer(make_backend("postgres", pg_dsn).url) as saver:
+        pool = saver.conn  # type: ignore[attr-defined]
+        pool._check = None  # hand the pooled connection out unchecked: it drops while in use
+        async with pool.connection() as conn:
+            pid = conn.info.backend_pid
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        checkpoint = empty_checkpoint()
+        config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        saved = await saver.aput(config, checkpoint, {}, {})
+        got = await saver.aget_tuple(saved)
+    assert got is not None and got.checkpoint["id"] == checkpoint["id"]
+    assert "checkpoints.connection_lost" in logs.text
