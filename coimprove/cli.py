@@ -545,6 +545,9 @@ def review(
 ) -> None:
     """Review pending gates in a terminal UI (approve, edit, reject, request changes, escalate).
 
+    `--db` may be a shared ``postgresql://`` ledger: reviewers on other machines see each
+    other's decisions as they are made, and a quorum gate counts each of them once.
+
     With --training, only practice gates are shown: `--graph` starts practice runs of a
     workflow under its policy with the canary rate raised to `--canary-rate`.
     """
@@ -554,11 +557,6 @@ def review(
 
     if theme not in ("light", "dark"):
         raise CoimproveError(f"--theme must be light or dark, not {theme!r}")
-    if ledger_kind(db) == "postgres":
-        raise CoimproveError(
-            "the review TUI reads an SQLite ledger file; with a Postgres ledger answer gates with "
-            "`coimprove decide --db postgresql://…` (or headless reviewers)"
-        )
     if graph is not None and not training:
         raise CoimproveError("--graph starts practice runs: use it with --training")
     if training and graph is not None:

@@ -100,6 +100,18 @@ class LedgerIntegrityError(LedgerError):
     """The hash chain is broken: an event was edited, inserted or deleted."""
 
 
+class LedgerConnectionError(LedgerError):
+    """The ledger's server could not be reached, or the connection was lost during a write.
+
+    `committed` says what became of the write: False, it was rolled back (nothing of it is in
+    the ledger; doing it again is safe); None, it could not be told (the server stayed away).
+    """
+
+    def __init__(self, message: str, *, committed: bool | None = None) -> None:
+        super().__init__(message)
+        self.committed = committed
+
+
 class LeaseHeldError(CoimproveError):
     """Another runner holds the lease on this run; only one may drive a thread at a time."""
 

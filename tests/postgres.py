@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,18 @@ class PgServer:
     """A server the tests may create databases on."""
 
     admin_dsn: str
+    _restart: Callable[[], None] | None = None
+
+    @property
+    def restartable(self) -> bool:
+        """Whether `restart` can restart it (a throwaway cluster; not $COIMPROVE_TEST_PG_DSN)."""
+        return self._restart is not None
+
+    def restart(self) -> None:
+        """Stop the server (``-m fast``: every connection is cut) and start it again."""
+        if self._restart is None:
+            raise RuntimeError("this server was not started by the tests: it cannot be restarted")
+        self._restart()
 
     def create_database(self) -> str:
         import psycopg
@@ -122,11 +134,16 @@ def throwaway_server() -> Iterator[PgServer]:
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise PgUnavailable(f"could not start a throwaway cluster: {exc}") from exc
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options]
+
+    def restart() -> None:
+        _run([*pg_ctl, "-m", "fast", "-w", "-t", "60", "restart"], user)
+
     try:
         admin = f"host=127.0.0.1 port={port} user=coimprove dbname=postgres"
         with psycopg.connect(admin, connect_timeout=10):
             pass
-        yield PgServer(admin)
+        yield PgServer(admin, restart)
     finally:
         try:
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], user)

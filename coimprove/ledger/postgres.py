@@ -10,26 +10,87 @@ FOR UPDATE``) held for the whole transaction: appenders in any number of process
 machines queue, each reads the head the previous one committed, and the chain stays one line.
 Leases are a single ``INSERT … ON CONFLICT DO UPDATE … WHERE`` (atomic take-or-renew).
 `query` runs in a ``READ ONLY`` transaction, so a metric cannot write.
+
+A lost connection (the server restarted, a network drop) is taken back with bounded, logged
+reconnects (tenacity; `Reconnect`). Reads and lease calls are run again on the new connection.
+A write transaction is never replayed: lost before its ``COMMIT`` was sent it was rolled back
+(`LedgerConnectionError`, ``committed=False``); lost while committing, the new connection
+looks its last event up by sequence number and hash, so it is reported committed exactly when
+it is in the ledger. `append` (one event, its own transaction) does that check and appends
+again only when the event is not there, so it is recorded once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
-from coimprove.errors import LedgerError, NotALedgerError
+from coimprove._log import get_logger
+from coimprove.errors import LedgerConnectionError, LedgerError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
 from coimprove.ledger.sqlite import FORMAT, SCHEMA_VERSION
 from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
+
+log = get_logger("coimprove.ledger")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How `PostgresLedger` gets a lost connection back: up to `attempts` connection attempts,
+    waiting `first_wait_s`, then twice as long each time up to `max_wait_s`, giving up after
+    `give_up_after_s` in all (then `LedgerConnectionError`)."""
+
+    attempts: int = 12
+    first_wait_s: float = 0.2
+    max_wait_s: float = 5.0
+    give_up_after_s: float = 60.0
+
+
+class _Lost(Exception):
+    """The connection is gone (internal: reconnect and, if the call may be repeated, retry)."""
+
+
+Method = Callable[Concatenate["PostgresLedger", P], T]
+
+
+def _retried(what: str) -> Callable[[Method[P, T]], Method[P, T]]:
+    """Run the method again on a new connection if the connection is lost while it runs (for
+    calls that may be repeated: reads, lease upserts). Inside a write transaction it is not
+    repeated: the transaction fails as a whole."""
+
+    def wrap(method: Method[P, T]) -> Method[P, T]:
+        @functools.wraps(method)
+        def run(self: PostgresLedger, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            def call() -> T:
+                return method(self, *args, **kwargs)
+
+            return self._retry(what, call)
+
+        return run
+
+    return wrap
 
 
 def _text(path: str) -> str:
@@ -141,6 +202,8 @@ class _Tx:
         self._ledger = ledger
         self._head = head
         self.appended = False
+        self.types: list[str] = []
+        """The types of the events appended so far (for a message if they are not recorded)."""
 
     def events(
         self,
@@ -175,6 +238,7 @@ class _Tx:
             (seq, type, run_id, gate_id, actor, at, data_json, prev_hash, digest, time.time()),
         )
         self._head, self.appended = (seq, digest), True
+        self.types.append(type)
         return LedgerEvent(
             seq=seq,
             type=type,
@@ -191,16 +255,95 @@ class _Tx:
 class PostgresLedger:
     """Append-only, hash-chained events in a PostgreSQL database (safe across processes)."""
 
-    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, *, connect_timeout_s: float = 10.0, reconnect: Reconnect | None = None
+    ) -> None:
+        """Connect to the ledger at `dsn` (creating its tables the first time). The first
+        connection is not retried (a wrong URL fails at once); a connection lost later is
+        taken back as `reconnect` says."""
         self.dsn = dsn
+        self.reconnect = reconnect or Reconnect()
+        self._connect_timeout = max(1, round(connect_timeout_s))
         self._lock = threading.RLock()
+        self._tx_depth = 0
+        """How deep this ledger's write transactions are nested (under `_lock`, one thread)."""
         try:
-            self._conn = psycopg.connect(
-                dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout_s))
-            )
+            self._raw = self._new_connection()
         except psycopg.Error as exc:
             raise LedgerError(f"cannot connect to the Postgres ledger: {exc}") from exc
         self._init_schema()
+
+    # -- the connection -----------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        """The ledger's server and database, without credentials (for messages and logs)."""
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+    def _new_connection(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self._connect_timeout)
+
+    @property
+    def _conn(self) -> psycopg.Connection[Any]:
+        """The connection, connected again first if it was lost (outside a transaction: a
+        transaction never continues on another connection)."""
+        if self._raw.closed and self._tx_depth == 0:
+            try:
+                self._raw = self._new_connection()
+            except psycopg.OperationalError as exc:
+                raise _Lost(str(exc)) from exc
+            log.warning("ledger.reconnected", ledger=self.where)
+        return self._raw
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether `exc` means the connection is gone (not a refused statement)."""
+        return isinstance(exc, psycopg.OperationalError) and self._raw.closed
+
+    def _retrying(self, what: str) -> Retrying:
+        policy = self.reconnect
+
+        def logged(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "ledger.connection_lost",
+                ledger=self.where,
+                during=what,
+                attempt=state.attempt_number,
+                of=policy.attempts,
+                retry_in_s=round(state.upcoming_sleep, 3),
+                error=str(error),
+            )
+
+        return Retrying(
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.give_up_after_s),
+            wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
+            retry=retry_if_exception_type(_Lost),
+            before_sleep=logged,
+            reraise=True,
+        )
+
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, run again (bounded) on a new connection while the connection is lost."""
+        with self._lock:
+            if self._tx_depth:  # part of a write transaction: that fails as a whole
+                return call()
+            try:
+                for attempt in self._retrying(what):
+                    with attempt:
+                        try:
+                            return call()
+                        except psycopg.OperationalError as exc:
+                            if self._lost(exc):
+                                raise _Lost(str(exc)) from exc
+                            raise
+            except _Lost as exc:
+                raise LedgerConnectionError(
+                    f"the Postgres ledger at {self.where} cannot be reached (tried "
+                    f"{self.reconnect.attempts} times over at most "
+                    f"{self.reconnect.give_up_after_s:g} s to {what}): {exc}"
+                ) from exc
+        raise AssertionError("tenacity neither returned nor raised")  # pragma: no cover
 
     @property
     def postgres_dsn(self) -> str:
@@ -208,7 +351,7 @@ class PostgresLedger:
         return self.dsn
 
     def _init_schema(self) -> None:
-        conn = self._conn
+        conn = self._raw
         with self._lock, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             tables = {
@@ -242,20 +385,114 @@ class PostgresLedger:
                 (FORMAT, SCHEMA_VERSION, GENESIS),
             )
 
+    def _lock_head(self, conn: psycopg.Connection[Any]) -> _Tx:
+        conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
+        # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken after
+        # the lock was granted, so it sees the events the previous holder committed
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return _Tx(self, (int(row[0]), str(row[1])) if row else (0, GENESIS))
+
+    def _begin(self) -> tuple[AbstractContextManager[Any], _Tx]:
+        """BEGIN and lock the head (nothing is written yet, so this may be repeated)."""
+        conn = self._conn
+        block = conn.transaction()
+        block.__enter__()
+        try:
+            return block, self._lock_head(conn)
+        except BaseException as exc:
+            with suppress(psycopg.Error):
+                block.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:
-        """Serialised read-then-append: the head row's lock makes concurrent writers queue."""
-        with self._lock, self._conn.transaction():
-            self._conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
-            # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken after
-            # the lock was granted, so it sees the events the previous holder committed
-            row = self._conn.execute(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            tx = _Tx(self, (int(row[0]), str(row[1])) if row else (0, GENESIS))
-            yield tx
-            if tx.appended:
-                self._conn.execute("UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],))
+        """Serialised read-then-append: the head row's lock makes concurrent writers queue.
+
+        A lost connection is taken back before the transaction begins; lost during it, the
+        transaction raises `LedgerConnectionError` unless it is known to have committed
+        (see the module docstring)."""
+        with self._lock:
+            if self._tx_depth:  # nested: a savepoint of the open transaction
+                with self._raw.transaction():
+                    tx = self._lock_head(self._raw)
+                    yield tx
+                    if tx.appended:
+                        self._raw.execute(
+                            "UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],)
+                        )
+                return
+            block, tx = self._retry("begin a write transaction", self._begin)
+            conn, committing = self._raw, False
+            try:
+                self._tx_depth += 1
+                try:
+                    try:
+                        yield tx
+                        if tx.appended:
+                            conn.execute(
+                                "UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],)
+                            )
+                    except BaseException as exc:
+                        block.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
+                        raise
+                    committing = True
+                    block.__exit__(None, None, None)  # COMMIT
+                finally:
+                    self._tx_depth -= 1
+            except psycopg.OperationalError as exc:
+                if not conn.closed:
+                    raise
+                if committing and self._commit_went_through(tx, exc):
+                    return
+                raise LedgerConnectionError(
+                    f"{self._what(tx)} not recorded: the connection to the Postgres ledger "
+                    f"at {self.where} was lost before {'they' if tx.types else 'it'} "
+                    f"committed; the transaction was rolled back, nothing of it is in the "
+                    f"ledger ({exc})",
+                    committed=False,
+                ) from exc
+
+    @staticmethod
+    def _what(tx: _Tx) -> str:
+        if not tx.types:
+            return "a transaction that appended nothing was"
+        first = tx._head[0] - len(tx.types) + 1
+        kinds = ", ".join(dict.fromkeys(tx.types))
+        return f"events {first}-{tx._head[0]} ({kinds}) were"
+
+    def _commit_went_through(self, tx: _Tx, exc: BaseException) -> bool:
+        """After the connection was lost during COMMIT: whether the commit happened (its last
+        event is in the ledger, at its sequence number, with its hash)."""
+        if not tx.appended:
+            raise LedgerConnectionError(
+                f"the connection to the Postgres ledger at {self.where} was lost while a "
+                f"transaction that appended no events (only leases or reads) committed; "
+                f"whether it did cannot be told from the events ({exc})",
+                committed=None,
+            ) from exc
+        seq, digest = tx._head
+
+        def lookup() -> str | None:
+            row = self._conn.execute("SELECT hash FROM events WHERE seq = %s", (seq,)).fetchone()
+            return None if row is None else str(row[0])
+
+        try:
+            found = self._retry("check whether a commit went through", lookup)
+        except LedgerConnectionError as lost:
+            raise LedgerConnectionError(
+                f"{self._what(tx)} maybe recorded: the connection to the Postgres ledger was "
+                f"lost while they committed and could not be had back to check ({lost}); "
+                f"`coimprove ledger events` shows whether event {seq} is there",
+                committed=None,
+            ) from exc
+        log.warning(
+            "ledger.commit_checked",
+            ledger=self.where,
+            seq=seq,
+            committed=found == digest,
+            error=str(exc),
+        )
+        return found == digest
 
     def append(
         self,
@@ -267,10 +504,21 @@ class PostgresLedger:
         actor: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> LedgerEvent:
-        """Append one event in its own transaction."""
-        with self.transaction() as tx:
-            return tx.append(type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data)
+        """Append one event in its own transaction: recorded once, even if the connection is
+        lost meanwhile (appended again only if it is known not to be in the ledger)."""
+        for attempt in range(1, self.reconnect.attempts + 1):
+            try:
+                with self.transaction() as tx:
+                    return tx.append(
+                        type, at=at, run_id=run_id, gate_id=gate_id, actor=actor, data=data
+                    )
+            except LedgerConnectionError as exc:
+                if exc.committed is not False or attempt == self.reconnect.attempts:
+                    raise
+                log.warning("ledger.append_again", ledger=self.where, type=type, attempt=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
+    @_retried("read events")
     def _select(
         self,
         *,
@@ -306,6 +554,7 @@ class PostgresLedger:
         """Events in append order, filtered by run, gate, type and sequence."""
         return self._select(run_id=run_id, gate_id=gate_id, types=types, after_seq=after_seq)
 
+    @_retried("run a query")
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A SQL query (``?`` placeholders, as for SQLite) in a read-only transaction."""
         try:
@@ -313,14 +562,18 @@ class PostgresLedger:
                 self._conn.execute("SET TRANSACTION READ ONLY")
                 rows = self._conn.execute(to_pyformat(sql), tuple(params)).fetchall()
         except psycopg.Error as exc:
+            if self._lost(exc):
+                raise
             raise LedgerError(f"ledger query failed: {exc}") from exc
         return [tuple(_plain(v) for v in r) for r in rows]
 
+    @_retried("read the last sequence number")
     def last_seq(self) -> int:
         with self._lock:
             row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0) if row else 0
 
+    @_retried("verify the chain")
     def verify(self) -> ChainReport:
         """Walk the chain from the genesis hash; report the first event that does not fit."""
         with self._lock, self._conn.transaction():
@@ -333,6 +586,7 @@ class PostgresLedger:
                     recorded_head=head[0] if head else None,
                 )
 
+    @_retried("take a lease")
     def acquire_lease(
         self, key: str, owner: str, ttl_s: float, *, steal_from: str | None = None
     ) -> bool:
@@ -349,6 +603,7 @@ class PostgresLedger:
             ).fetchone()
         return row is not None
 
+    @_retried("read a lease")
     def lease_holder(self, key: str) -> str | None:
         """Who holds the (unexpired) lease on `key`, if anyone."""
         with self._lock:
@@ -357,6 +612,7 @@ class PostgresLedger:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    @_retried("release a lease")
     def release_lease(self, key: str, owner: str) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM leases WHERE key = %s AND owner = %s", (key, owner))
@@ -367,7 +623,7 @@ class PostgresLedger:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._raw.close()
 
     def __enter__(self) -> PostgresLedger:
         return self

@@ -1,7 +1,9 @@
 """`ReviewApp`: the reviewer's workplace over the ledger (``coimprove review``).
 
-Reads come from a change probe on the UI loop and an incremental gate index in a worker
-thread. Writes (views, decisions) go through an embedded `Runner` on one background thread,
+Reads come from a change probe (on the UI loop for an SQLite file, on a worker thread for a
+ledger on a server) and an incremental gate index in a worker thread; ``db`` is an SQLite
+file or a ``postgresql://`` URL, so a team can review one shared ledger from many machines.
+Writes (views, decisions) go through an embedded `Runner` on one background thread,
 in order, stamped with the time the reviewer acted; a decision is validated there and the
 screen moves on at once (a refused one is reported and its row restored). Settled gates are
 resumed on a thread of their own (`RunDriver`) unless ``apply=False``. The UI loop only
@@ -30,13 +32,13 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from coimprove._log import get_logger
-from coimprove.errors import CoimproveError
+from coimprove.errors import CoimproveError, LedgerError
 from coimprove.feedback import FeedbackBuilder, record_feedback
 from coimprove.gates import GateRecord, Recorded, may_decide, record_view
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import ledger_kind, open_ledger, sqlite_path
 from coimprove.metrics import GroupMeasures, summarize
 from coimprove.model import Decision, FeedbackItem, Verdict, ViewEvent
-from coimprove.protocols import Clock
+from coimprove.protocols import Clock, Ledger
 from coimprove.runner import Runner
 from coimprove.tui.background import RunDriver, WriteQueue
 from coimprove.tui.data import (
@@ -44,6 +46,8 @@ from coimprove.tui.data import (
     Delta,
     DetailData,
     GateIndex,
+    Probe,
+    SeqProbe,
     full_record,
     load_detail,
 )
@@ -107,7 +111,8 @@ class ReviewApp(App[None]):
         self._collecting = self._collect_again = False
         self.freeze_gc = freeze_gc
         self._gc = IdleCollector()
-        self.db = Path(db)
+        self.db: Path | str = os.fspath(db) if ledger_kind(db) == "postgres" else sqlite_path(db)
+        """The ledger: an SQLite file, or a ``postgresql://`` URL."""
         self.reviewer = reviewer
         self.apply = apply
         self._given_runner = runner
@@ -121,8 +126,9 @@ class ReviewApp(App[None]):
         self.index = GateIndex()
         self.decided_here: set[str] = set()
         self.reveals: list[tuple[str, str | None, bool]] = []
-        self._reader: SqliteLedger | None = None
-        self._probe: ChangeProbe | None = None
+        self._reader: Ledger | None = None
+        self._probe: Probe | None = None
+        self._unreachable = False
         self._refreshing = False
         self._initial = True
         self._dirty = False
@@ -170,8 +176,8 @@ class ReviewApp(App[None]):
                 seed=self.runner.seed,
                 owner=self._given_runner.owner if self._given_runner is not None else None,
             )
-        self._reader = SqliteLedger(self.db)
-        self._probe = ChangeProbe(self.db)
+        self._reader = open_ledger(self.db)
+        self._probe = ChangeProbe(self.db) if isinstance(self.db, Path) else SeqProbe(self._reader)
         self._main = MainScreen(self.reviewer, self.now)
         await self.push_screen(self._main)
         self.queue.mine = self.may_decide
@@ -271,28 +277,54 @@ class ReviewApp(App[None]):
     # -- live data ----------------------------------------------------------------------------
 
     def poll(self, *, force: bool = False) -> None:
-        """Cheap change check; a refresh runs in a worker thread only when something changed."""
-        assert self._probe is not None
-        if not (self._probe.changed() or force):
+        """Cheap change check; a refresh runs in a worker thread only when something changed
+        (a probe that is not cheap enough for the UI loop is asked on that thread)."""
+        probe = self._probe
+        assert probe is not None
+        if probe.on_ui_loop and not (probe.changed() or force):
             return
         if self._refreshing:
-            self._dirty = True
+            if force or probe.on_ui_loop:
+                self._dirty = True
             return
         self._refreshing = True
-        self._refresh()
+        self._refresh(check=not (force or probe.on_ui_loop))
 
     @work(thread=True, group="refresh", exit_on_error=False)
-    def _refresh(self) -> None:
+    def _refresh(self, check: bool = False) -> None:
         assert self._reader is not None
+        assert self._probe is not None
         stats = None
         try:
+            if check and not self._probe.changed():
+                self.call_from_thread(self._refresh_skipped)
+                return
             for delta in self.index.refresh_chunks(self._reader, size=400):
                 self.call_from_thread(self._apply, delta)
             stats = self._measures() if self._stats_visible() else None
+            if self._unreachable and self.is_running:
+                self._unreachable = False
+                self.call_from_thread(self.notify, "The ledger can be read again.")
         except Exception as exc:  # a broken read must not kill the app
             log.warning("tui.refresh_failed", error=str(exc))
+            if isinstance(exc, LedgerError) and not self._unreachable and self.is_running:
+                self._unreachable = True  # said once, until it can be read again
+                self.call_from_thread(
+                    self.notify,
+                    f"The ledger cannot be read: {exc}",
+                    title="ledger",
+                    severity="error",
+                    timeout=15,
+                )
         if self.is_running:
             self.call_from_thread(self._refresh_done, stats)
+
+    def _refresh_skipped(self) -> None:
+        """The worker's probe found nothing new."""
+        self._refreshing = False
+        if self._dirty:
+            self._dirty = False
+            self.poll(force=True)
 
     def _stats_visible(self) -> bool:
         try:
@@ -928,10 +960,10 @@ def run_review(
 ) -> None:
     """Run the review app in this terminal until the reviewer quits.
 
-    While it runs, coimprove's log lines go to ``<ledger>.review.log`` instead of the
-    terminal the app draws on.
+    While it runs, coimprove's log lines go to a file instead of the terminal the app draws
+    on (`review_log`).
     """
-    with _logs_to_file(Path(db).with_suffix(".review.log")):
+    with _logs_to_file(review_log(db)):
         ReviewApp(
             db,
             reviewer=reviewer,
@@ -941,6 +973,17 @@ def run_review(
             feedback=feedback,
             training=training,
         ).run()
+
+
+def review_log(db: str | os.PathLike[str]) -> Path:
+    """Where `run_review` writes its log: ``<ledger>.review.log`` beside an SQLite ledger,
+    ``.coimprove/review-<database>.log`` here for a Postgres one."""
+    if ledger_kind(db) == "postgres":
+        import psycopg
+
+        name = psycopg.conninfo.conninfo_to_dict(os.fspath(db)).get("dbname") or "postgres"
+        return Path(".coimprove") / f"review-{name}.log"
+    return sqlite_path(db).with_suffix(".review.log")
 
 
 @contextmanager

@@ -6,7 +6,7 @@ after the views that preceded it. Each write's time is taken on the UI loop when
 acted, not when the thread gets to it.
 
 `RunDriver` resumes runs on a thread with its own event loop and its own `Runner` (its own
-SQLite connections), so a LangGraph step, an effect or a model call never blocks the screen.
+ledger connections), so a LangGraph step, an effect or a model call never blocks the screen.
 The runner's leases keep each decision applied exactly once, whichever runner applies it.
 Given `owner` (the lease owner of a runner the app was handed, which may hold the leases of
 the runs it started), the driver acts as that runner's lease holder: the app then resumes
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from coimprove.protocols import Clock
@@ -79,7 +79,7 @@ class RunDriver:
 
     def __init__(
         self,
-        db: Path,
+        db: str | os.PathLike[str],
         *,
         clock: Clock,
         workflows: Iterable[Workflow] = (),

@@ -1,7 +1,9 @@
 """The TUI's data layer: a cheap change check and incremental reads of open gates.
 
-`ChangeProbe` runs ``PRAGMA data_version`` on its own connection (cheap enough for the UI
-loop). `GateIndex.refresh` runs in a worker thread: it reads only the gate events appended
+A `Probe` tells whether the ledger changed. `ChangeProbe` runs ``PRAGMA data_version`` on
+its own connection to an SQLite file (cheap enough for the UI loop); `SeqProbe` asks any
+`Ledger` for its last sequence number (for a ledger on a server: a round trip, run off the
+UI loop). `GateIndex.refresh` runs in a worker thread: it reads only the gate events appended
 since its last call, re-folds the gates they touch and reports what opened, changed and
 closed. It keeps no events, and the records it reports are `light`: what the queue, the
 summary and a decision need, without artifact contents or raw event data (thousands of
@@ -18,11 +20,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from coimprove.gates import GateRecord, fold_gate, gate_id_for, load_gate
 from coimprove.model import EventType, LedgerEvent, Proposal
-from coimprove.protocols import LedgerReader
+from coimprove.protocols import Ledger, LedgerReader
 from coimprove.tui.format import contents
 
 GATE_EVENTS: tuple[EventType, ...] = (
@@ -70,8 +72,25 @@ def _event(row: Sequence[Any]) -> LedgerEvent:
     )
 
 
+class Probe(Protocol):
+    """Tells whether the ledger changed since the last check."""
+
+    @property
+    def on_ui_loop(self) -> bool:
+        """Whether `changed` is cheap enough to call on the UI loop (else: a worker thread)."""
+        ...
+
+    def changed(self) -> bool:
+        """True on the first call and whenever the ledger changed since the previous one."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ChangeProbe:
-    """Tells whether another connection committed to the ledger since the last check."""
+    """Tells whether another connection committed to an SQLite ledger since the last check."""
+
+    on_ui_loop = True
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -96,6 +115,28 @@ class ChangeProbe:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+
+
+class SeqProbe:
+    """Tells whether any `Ledger` grew since the last check, by its last sequence number (one
+    index lookup; every commit that matters to the queue appends an event). Polling through
+    the Ledger protocol rather than LISTEN/NOTIFY: no extra connection or trigger, nothing
+    missed while the connection is being taken back, and the same code for every backend."""
+
+    on_ui_loop = False
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._seq: int | None = None
+
+    def changed(self) -> bool:
+        seq = self._ledger.last_seq()
+        changed = seq != self._seq
+        self._seq = seq
+        return changed
+
+    def close(self) -> None:
+        """Nothing of its own to close (the ledger is its owner's)."""
 
 
 @dataclass(frozen=True)

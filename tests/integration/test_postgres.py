@@ -38,10 +38,12 @@ def _pg(pg_dsn: str) -> LedgerBackend:
 async def test_a_run_paused_on_postgres_is_finished_by_another_runner(
     pg_dsn: str, tmp_path: Path
 ) -> None:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
     url, effects = _pg(pg_dsn).url, tmp_path / "effects.txt"
     workflow = linear_workflow("pg-linear", side_effects=effects, pairs=2)
     async with Runner(url, clock=SimClock(10.0)) as first:
-        assert type(first.checkpointer).__name__ == "AsyncPostgresSaver"
+        assert isinstance(first.checkpointer, AsyncPostgresSaver)
         info = await first.start(workflow)
         (gate,) = info.open_gates
     for _ in range(2):  # each gate answered and applied by a fresh runner (a new process, say)
@@ -93,10 +95,16 @@ def test_the_shell_drives_a_run_on_a_postgres_ledger(pg_dsn: str, tmp_path: Path
     head = _cli("ledger", "verify", db=url, effects=effects)
     assert head["ok"] and head["events"] > 10
     assert _cli("ledger", "verify", "--anchor", head["head"], db=url, effects=effects)["ok"]
+    # review takes the Postgres ledger (tests/tui/test_terminal.py drives it in a terminal);
+    # only the bad theme is refused here
     refused = subprocess.run(
-        ["coimprove", "review", "--db", url], cwd=ROOT, capture_output=True, text=True, timeout=60
+        ["coimprove", "review", "--db", url, "--theme", "pink"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert refused.returncode == 1 and "coimprove decide" in refused.stderr
+    assert refused.returncode == 1 and "light or dark" in refused.stderr
 
 
 async def test_the_same_events_give_the_same_chain_and_measures_on_both_backends(

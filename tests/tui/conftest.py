@@ -1,4 +1,6 @@
-"""Fixtures for the TUI tests: a real SQLite ledger, real paused LangGraph runs, the app."""
+"""Fixtures for the TUI tests: a real ledger (an SQLite file, and a Postgres database on a
+throwaway server: every test that takes `db` runs on both), real paused LangGraph runs, the
+app."""
 
 from __future__ import annotations
 
@@ -10,23 +12,27 @@ import pytest
 
 from coimprove import Runner, SimClock
 from coimprove.tui import ReviewApp
+from tests.ledgers import make_backend
+from tests.tui.helpers import Db
 
 START_AT = 1_000_000.0
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
+    if request.param == "postgres":
+        return make_backend("postgres", request.getfixturevalue("pg_dsn")).url
     return tmp_path / "ledger.db"
 
 
 @pytest.fixture
-async def runner(db: Path) -> AsyncIterator[Runner]:
+async def runner(db: Db) -> AsyncIterator[Runner]:
     async with Runner(db, clock=SimClock(START_AT)) as r:
         yield r
 
 
 @pytest.fixture
-def make_app(db: Path, runner: Runner) -> Callable[..., ReviewApp]:
+def make_app(db: Db, runner: Runner) -> Callable[..., ReviewApp]:
     """The app as tests drive it: no key guard, no rest delay, polled by hand."""
 
     def make(**kw: Any) -> ReviewApp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,9 @@ from textual.widgets import Static
 
 from coimprove import Runner
 from coimprove.tui import ReviewApp
+
+Db = Path | str
+"""An SQLite ledger file, or a postgresql:// URL (what ``--db`` takes)."""
 
 
 async def settle(pilot: Pilot[Any]) -> None:

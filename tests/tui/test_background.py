@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from coimprove import Runner
 from coimprove.tui import ReviewApp
-from tests.tui.helpers import events, settle
+from tests.tui.helpers import Db, events, settle
 from tests.tui.review_graph import build
 from tests.tui.test_live import _decide_elsewhere
 
@@ -63,7 +62,7 @@ async def test_a_resume_that_fails_is_reported_as_a_notification(
 
 
 async def test_a_decision_refused_by_the_ledger_is_reported_and_its_row_restored(
-    db: Path, runner: Runner, make_app: MakeApp
+    db: Db, runner: Runner, make_app: MakeApp
 ) -> None:
     first = await runner.start(build())
     await runner.start(build())

@@ -10,13 +10,13 @@ from textual.widgets import Static
 
 from coimprove import Decision, Proposal, Runner, SimClock
 from coimprove.gates import load_gate, record_decision
-from coimprove.ledger import SqliteLedger
+from coimprove.ledger import open_ledger
 from coimprove.model import FeedbackItem
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import RevealDialog
 from coimprove.tui.training import HINTS, start_practice
 from coimprove.tui.widgets.feedback import FeedbackLog
-from tests.tui.helpers import refresh, settle, text
+from tests.tui.helpers import Db, refresh, settle, text
 from tests.tui.review_graph import build
 
 MakeApp = Callable[..., ReviewApp]
@@ -191,7 +191,7 @@ async def test_training_practice_gates_carry_canaries_at_the_raised_rate(tmp_pat
 
 
 async def test_how_a_peer_decided_arrives_as_the_ledger_grows(
-    db: Path, runner: Runner, make_app: MakeApp
+    db: Db, runner: Runner, make_app: MakeApp
 ) -> None:
     await runner.start(build(), policy="strict")  # code needs two reviewers
     app = make_app()
@@ -201,7 +201,7 @@ async def test_how_a_peer_decided_arrives_as_the_ledger_grows(
         await pilot.press("a")
         await settle(pilot)
         assert app.feedback_shown == []  # nothing is knowable yet
-        with SqliteLedger(db) as other:  # bob, in another session, rejects it
+        with open_ledger(db) as other:  # bob, in another session, rejects it
             gate = load_gate(other, gate_id)
             record_decision(
                 other,

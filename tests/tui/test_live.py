@@ -10,18 +10,18 @@ from pathlib import Path
 from coimprove import Decision, Proposal, Runner, SimClock
 from coimprove.tui import ReviewApp
 from coimprove.tui.screens.dialogs import RevealDialog
-from tests.tui.helpers import detail_text, events, refresh, settle, text, types
+from tests.tui.helpers import Db, detail_text, events, refresh, settle, text, types
 from tests.tui.review_graph import build
 
 MakeApp = Callable[..., ReviewApp]
 
 
-def _decide_elsewhere(db: Path, gate_id: str, verdict: str = "approve") -> None:
+def _decide_elsewhere(db: Db, gate_id: str, verdict: str = "approve") -> None:
     """Another reviewer decides through a separate ledger connection (like another TUI)."""
     from coimprove.gates import load_gate, record_decision
-    from coimprove.ledger import SqliteLedger
+    from coimprove.ledger import open_ledger
 
-    with SqliteLedger(db) as other:
+    with open_ledger(db) as other:
         gate = load_gate(other, gate_id)
         record_decision(
             other,
@@ -32,7 +32,7 @@ def _decide_elsewhere(db: Path, gate_id: str, verdict: str = "approve") -> None:
 
 
 async def test_a_gate_decided_elsewhere_stays_on_screen_marked_and_cannot_be_decided(
-    db: Path, runner: Runner, make_app: MakeApp
+    db: Db, runner: Runner, make_app: MakeApp
 ) -> None:
     info = await runner.start(build())
     app = make_app()
@@ -52,7 +52,7 @@ async def test_a_gate_decided_elsewhere_stays_on_screen_marked_and_cannot_be_dec
 
 
 async def test_live_updates_keep_the_cursor_on_its_gate(
-    db: Path, runner: Runner, make_app: MakeApp
+    db: Db, runner: Runner, make_app: MakeApp
 ) -> None:
     first = await runner.start(build())
     second = await runner.start(build())
@@ -173,7 +173,7 @@ async def test_the_poll_timer_picks_up_gates_opened_by_another_process(
 
 
 async def test_the_open_detail_shows_a_decision_made_elsewhere_and_refuses_to_act(
-    db: Path, runner: Runner, make_app: MakeApp
+    db: Db, runner: Runner, make_app: MakeApp
 ) -> None:
     info = await runner.start(build())
     app = make_app()

@@ -1,5 +1,6 @@
-"""The installed `coimprove review`, in a real pseudo-terminal (tmux), used as a person would:
-read the queue, open the detail, go back, approve, watch the run finish, quit."""
+"""`coimprove review`, in a real pseudo-terminal (tmux), used as a person would: read the
+queue, open the detail, go back, approve, watch the run finish, quit; on an SQLite file and
+on a Postgres database. The command is ``python -m coimprove`` of the tree under test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,15 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.ledgers import make_backend
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = "tests/tui/review_graph.py:workflow"
+COIMPROVE = [sys.executable, "-m", "coimprove"]
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        ["coimprove", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [*COIMPROVE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -65,11 +70,14 @@ class Terminal:
         self._tmux("kill-server")
 
 
-@pytest.fixture
-def terminal_env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def terminal_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    db = str(tmp_path / "ledger.db")
+    if request.param == "postgres":
+        db = make_backend("postgres", request.getfixturevalue("pg_dsn")).url
     env.update(
-        COIMPROVE_DB=str(tmp_path / "ledger.db"),
+        COIMPROVE_DB=db,
         COIMPROVE_TEST_EFFECTS=str(tmp_path / "effects.txt"),
         TERM="xterm-256color",
         TEXTUAL_ANIMATIONS="none",
@@ -89,7 +97,7 @@ def terminal(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
         )
         script.write_text(
             f"unset COLUMNS LINES\n{exports}cd {json.dumps(str(ROOT))}\n"
-            f"exec {shutil.which('coimprove')} review --as alice {' '.join(args)}\n"
+            f"exec {' '.join(COIMPROVE)} review --as alice {' '.join(args)}\n"
         )
         term = Terminal(f"bash {script}")
         opened.append(term)
@@ -164,7 +172,7 @@ def test_training_starts_practice_runs_and_shows_only_their_gates(
 
 def test_graph_without_training_is_refused(terminal_env: dict[str, str]) -> None:
     done = subprocess.run(
-        ["coimprove", "review", "--graph", GRAPH],
+        [*COIMPROVE, "review", "--graph", GRAPH],
         cwd=ROOT,
         env=terminal_env,
         capture_output=True,
@@ -182,7 +190,7 @@ def _state(env: dict[str, str], run_id: str) -> str:
 def test_review_refuses_a_missing_ledger_or_unknown_theme(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "COIMPROVE_DB"}
     missing = subprocess.run(
-        ["coimprove", "review", "--db", str(tmp_path / "nope.db"), "--as", "alice"],
+        [*COIMPROVE, "review", "--db", str(tmp_path / "nope.db"), "--as", "alice"],
         env=env,
         capture_output=True,
         text=True,
@@ -191,7 +199,7 @@ def test_review_refuses_a_missing_ledger_or_unknown_theme(tmp_path: Path) -> Non
     assert missing.returncode == 1 and "no ledger at" in missing.stderr
     assert not (tmp_path / "nope.db").exists()
     theme = subprocess.run(
-        ["coimprove", "review", "--db", str(tmp_path / "nope.db"), "--theme", "pink"],
+        [*COIMPROVE, "review", "--db", str(tmp_path / "nope.db"), "--theme", "pink"],
         env=env,
         capture_output=True,
         text=True,
