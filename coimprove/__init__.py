@@ -5,6 +5,7 @@ The public API is re-exported here; implementation modules are private to the pa
 
 from langgraph.graph import END, START
 
+from coimprove._yaml import load_yaml_data, load_yaml_model
 from coimprove.agents import ModelReviewer, resolve_model
 from coimprove.canaries import Canaries, default_canaries
 from coimprove.effects import Approved
@@ -117,6 +118,8 @@ __all__ = [
     "default_canaries",
     "load_policy",
     "load_workflow",
+    "load_yaml_data",
+    "load_yaml_model",
     "open_ledger",
     "recording_model_calls",
     "resolve_model",

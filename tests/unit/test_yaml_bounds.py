@@ -256,3 +256,48 @@ def test_a_hostile_task_file_is_refused_with_file_and_line(tmp_path: Path) -> No
     spec.write_text("name: t\ngrader: g.py\nsubtasks: &s {a: *s}\n", encoding="utf-8")
     with pytest.raises(CoimproveError, match=r"task\.yaml:3:\d+: refused YAML: alias \*s"):
         bc.load_task(spec)
+
+
+def test_a_hostile_sandbox_definition_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    from coimprove.sandbox.errors import SandboxDefinitionError
+    from coimprove.sandbox.images import load_sandbox
+
+    folder = tmp_path / "box"
+    folder.mkdir()
+    (folder / "sandbox.yaml").write_text(laughs(9), encoding="utf-8")
+    with hang_bound(), pytest.raises(SandboxDefinitionError, match=r"sandbox\.yaml:7:\d+: refused"):
+        load_sandbox(folder)
+    (folder / "sandbox.yaml").write_text("name: box\nlimits:\n  memory_mb: lots\n")
+    with pytest.raises(SandboxDefinitionError, match=r"sandbox\.yaml:3: limits\.memory_mb"):
+        load_sandbox(folder)
+
+
+def test_a_hostile_task_spec_is_refused_by_the_datasheet_with_file_and_line(
+    tmp_path: Path,
+) -> None:
+    from coimprove.datasheet import DatasheetError, task_labels
+
+    spec = tmp_path / "task.yaml"
+    spec.write_text("name: t\nsubtasks: !!binary aGVsbG8=\n", encoding="utf-8")
+    with pytest.raises(DatasheetError, match=r"task\.yaml:2:\d+: refused YAML: tag !!binary"):
+        task_labels(spec)
+
+
+def test_no_module_parses_yaml_except_through_the_bounded_loader() -> None:
+    """Every YAML the project reads goes through `coimprove._yaml` (no other yaml.load)."""
+    import ast
+
+    offenders = []
+    for folder in ("coimprove", "graphs", "examples"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path == REPO / "coimprove" / "_yaml.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "yaml"
+                    and node.attr.startswith(("load", "safe_load", "full_load", "unsafe_load"))
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: yaml.{node.attr}")
+    assert offenders == []
