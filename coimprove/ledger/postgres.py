@@ -9,11 +9,16 @@ Appends are serialised by a row lock on the chain's head (``meta`` row ``head``,
 FOR UPDATE``) held for the whole transaction: appenders in any number of processes and
 machines queue, each reads the head the previous one committed, and the chain stays one line.
 Leases are a single ``INSERT … ON CONFLICT DO UPDATE … WHERE`` (atomic take-or-renew).
+The head witness (`coimprove.ledger.witness`) is a file on the machine that writes, not a row:
+whoever can delete events can rewrite any table in the database too. The hash covers every
+stored column but `recorded` (see the SQLite schema for why); the generated columns are
+``STORED`` but computed from ``data``, and PostgreSQL refuses an ``UPDATE`` of one.
 `query` runs in a ``READ ONLY`` transaction, so a metric cannot write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -21,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,6 +34,7 @@ import psycopg
 from coimprove.errors import LedgerError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
 from coimprove.ledger.sqlite import FORMAT, SCHEMA_VERSION
+from coimprove.ledger.witness import Head, HeadWitness, state_dir
 from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
 
@@ -134,6 +141,15 @@ def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
     )
 
 
+def witness_path(conn: psycopg.Connection[Any]) -> Path:
+    """Where this machine keeps the head witness of the database `conn` is connected to:
+    ``<state dir>/ledger-heads/<digest of user@host:port/dbname>.head`` (`state_dir`)."""
+    info = conn.info
+    key = f"{info.user}@{info.host}:{info.port}/{info.dbname}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return state_dir() / "ledger-heads" / f"{name}.head"
+
+
 class _Tx:
     """The writer handed out by `PostgresLedger.transaction()` (the head row is locked)."""
 
@@ -191,7 +207,11 @@ class _Tx:
 class PostgresLedger:
     """Append-only, hash-chained events in a PostgreSQL database (safe across processes)."""
 
-    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, *, connect_timeout_s: float = 10.0, head_witness: Path | None = None
+    ) -> None:
+        """Connect to `dsn`, creating the schema in an empty database. `head_witness`: the
+        file this machine keeps the chain's head in (default: `witness_path`)."""
         self.dsn = dsn
         self._lock = threading.RLock()
         try:
@@ -200,14 +220,18 @@ class PostgresLedger:
             )
         except psycopg.Error as exc:
             raise LedgerError(f"cannot connect to the Postgres ledger: {exc}") from exc
-        self._init_schema()
+        self.head_witness = HeadWitness(head_witness or witness_path(self._conn))
+        """This machine's head witness for the ledger (`coimprove.ledger.witness`)."""
+        if self._init_schema():
+            self.head_witness.reset(Head(0, GENESIS))  # not a witness of an earlier database
 
     @property
     def postgres_dsn(self) -> str:
         """The connection string (LangGraph checkpoints go to the same database)."""
         return self.dsn
 
-    def _init_schema(self) -> None:
+    def _init_schema(self) -> bool:
+        """Check the schema, or create it; True if it was created here."""
         conn = self._conn
         with self._lock, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -232,7 +256,7 @@ class PostgresLedger:
                         f"the database has ledger schema {meta.get('schema')!r}; this coimprove "
                         f"reads schema {SCHEMA_VERSION!r}"
                     )
-                return
+                return False
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
@@ -241,21 +265,27 @@ class PostgresLedger:
                 "ON CONFLICT (key) DO NOTHING",
                 (FORMAT, SCHEMA_VERSION, GENESIS),
             )
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:
         """Serialised read-then-append: the head row's lock makes concurrent writers queue."""
-        with self._lock, self._conn.transaction():
-            self._conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
-            # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken after
-            # the lock was granted, so it sees the events the previous holder committed
-            row = self._conn.execute(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            tx = _Tx(self, (int(row[0]), str(row[1])) if row else (0, GENESIS))
-            yield tx
-            if tx.appended:
-                self._conn.execute("UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],))
+        with self._lock:
+            with self._conn.transaction():
+                self._conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
+                # a separate statement: under READ COMMITTED it takes a fresh snapshot, taken
+                # after the lock was granted, so it sees the events the previous holder committed
+                row = self._conn.execute(
+                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                tx = _Tx(self, (int(row[0]), str(row[1])) if row else (0, GENESIS))
+                yield tx
+                if tx.appended:
+                    self._conn.execute(
+                        "UPDATE meta SET value = %s WHERE key = 'head'", (tx._head[1],)
+                    )
+            if tx.appended:  # committed: the witness may name it now
+                self.head_witness.advance(Head(*tx._head))
 
     def append(
         self,
@@ -322,7 +352,9 @@ class PostgresLedger:
         return int(row[0] or 0) if row else 0
 
     def verify(self) -> ChainReport:
-        """Walk the chain from the genesis hash; report the first event that does not fit."""
+        """Walk the chain from the genesis hash; report the first event that does not fit,
+        including a chain that ends before the head this machine's witness names."""
+        witness = self.head_witness.read()  # before the snapshot: it never runs ahead of one
         with self._lock, self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = self._conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
@@ -331,6 +363,7 @@ class PostgresLedger:
                 return verify_chain(
                     ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
                     recorded_head=head[0] if head else None,
+                    witness=witness,
                 )
 
     def acquire_lease(
@@ -368,6 +401,7 @@ class PostgresLedger:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.head_witness.close()
 
     def __enter__(self) -> PostgresLedger:
         return self
