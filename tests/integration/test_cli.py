@@ -325,9 +325,9 @@ def test_ledger_verify_catches_a_truncation_with_a_rewritten_head_and_says_what_
     assert intact.returncode == 0 and "head witness: event" in intact.stdout
     assert "not proven by this check:" in intact.stdout and "rewritten end to end" in intact.stdout
     with sqlite3.connect(env["COIMPROVE_DB"]) as raw:
-        raw.execute("DELETE FROM events WHERE seq > 2")
+        raw.execute("DELETE FROM events WHERE seq > 1")
         raw.execute(
-            "UPDATE meta SET value = (SELECT hash FROM events WHERE seq = 2) WHERE key = 'head'"
+            "UPDATE meta SET value = (SELECT hash FROM events WHERE seq = 1) WHERE key = 'head'"
         )
     result = cli("ledger", "verify", env=env)
     assert result.returncode == 1 and "were deleted from the end" in result.stderr
