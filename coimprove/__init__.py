@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START
 
+from coimprove._yaml import load_yaml_data, load_yaml_model
 from coimprove.agents import ModelReviewer, resolve_model
 from coimprove.canaries import Canaries, default_canaries
 from coimprove.effects import Approved
@@ -142,6 +143,8 @@ __all__ = [
     "default_canaries",
     "load_policy",
     "load_workflow",
+    "load_yaml_data",
+    "load_yaml_model",
     "open_ledger",
     "recording_model_calls",
     "resolve_model",

@@ -256,8 +256,22 @@ def load_yaml_model(
 
     `context` is handed to pydantic's validators (e.g. the folder relative paths start from).
     """
-    name = str(source)
     data, node = load_yaml_data(source, error=error, text=text)
+    return validate_yaml_data(model, data, node, source, error=error, context=context)
+
+
+def validate_yaml_data(
+    model: type[M],
+    data: Any,
+    node: yaml.Node | None,
+    source: str | Path,
+    *,
+    error: type[CoimproveError],
+    context: dict[str, Any] | None = None,
+) -> M:
+    """`data` read by `load_yaml_data` from `source` (with its node tree) as `model`: a
+    validation problem is raised as `error` naming the file, the line and the field."""
+    name = str(source)
     if not isinstance(data, dict):
         raise error(f"{name}:1: expected a mapping at the top level, got {type(data).__name__}")
     try:

@@ -35,6 +35,7 @@ from coimprove.errors import (
 )
 from coimprove.gates import GateRecord, open_gates
 from coimprove.ledger import SqliteLedger, Synchronous, ledger_kind, open_ledger, sqlite_path
+from coimprove.ledger.chain import UNPROVEN_REWRITE
 from coimprove.ledger.sqlite import SYNCHRONOUS
 from coimprove.metrics import report as build_report
 from coimprove.model import Decision, canonical_json
@@ -818,22 +819,43 @@ def ledger_verify(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute the hash chain; fail (exit 1) on an edited, inserted or deleted event."""
+    """Recompute the hash chain; fail (exit 1) on an edited, inserted or deleted event, or on
+    a chain that ends before the head witness kept beside it. Says what it cannot prove."""
     with _existing_ledger(db) as ledger:
         result = ledger.verify()
-        anchored = None
+        anchored_at: int | None = None
         if anchor is not None:
-            anchored = bool(ledger.query("SELECT 1 FROM events WHERE hash = ?", [anchor]))
+            found = ledger.query("SELECT seq FROM events WHERE hash = ?", [anchor])
+            anchored_at = int(found[0][0]) if found else None
+    unproven = list(result.unproven)
+    if anchored_at is not None and UNPROVEN_REWRITE in unproven:
+        unproven[unproven.index(UNPROVEN_REWRITE)] = (
+            f"that events after event {anchored_at} (the anchor's) were not rewritten with "
+            "their stored head and head witness: record a newer head to cover them"
+        )
     if as_json:
-        _print_json({**result.__dict__, "anchor_found": anchored})
+        anchored = None if anchor is None else anchored_at is not None
+        _print_json({**result.__dict__, "unproven": unproven, "anchor_found": anchored})
     if not result.ok:
         raise LedgerIntegrityError(
             f"{db}: ledger is NOT intact: {result.problem} (checked {result.events} events)"
         )
-    if anchored is False:
+    if anchor is not None and anchored_at is None:
         raise LedgerIntegrityError(f"{db}: anchor {anchor} is not on the chain (rewritten?)")
-    if not as_json:
-        out.print(f"ok: {result.events} events, head {result.head}")
+    if as_json:
+        return
+    out.print(f"ok: {result.events} events, head {result.head}", highlight=False, soft_wrap=True)
+    if anchored_at is not None:
+        out.print(f"anchor: event {anchored_at} is on the chain", highlight=False)
+    if result.witness is not None:
+        out.print(
+            f"head witness: event {result.witness} is on the chain with the hash it names",
+            highlight=False,
+        )
+    if unproven:
+        out.print("not proven by this check:", highlight=False)
+        for item in unproven:
+            out.print(f"  - {item}", highlight=False, soft_wrap=True)
 
 
 @ledger_app.command("head")

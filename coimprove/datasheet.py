@@ -24,9 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coimprove._yaml import load_yaml_data
 from coimprove.datasets import content_version
 from coimprove.errors import CoimproveError
 
@@ -98,10 +98,7 @@ def read_release(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any], st
 
 def task_labels(path: Path) -> dict[str, list[str]]:
     """Subtask -> labels of a task spec YAML (clear errors for a missing label set)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DatasheetError(f"task spec {path}: {exc}") from exc
+    data, _ = load_yaml_data(path, error=DatasheetError)  # bounded; file:line errors
     subtasks = (data or {}).get("subtasks") if isinstance(data, dict) else None
     if not isinstance(subtasks, dict) or not subtasks:
         raise DatasheetError(f"task spec {path}: @subtasks: no subtasks")

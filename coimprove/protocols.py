@@ -72,6 +72,10 @@ class ChainReport:
     head: str
     problem: str | None = None
     bad_seq: int | None = None
+    witness: int | None = None
+    """The event the head witness named and the chain was checked against (None: none)."""
+    unproven: tuple[str, ...] = ()
+    """What an intact chain still does not prove, said plainly (e.g. without an anchor)."""
 
 
 @runtime_checkable

@@ -50,7 +50,6 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -63,9 +62,9 @@ from coimprove import (
     GatedState,
     Proposal,
     Workflow,
+    load_yaml_model,
     recording_model_calls,
 )
-from coimprove._yaml import load_yaml_data
 from coimprove.agents import (
     LocalChatModel,
     ModelSpec,
@@ -127,6 +126,16 @@ class PromptSpec(BaseModel):
     category: str = "uncategorised"
 
 
+class PromptSet(BaseModel):
+    """A prompt set file (``data/behavior_prompts.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: int
+    prompts: list[PromptSpec] = Field(min_length=1)
+
+
 class Inputs(BaseModel):
     """The run's inputs (the initial state). Everything has a default."""
 
@@ -167,11 +176,8 @@ def inputs_of(state: Mapping[str, Any]) -> Inputs:
 def load_prompts(inputs: Inputs) -> list[PromptSpec]:
     prompts = inputs.prompts
     if not prompts:
-        try:
-            doc, _ = load_yaml_data(DEFAULT_PROMPTS, error=CoimproveError)  # bounded YAML
-            prompts = [PromptSpec.model_validate(p) for p in doc["prompts"]]
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
-            raise CoimproveError(f"prompt set {DEFAULT_PROMPTS}: {exc}") from exc
+        # bounded YAML; a problem names the file, the line and the field
+        prompts = load_yaml_model(PromptSet, DEFAULT_PROMPTS, error=CoimproveError).prompts
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)

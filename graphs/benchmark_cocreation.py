@@ -52,7 +52,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-import yaml
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -66,8 +65,8 @@ from coimprove import (
     GatedState,
     Proposal,
     Workflow,
+    load_yaml_model,
 )
-from coimprove._yaml import load_yaml_data
 from coimprove.agents import (
     FakeChatModel,
     ModelSpec,
@@ -138,16 +137,10 @@ def load_task(path: str | Path) -> tuple[TaskSpec, str, str]:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-        spec = TaskSpec.model_validate(load_yaml_data(file, error=CoimproveError, text=text)[0])
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise CoimproveError(f"task spec {file}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise CoimproveError(f"task spec {file}: not YAML: {exc}") from exc
-    except ValidationError as exc:
-        where = "; ".join(
-            f"@{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise CoimproveError(f"task spec {file}: {where}") from exc
+    # bounded YAML; a problem names the file, the line and the field
+    spec = load_yaml_model(TaskSpec, file, error=CoimproveError, text=text)
     for name, sub in spec.subtasks.items():
         for i, seed in enumerate(sub.seeds):
             if seed.label not in sub.labels:

@@ -12,6 +12,17 @@ from tests.ledgers import LedgerBackend, make_backend
 from tests.postgres import pg_dsn, pg_server  # noqa: F401  (fixtures)
 
 
+@pytest.fixture(autouse=True)
+def _machine_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-machine state (the Postgres ledgers' head witnesses) in a temporary folder, not in
+    the home directory; subprocesses inherit it."""
+    from coimprove.ledger.witness import STATE_DIR_ENV
+
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(params=["sqlite", "memory", "postgres"])
 def checkpointer_kind(request: pytest.FixtureRequest) -> str:
     """Engine tests run against every checkpointer backend: SQLite beside an SQLite ledger,

@@ -9,6 +9,10 @@ Appends are serialised by a row lock on the chain's head (``meta`` row ``head``,
 FOR UPDATE``) held for the whole transaction: appenders in any number of processes and
 machines queue, each reads the head the previous one committed, and the chain stays one line.
 Leases are a single ``INSERT … ON CONFLICT DO UPDATE … WHERE`` (atomic take-or-renew).
+The head witness (`coimprove.ledger.witness`) is a file on the machine that writes, not a row:
+whoever can delete events can rewrite any table in the database too. The hash covers every
+stored column but `recorded` (see the SQLite schema for why); the generated columns are
+``STORED`` but computed from ``data``, and PostgreSQL refuses an ``UPDATE`` of one.
 `query` runs in a ``READ ONLY`` transaction, so a metric cannot write.
 
 A lost connection (the server restarted, a network drop) is taken back with bounded, logged
@@ -23,6 +27,7 @@ again only when the event is not there, so it is recorded once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import threading
@@ -31,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
@@ -47,6 +53,7 @@ from coimprove._log import get_logger
 from coimprove.errors import LedgerConnectionError, LedgerError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
 from coimprove.ledger.sqlite import FORMAT, SCHEMA_VERSION
+from coimprove.ledger.witness import Head, HeadWitness, state_dir
 from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
 
@@ -195,6 +202,15 @@ def _row_to_event(row: Sequence[Any]) -> LedgerEvent:
     )
 
 
+def witness_path(conn: psycopg.Connection[Any]) -> Path:
+    """Where this machine keeps the head witness of the database `conn` is connected to:
+    ``<state dir>/ledger-heads/<digest of user@host:port/dbname>.head`` (`state_dir`)."""
+    info = conn.info
+    key = f"{info.user}@{info.host}:{info.port}/{info.dbname}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return state_dir() / "ledger-heads" / f"{name}.head"
+
+
 class _Tx:
     """The writer handed out by `PostgresLedger.transaction()` (the head row is locked)."""
 
@@ -256,11 +272,17 @@ class PostgresLedger:
     """Append-only, hash-chained events in a PostgreSQL database (safe across processes)."""
 
     def __init__(
-        self, dsn: str, *, connect_timeout_s: float = 10.0, reconnect: Reconnect | None = None
+        self,
+        dsn: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        reconnect: Reconnect | None = None,
+        head_witness: Path | None = None,
     ) -> None:
         """Connect to the ledger at `dsn` (creating its tables the first time). The first
         connection is not retried (a wrong URL fails at once); a connection lost later is
-        taken back as `reconnect` says."""
+        taken back as `reconnect` says. `head_witness`: the file this machine keeps the
+        chain's head in (default: `witness_path`)."""
         self.dsn = dsn
         self.reconnect = reconnect or Reconnect()
         self._connect_timeout = max(1, round(connect_timeout_s))
@@ -271,7 +293,10 @@ class PostgresLedger:
             self._raw = self._new_connection()
         except psycopg.Error as exc:
             raise LedgerError(f"cannot connect to the Postgres ledger: {exc}") from exc
-        self._init_schema()
+        self.head_witness = HeadWitness(head_witness or witness_path(self._conn))
+        """This machine's head witness for the ledger (`coimprove.ledger.witness`)."""
+        if self._init_schema():
+            self.head_witness.reset(Head(0, GENESIS))  # not a witness of an earlier database
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -350,7 +375,8 @@ class PostgresLedger:
         """The connection string (LangGraph checkpoints go to the same database)."""
         return self.dsn
 
-    def _init_schema(self) -> None:
+    def _init_schema(self) -> bool:
+        """Check the schema, or create it; True if it was created here."""
         conn = self._raw
         with self._lock, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -375,7 +401,7 @@ class PostgresLedger:
                         f"the database has ledger schema {meta.get('schema')!r}; this coimprove "
                         f"reads schema {SCHEMA_VERSION!r}"
                     )
-                return
+                return False
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
@@ -384,6 +410,7 @@ class PostgresLedger:
                 "ON CONFLICT (key) DO NOTHING",
                 (FORMAT, SCHEMA_VERSION, GENESIS),
             )
+        return True
 
     def _lock_head(self, conn: psycopg.Connection[Any]) -> _Tx:
         conn.execute("SELECT value FROM meta WHERE key = 'head' FOR UPDATE")
@@ -443,6 +470,7 @@ class PostgresLedger:
                 if not conn.closed:
                     raise
                 if committing and self._commit_went_through(tx, exc):
+                    self.head_witness.advance(Head(*tx._head))
                     return
                 raise LedgerConnectionError(
                     f"{self._what(tx)} not recorded: the connection to the Postgres ledger "
@@ -451,6 +479,8 @@ class PostgresLedger:
                     f"ledger ({exc})",
                     committed=False,
                 ) from exc
+            if tx.appended:  # committed: the witness may name it now
+                self.head_witness.advance(Head(*tx._head))
 
     @staticmethod
     def _what(tx: _Tx) -> str:
@@ -575,7 +605,9 @@ class PostgresLedger:
 
     @_retried("verify the chain")
     def verify(self) -> ChainReport:
-        """Walk the chain from the genesis hash; report the first event that does not fit."""
+        """Walk the chain from the genesis hash; report the first event that does not fit,
+        including a chain that ends before the head this machine's witness names."""
+        witness = self.head_witness.read()  # before the snapshot: it never runs ahead of one
         with self._lock, self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = self._conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
@@ -584,6 +616,7 @@ class PostgresLedger:
                 return verify_chain(
                     ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
                     recorded_head=head[0] if head else None,
+                    witness=witness,
                 )
 
     @_retried("take a lease")
@@ -624,6 +657,7 @@ class PostgresLedger:
     def close(self) -> None:
         with self._lock:
             self._raw.close()
+            self.head_witness.close()
 
     def __enter__(self) -> PostgresLedger:
         return self

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast, get_args
 
 from coimprove.errors import LedgerError, LedgerIntegrityError, NotALedgerError
 from coimprove.ledger.chain import GENESIS, event_data_json, verify_chain
+from coimprove.ledger.witness import Head, HeadWitness
 from coimprove.model import EventType, LedgerEvent, event_hash
 from coimprove.protocols import ChainReport
 
@@ -23,6 +24,12 @@ SCHEMA_VERSION = "1"
 
 # Generated columns expose the event fields that measures group and filter by, so metrics are
 # plain SQL aggregates over `events` (and a Postgres schema can define the same columns).
+# What the hash covers: every stored column but `recorded`. `seq`, `type`, `run_id`, `gate_id`,
+# `actor`, `at`, `data` and `prev_hash` are hashed into `hash`; the generated columns are
+# computed from `data` (virtual here, so there is nothing stored to edit). `recorded` is the
+# wall-clock time this row was written: a property of this copy, not of the event, kept out of
+# the hash so the same events give the same chain in any store (a replay or a migration to
+# Postgres keeps every hash); nothing in coimprove reads it, and `verify` says it is unproven.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -129,6 +136,7 @@ class _Tx:
             if self._head is not None:  # it appended events (not only leases or reads)
                 ledger._commits += 1
                 ledger._head = self._head
+                ledger._committed(self._head)
         finally:
             ledger._lock.release()
 
@@ -210,6 +218,10 @@ class SqliteLedger:
         self._sync_lock = threading.Lock()
         self._syncer: ThreadPoolExecutor | None = None
         self._closed = False
+        self.head_witness = HeadWitness(self.path.with_name(self.path.name + ".head"))
+        """The head witness beside the file (`coimprove.ledger.witness`)."""
+        self._unwitnessed: tuple[int, str] | None = None
+        """``full`` mode: the head committed here that the witness may name once it is synced."""
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -261,6 +273,7 @@ class SqliteLedger:
                     "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema', ?), ('head', ?)",
                     (FORMAT, SCHEMA_VERSION, GENESIS),
                 )
+            self.head_witness.reset(Head(0, GENESIS))  # not a witness left by an older file
         if synchronous is not None and synchronous != recorded:
             try:
                 with self.transaction():  # recorded, so every writer opening it later follows
@@ -281,6 +294,16 @@ class SqliteLedger:
             except sqlite3.OperationalError:  # a read-only file: appends will fail anyway
                 return
         self._head_trigger = True
+
+    def _committed(self, head: tuple[int, str]) -> None:
+        """Move the head witness to `head`, just committed. In ``normal`` mode at once (a
+        commit survives a killed process, so the witness never names a lost event then; after
+        an OS crash it can, and `verify` says that as a possibility); in ``full`` mode only once
+        `sync` has fsynced the commit, so the witness never runs ahead of the disk."""
+        if self.synchronous == "normal":
+            self.head_witness.advance(Head(*head))
+        else:
+            self._unwitnessed = head
 
     def transaction(self) -> _Tx:
         """Serialised read-then-append: `BEGIN IMMEDIATE` makes concurrent writers queue."""
@@ -311,6 +334,7 @@ class SqliteLedger:
                 self._head = None
                 raise
             self._commits += 1
+            self._committed(self._head)
             return event
 
     def _read_head(self) -> tuple[int, str]:
@@ -421,7 +445,11 @@ class SqliteLedger:
         return int(row[0] or 0)
 
     def verify(self) -> ChainReport:
-        """Walk the chain from the genesis hash; report the first event that does not fit."""
+        """Walk the chain from the genesis hash; report the first event that does not fit,
+        including a chain that ends before the head its witness names."""
+        # the witness first: it is written after a commit, so it cannot name an event that a
+        # read of the chain made after it misses
+        witness = self.head_witness.read()
         with self._lock:
             try:
                 head = self._conn.execute("SELECT value FROM meta WHERE key='head'").fetchone()
@@ -429,6 +457,7 @@ class SqliteLedger:
                 return verify_chain(
                     ((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in cursor),
                     recorded_head=head[0] if head else None,
+                    witness=witness,
                 )
             except sqlite3.DatabaseError as exc:  # a damaged file: a missing table, a bad page
                 raise LedgerIntegrityError(
@@ -487,6 +516,8 @@ class SqliteLedger:
             state = self._state()
             if state == self._synced:
                 return
+            with self._lock:
+                synced_head, self._unwitnessed = self._unwitnessed, None
             # the WAL holds every commit not yet copied into the database file, and SQLite
             # fsyncs the WAL before it copies and the database file after; so a WAL that is
             # gone (checkpointed and removed) has nothing left to sync
@@ -500,6 +531,8 @@ class SqliteLedger:
                 finally:
                     os.close(fd)
             self._synced = state
+            if synced_head is not None:  # committed before the fsync, so now on disk
+                self.head_witness.advance(Head(*synced_head))
 
     async def durable(self) -> None:
         """Return once every commit so far is on disk (``full`` mode; else at once). The fsync
@@ -522,6 +555,7 @@ class SqliteLedger:
             if self._reader is not None:
                 self._reader.close()
             self._conn.close()
+            self.head_witness.close()
 
     def __enter__(self) -> SqliteLedger:
         return self

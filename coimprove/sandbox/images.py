@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import docker
-import yaml
 from docker.errors import APIError, BuildError, ImageNotFound
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from coimprove._log import get_logger
+from coimprove._yaml import load_yaml_data, validate_yaml_data
 from coimprove.sandbox.errors import (
     ImageBuildError,
     ImageMissingError,
@@ -137,20 +137,13 @@ def load_sandbox(name_or_path: str | Path) -> SandboxSource:
 
 
 def _parse(spec_file: Path) -> SandboxDefinition:
-    try:
-        raw = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise SandboxDefinitionError(f"{spec_file}: invalid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise SandboxDefinitionError(f"{spec_file}: expected a mapping at the top level")
-    raw.setdefault("name", spec_file.parent.name)
-    try:
-        return SandboxDefinition.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise SandboxDefinitionError(f"{spec_file}: {problems}") from err
+    """`sandbox.yaml` through the bounded YAML loader; errors name the file, line and field."""
+    data, node = load_yaml_data(spec_file, error=SandboxDefinitionError)
+    if isinstance(data, dict):
+        data.setdefault("name", spec_file.parent.name)
+    return validate_yaml_data(
+        SandboxDefinition, data, node, spec_file, error=SandboxDefinitionError
+    )
 
 
 # -- content hashes ---------------------------------------------------------------------------

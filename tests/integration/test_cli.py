@@ -315,3 +315,20 @@ def test_headless_run_with_scripted_reviewers(env: dict[str, str], tmp_path: Pat
 def test_every_command_has_help(command: list[str]) -> None:
     result = cli(*command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_ledger_verify_catches_a_truncation_with_a_rewritten_head_and_says_what_it_cannot_prove(
+    env: dict[str, str],
+) -> None:
+    data(cli("run", GRAPH, "--json", env=env))
+    intact = cli("ledger", "verify", env=env)
+    assert intact.returncode == 0 and "head witness: event" in intact.stdout
+    assert "not proven by this check:" in intact.stdout and "rewritten end to end" in intact.stdout
+    with sqlite3.connect(env["COIMPROVE_DB"]) as raw:
+        raw.execute("DELETE FROM events WHERE seq > 1")
+        raw.execute(
+            "UPDATE meta SET value = (SELECT hash FROM events WHERE seq = 1) WHERE key = 'head'"
+        )
+    result = cli("ledger", "verify", env=env)
+    assert result.returncode == 1 and "were deleted from the end" in result.stderr
+    assert "Traceback" not in result.stderr

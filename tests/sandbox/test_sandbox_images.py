@@ -125,7 +125,7 @@ def test_tags_are_content_hashes_of_the_inputs(tmp_path: Path) -> None:
 def test_bad_definitions_name_file_and_field(tmp_path: Path) -> None:
     folder = _copy_python(tmp_path)
     (folder / "sandbox.yaml").write_text("name: python\nlimits:\n  memory_mb: lots\n")
-    with pytest.raises(SandboxDefinitionError, match=r"sandbox.yaml: limits.memory_mb"):
+    with pytest.raises(SandboxDefinitionError, match=r"sandbox\.yaml:3: limits\.memory_mb"):
         load_sandbox(folder)
     (folder / "sandbox.yaml").write_text("name: [unclosed\n")
     with pytest.raises(SandboxDefinitionError, match="invalid YAML"):

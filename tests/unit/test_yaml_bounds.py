@@ -7,6 +7,7 @@ SIGALRM bound (a hang in the pure-Python loader is interrupted and reported as a
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,13 +44,20 @@ def hang_bound(seconds: int = HANG_S) -> Iterator[None]:
     def _alarm(*_: object) -> None:
         raise Hang(f"loader still running after {seconds} s")
 
+    # pytest-timeout (the whole test's bound in CI) uses the same timer: keep what is left of
+    # it and set it again afterwards, so the fuzz test stays bounded as a whole too
+    outer, interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
 
 
 def _policy_file(text: str, tmp: Path) -> Any:
@@ -223,8 +231,9 @@ def _mutate(base: str, steps: list[tuple[str, int, Any]]) -> str:
     return text
 
 
+@pytest.mark.timeout(300)  # the whole run's bound; each example has its own (hang_bound)
 @settings(
-    derandomize=True,
+    derandomize=True,  # a fixed seed: CI runs the same 300 examples every time
     max_examples=300,
     deadline=None,  # the hang bound below is what catches a stuck loader
     database=None,
@@ -256,3 +265,48 @@ def test_a_hostile_task_file_is_refused_with_file_and_line(tmp_path: Path) -> No
     spec.write_text("name: t\ngrader: g.py\nsubtasks: &s {a: *s}\n", encoding="utf-8")
     with pytest.raises(CoimproveError, match=r"task\.yaml:3:\d+: refused YAML: alias \*s"):
         bc.load_task(spec)
+
+
+def test_a_hostile_sandbox_definition_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    from coimprove.sandbox.errors import SandboxDefinitionError
+    from coimprove.sandbox.images import load_sandbox
+
+    folder = tmp_path / "box"
+    folder.mkdir()
+    (folder / "sandbox.yaml").write_text(laughs(9), encoding="utf-8")
+    with hang_bound(), pytest.raises(SandboxDefinitionError, match=r"sandbox\.yaml:7:\d+: refused"):
+        load_sandbox(folder)
+    (folder / "sandbox.yaml").write_text("name: box\nlimits:\n  memory_mb: lots\n")
+    with pytest.raises(SandboxDefinitionError, match=r"sandbox\.yaml:3: limits\.memory_mb"):
+        load_sandbox(folder)
+
+
+def test_a_hostile_task_spec_is_refused_by_the_datasheet_with_file_and_line(
+    tmp_path: Path,
+) -> None:
+    from coimprove.datasheet import DatasheetError, task_labels
+
+    spec = tmp_path / "task.yaml"
+    spec.write_text("name: t\nsubtasks: !!binary aGVsbG8=\n", encoding="utf-8")
+    with pytest.raises(DatasheetError, match=r"task\.yaml:2:\d+: refused YAML: tag !!binary"):
+        task_labels(spec)
+
+
+def test_no_module_parses_yaml_except_through_the_bounded_loader() -> None:
+    """Every YAML the project reads goes through `coimprove._yaml` (no other yaml.load)."""
+    import ast
+
+    offenders = []
+    for folder in ("coimprove", "graphs", "examples"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path == REPO / "coimprove" / "_yaml.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "yaml"
+                    and node.attr.startswith(("load", "safe_load", "full_load", "unsafe_load"))
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: yaml.{node.attr}")
+    assert offenders == []
