@@ -191,7 +191,15 @@ def render(
         )
         + ".",
         "- Paraphrases by the model: "
-        f"{sum(1 for r in rows if _prov(r).get('paraphrase'))} (none are made by this pipeline).",
+        f"{sum(1 for r in rows if _prov(r).get('paraphrase'))} "
+        + (
+            "(none are made by this pipeline)."
+            if "paraphrase_share" not in drafting
+            else f"(share asked: {drafting.get('paraphrase_share')}; a paraphrase replaces the "
+            "model's drafted line only when its cosine to it is below "
+            f"{drafting.get('paraphrase_max_cosine')}, it keeps the slot values the line named "
+            "and the second labelling agrees)."
+        ),
         "- Templates used: " + ", ".join(f"`{k}` {v}" for k, v in sorted(templates.items())) + ".",
         f"- Review at the gate: {', '.join(f'{k} {v}' for k, v in sorted(source.items()))}; "
         f"items with a reviewer edit: {edited}. Reviewers: "

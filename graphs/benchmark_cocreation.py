@@ -41,6 +41,7 @@ else ``local``). `DEMO_INPUTS` is a cheap preset (one batch of three items).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import json
@@ -48,6 +49,7 @@ import math
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -232,6 +234,20 @@ class Inputs(BaseModel):
     target_per_subtask: int | None = Field(
         None, ge=1, description="admitted items per subtask to reach (overrides target_items)"
     )
+    paraphrase_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of templated items whose model-written scenario line the model then "
+        "rewords; a paraphrase that passes its checks replaces the line",
+    )
+    paraphrase_max_cosine: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="a paraphrase at least this similar to its source line (cosine, the run's "
+        "embedder) is a copy, not a paraphrase",
+    )
 
     @property
     def batches_allowed(self) -> int:
@@ -306,6 +322,8 @@ class State(GatedState, total=False):
     max_tries: int
     model_share: float
     target_per_subtask: int
+    paraphrase_share: float
+    paraphrase_max_cosine: float
     # progress
     template_index: dict[str, int]
     batches: int
@@ -571,6 +589,59 @@ def finish_sentence(text: str) -> tuple[str, bool]:
     return text, False
 
 
+PARAPHRASE_SYSTEM = (
+    "You reword what a user typed to an AI assistant: the same request in other words, one "
+    "short sentence in the user's voice."
+)
+
+
+def paraphrase_messages(line: str) -> list[SystemMessage | HumanMessage]:
+    """The model's prompt for a paraphrase: the drafted line only (no item, label or slots)."""
+    return [
+        SystemMessage(content=PARAPHRASE_SYSTEM),
+        HumanMessage(content=f"Request: {line}\nReword the request."),
+    ]
+
+
+def paraphrase_problems(
+    source: str,
+    text: str,
+    *,
+    cosine: float,
+    max_cosine: float,
+    keep: list[str],
+    labels: list[str],
+) -> list[str]:
+    """Why `text` cannot replace the scenario line `source` (empty: it can): any problem a
+    scenario line can have (`scene_problems`), a copy (`cosine` to the source at or above
+    `max_cosine`), or a slot value of `keep` (the topic, the item's slots) that the source
+    names and the paraphrase drops."""
+    problems = scene_problems(text, labels)
+    if cosine >= max_cosine:
+        problems.append(f"a copy of the drafted line (cosine {cosine:.3f} >= {max_cosine})")
+    dropped = [
+        k
+        for k in keep
+        if k and k.casefold() in source.casefold() and k.casefold() not in text.casefold()
+    ]
+    if dropped:
+        problems.append(f"drops slot value(s) {dropped}")
+    return problems
+
+
+def label_disagreement(
+    labeller: ModuleType | None, subtask: str, topic: str, filled: Any, line: str
+) -> str:
+    """Why a templated item with scenario `line` fails the second labelling ("" if it agrees
+    or the task has no labeller)."""
+    if labeller is None:
+        return ""
+    prompt = templated_prompt(line, topic, filled.facts, filled.question, True)
+    probe = Item(subtask=subtask, prompt=prompt, answer="-", label=filled.label)
+    check = second_labelling(labeller, probe)["label_check"]
+    return "" if check == "agrees" else f"second labelling {check}"
+
+
 def templated_prompt(scene: str, topic: str, facts: str, question: str, by_model: bool) -> str:
     """A templated item's prompt: the scenario line, then the facts, then the question."""
     lead = (
@@ -582,8 +653,15 @@ def templated_prompt(scene: str, topic: str, facts: str, question: str, by_model
 
 
 def scripted_scene(messages: list[Any]) -> str:
-    """The reply of the ``fake`` model in template drafting: a fixed request about the topic."""
-    found = re.search(r"Topic: (.+?)\. Write", str(messages[-1].content))
+    """The reply of the ``fake`` model in template drafting: a fixed request about the topic,
+    and, asked for a paraphrase of one, a fixed rewording of it."""
+    asked = str(messages[-1].content)
+    source = re.match(r"Request: (.+?)\nReword", asked)
+    if source:
+        about = re.search(r"about (.+?)[.?!]*$", source.group(1))
+        topic = about.group(1) if about else "my work"
+        return json.dumps({"request": f"I would like some advice on a question about {topic}."})
+    found = re.search(r"Topic: (.+?)\. Write", asked)
     topic = found.group(1) if found else "my work"
     return json.dumps({"request": f"Could you help me think through a question about {topic}?"})
 
@@ -696,6 +774,22 @@ class Nodes:
             else:
                 chosen = ("", False)
             text, by_model = chosen
+            drafted_text = text
+            reworded: dict[str, Any] = {"paraphrase": False}
+            if by_model and model_writes(k, inputs.paraphrase_share):
+                text, reworded = await self.paraphrase_line(
+                    chat_model,
+                    self.embed(inputs),
+                    text,
+                    keep=[topic, *(str(v) for v in filled.slots.values())],
+                    labels=labels,
+                    label_problem=functools.partial(
+                        label_disagreement, labeller, sub_name, topic, filled
+                    ),
+                    inputs=inputs,
+                    seed=(sub_name, i),
+                    agent=agent,
+                )
             prompt = templated_prompt(text, topic, filled.facts, filled.question, by_model)
             fallback = None
             if not by_model:
@@ -721,15 +815,72 @@ class Nodes:
                         "tries": len(tries),
                         "rejected_tries": [t["problems"] for t in tries if t["problems"]],
                         "period_added": bool(
-                            by_model and next(t for t in tries if t["text"] == text)["period_added"]
+                            by_model
+                            and next(t for t in tries if t["text"] == drafted_text)["period_added"]
                         ),
                         "fallback": fallback,
-                        "paraphrase": False,
+                        **reworded,
                         "reviewer_edit": False,
                     },
                 )
             )
         return items, {"template_index": index, "drafted": drafted + len(items)}
+
+    async def paraphrase_line(
+        self,
+        chat_model: Any,
+        embedder: Embedder,
+        line: str,
+        *,
+        keep: list[str],
+        labels: list[str],
+        label_problem: Callable[[str], str],
+        inputs: Inputs,
+        seed: tuple[Any, ...],
+        agent: str,
+    ) -> tuple[str, dict[str, Any]]:
+        """The model's paraphrase of the drafted scenario `line`, resampled (at most
+        `max_tries`) until it passes `paraphrase_problems` and the second labelling
+        (`label_problem`); failing that, `line` itself. Returns the line to use and its
+        provenance: whether it is a paraphrase, of what, its cosine to the source, the tries
+        and why each refused one was refused."""
+        tries: list[dict[str, Any]] = []
+        for t in range(1, inputs.max_tries + 1):
+            runnable = chat_model
+            if getattr(chat_model, "seed", None) is not None:
+                runnable = chat_model.bind(temperature=0.8, seed=_seed(*seed, "paraphrase", t))
+            result = await generate_structured(
+                runnable, Scene, list(paraphrase_messages(line)), agent=agent
+            )
+            text, _ = finish_sentence(" ".join(result.value.request.split()))
+            vectors = embedder.embed([line, text])
+            cosine = float(vectors[0] @ vectors[1])
+            problems = paraphrase_problems(
+                line,
+                text,
+                cosine=cosine,
+                max_cosine=inputs.paraphrase_max_cosine,
+                keep=keep,
+                labels=labels,
+            )
+            if not problems and (why := label_problem(text)):
+                problems.append(why)
+            tries.append({"text": text, "cosine": round(cosine, 4), "problems": problems})
+            if not problems:
+                break
+        accepted = tries[-1] if not tries[-1]["problems"] else None
+        return (accepted["text"] if accepted else line), {
+            "paraphrase": accepted is not None,
+            "paraphrase_of": line,
+            "paraphrase_cosine": accepted["cosine"] if accepted else None,
+            "paraphrase_max_cosine": inputs.paraphrase_max_cosine,
+            "paraphrase_tries": len(tries),
+            "rejected_paraphrases": [
+                {"text": t["text"], "cosine": t["cosine"], "problems": t["problems"]}
+                for t in tries
+                if t["problems"]
+            ],
+        }
 
     def embed(self, inputs: Inputs) -> Embedder:
         return resolve_embedder(self.embedder if self.embedder is not None else inputs.embedder)
@@ -1067,6 +1218,8 @@ class Nodes:
                 "model": model_label(self.chat(inputs)) if inputs.arm != "human_only" else None,
                 "max_tries": inputs.max_tries,
                 "model_share": inputs.model_share,
+                "paraphrase_share": inputs.paraphrase_share,
+                "paraphrase_max_cosine": inputs.paraphrase_max_cosine,
                 "scenario_by": dict(
                     sorted(
                         Counter(

