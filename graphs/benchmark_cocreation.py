@@ -239,6 +239,9 @@ class Inputs(BaseModel):
     target_per_subtask: int | None = Field(
         None, ge=1, description="admitted items per subtask to reach (overrides target_items)"
     )
+    template_offset: int = Field(
+        0, ge=0, description="first template index per subtask (seeds of a pilot draw new items)"
+    )
 
     @property
     def batches_allowed(self) -> int:
@@ -313,6 +316,7 @@ class State(GatedState, total=False):
     max_tries: int
     model_share: float
     target_per_subtask: int
+    template_offset: int
     # progress
     template_index: dict[str, int]
     batches: int
@@ -660,7 +664,7 @@ class Nodes:
             k = drafted + n - 1
             sub_name = open_subtasks[k % len(open_subtasks)]
             labels = task.subtasks[sub_name].labels
-            i = index.get(sub_name, 0)
+            i = index.get(sub_name, inputs.template_offset)
             index[sub_name] = i + 1
             filled = templates.fill(sub_name, i)
             topic = (

@@ -9,7 +9,8 @@ From a `PanelScores` matrix (members x items, 1 right / 0 wrong):
   point-biserial correlation of an item's score with the member's score on the other items
   (undefined, and left out of means, when every member gets the item equally right or wrong);
   per item with an interval from resampling members, and its mean over items with an interval
-  from resampling items;
+  from resampling the items' values (each computed on the whole release: a resample that
+  repeats an item would otherwise correlate the item with its own copy in the rest score);
 - **ranking recovery**: Spearman's rho between measured accuracy and the *known* skill of the
   members that have one (scripted answerers: their expected accuracy on the same items),
   interval by resampling items.
@@ -111,9 +112,15 @@ def item_discrimination(x: Matrix) -> Matrix:
     return out
 
 
+def nanmean(v: Matrix) -> float:
+    """The mean of the finite values (NaN when there are none)."""
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
 def mean_discrimination(x: Matrix) -> float:
-    r = item_discrimination(x)
-    return float(np.nanmean(r)) if np.isfinite(r).any() else math.nan
+    """Mean corrected point-biserial over the items where it is defined."""
+    return nanmean(item_discrimination(x))
 
 
 def _ranks(v: Matrix) -> Matrix:
@@ -245,8 +252,7 @@ def measure(
         members=tuple(members),
         spread=_estimate(spread(x), bootstrap(x, spread, resamples=resamples, rng=rng)),
         mean_discrimination=_estimate(
-            mean_discrimination(x),
-            bootstrap(x, mean_discrimination, resamples=resamples, rng=rng),
+            nanmean(r), bootstrap(r[None, :], nanmean, resamples=resamples, rng=rng)
         ),
         discriminating_share=float(np.isfinite(r).mean()),
         ranking_spearman=_estimate(

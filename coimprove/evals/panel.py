@@ -213,6 +213,7 @@ class ModelAnswerer:
         label = model if isinstance(model, str) else model_label(model)
         self.name = name or f"{label}/{variant}"
         self._chat: Any = None
+        self._native = False
         self._schemas: dict[tuple[str, ...], type[BaseModel]] = {}
 
     def expected_scores(self, items: Sequence[PanelItem]) -> list[float] | None:
@@ -231,15 +232,19 @@ class ModelAnswerer:
     async def answer(self, items: Sequence[PanelItem]) -> list[str]:
         if self._chat is None:
             chat = resolve_model(self.spec)
-            if getattr(chat, "coimprove_json_schema", False):
-                chat = chat.bind(temperature=0.0, max_tokens=24)  # type: ignore[assignment]
-            self._chat = chat
+            self._native = bool(getattr(chat, "coimprove_json_schema", False))
+            # an embedded model decodes greedily, constrained to the answer schema
+            self._chat = chat.bind(temperature=0.0, max_tokens=32) if self._native else chat
         out = []
         for item in items:
             schema = self._schemas.setdefault(item.options, _answer_schema(item.options))
             try:
                 result = await generate_structured(
-                    self._chat, schema, self.messages(item), agent=f"panel:{self.name}"
+                    self._chat,
+                    schema,
+                    self.messages(item),
+                    agent=f"panel:{self.name}",
+                    native=self._native or None,
                 )
             except Exception as exc:
                 raise EvalError(
