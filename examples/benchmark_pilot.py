@@ -3,7 +3,11 @@
     python examples/benchmark_pilot.py --model local --seeds 3 --items 30 --out pilot-out
 
 (the documented size: 3 seeds x 3 arms x 30 items, about 30-60 min on 2 loaded cores; ``--model
-fake`` runs the same pipeline with scripted models in a few minutes.)
+fake`` runs the same pipeline with scripted models in a few minutes.) The seeds can run as
+parallel processes and be tabled together:
+
+    python examples/benchmark_pilot.py --model local --seeds 1 --seed-start K --out out-K  # K=0,1,2
+    python examples/benchmark_pilot.py --model local --collect out-0 out-1 out-2 --out pilot-out
 
 Per seed, the built-in `benchmark_cocreation` graph builds one release per arm on all five
 stable-reflectivity subtasks (template slot-filling; the gold label follows from the template):
@@ -156,7 +160,7 @@ def answer_model(spec: str) -> ModelSpec:
         text = str(messages[-1].content)
         options = re.findall(r'"([a-z]+)"', text.rsplit("Answer", 1)[-1])
         pick = int(hashlib.sha256(text.encode()).hexdigest(), 16) % max(1, len(options))
-        return json.dumps({"answer": options[pick] if options else ""})
+        return json.dumps(options[pick] if options else "")
 
     return FakeChatModel(respond=respond, model_name="fake-answerer")
 
@@ -337,25 +341,41 @@ async def main(args: argparse.Namespace) -> None:
     started = time.monotonic()
     builds: list[dict[str, Any]] = []
     per_arm: dict[str, list[PanelScores]] = {arm: [] for arm in ARMS}
-    await asyncio.to_thread((out / "scores").mkdir, exist_ok=True)
-    for seed in range(args.seeds):
+    if args.collect:
+        # the table from earlier runs' folders (e.g. seeds run as parallel processes)
+        for folder in args.collect:
+            lines = (folder / "builds.jsonl").read_text(encoding="utf-8").splitlines()
+            for build in map(json.loads, lines):
+                builds.append(build)
+                if build["published"]:
+                    path = folder / "scores" / f"{build['arm']}-s{build['seed']}.json"
+                    per_arm[build["arm"]].append(
+                        PanelScores.model_validate_json(path.read_text(encoding="utf-8"))
+                    )
+        args.seeds = len({b["seed"] for b in builds})
+    else:
+        await asyncio.to_thread((out / "scores").mkdir, exist_ok=True)
+    for seed in [] if args.collect else range(args.seed_start, args.seed_start + args.seeds):
         for arm in ARMS:
             build = await build_release(workflow, arm, seed, args, out)
-            builds.append(build)
-            if not build["published"]:
+            if build["published"]:
+                release = load_release(build["published"], task)
+                build["items"] = len(release.items)
+                scores = await panel.score(task, release, grader)
+                per_arm[arm].append(scores)
+                path = out / "scores" / f"{arm}-s{seed}.json"
+                await asyncio.to_thread(path.write_text, scores.model_dump_json())
+                print(
+                    f"seed {seed} {arm:<10} drafted {build['drafted']:>3} admitted "
+                    f"{build['admitted']:>3} release {release.version} ({len(release.items)} "
+                    f"items) [{time.monotonic() - started:.0f} s]",
+                    flush=True,
+                )
+            else:
                 print(f"seed {seed} {arm}: nothing admitted, no release ({build['db']})")
-                continue
-            release = load_release(build["published"], task)
-            build["items"] = len(release.items)
-            scores = await panel.score(task, release, grader)
-            per_arm[arm].append(scores)
-            (out / "scores" / f"{arm}-s{seed}.json").write_text(scores.model_dump_json())
-            print(
-                f"seed {seed} {arm:<10} drafted {build['drafted']:>3} admitted "
-                f"{build['admitted']:>3} release {release.version} ({len(release.items)} items) "
-                f"[{time.monotonic() - started:.0f} s]",
-                flush=True,
-            )
+            builds.append(build)
+            with (out / "builds.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(build) + "\n")
     per_arm = {arm: s for arm, s in per_arm.items() if s}
     if not per_arm:
         raise SystemExit("no arm published a release; nothing to measure")
@@ -397,6 +417,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="benchmark co-creation pilot")
     parser.add_argument("--model", default="fake", help="fake | local | local:gemma3-270m | …")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed")
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="build no release: make the table from these earlier --out folders",
+    )
     parser.add_argument("--items", type=int, default=30, help="items per arm and seed (>= 30)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=1000)
