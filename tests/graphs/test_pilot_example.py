@@ -3,6 +3,7 @@ prints the arm table with intervals (people are scripted stand-ins, and the outp
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -55,4 +56,10 @@ def test_the_pilot_prints_the_arm_table_with_intervals(tmp_path: Path) -> None:
     )
     assert both.returncode == 0, both.stderr[-2000:]
     assert "2 seeds" in both.stdout
+    for arm in ("human_ai", "human_only"):  # each seed drew other template slots
+        refs = [
+            json.loads((tmp_path / f"s{k}" / "scores" / f"{arm}-s{k}.json").read_text())["refs"]
+            for k in (0, 1)
+        ]
+        assert not set(refs[0]) & set(refs[1])
     assert re.search(r"\| human-only \| 2 \| 10 \|", both.stdout)
