@@ -248,6 +248,9 @@ class Inputs(BaseModel):
         description="a paraphrase at least this similar to its source line (cosine, the run's "
         "embedder) is a copy, not a paraphrase",
     )
+    template_offset: int = Field(
+        0, ge=0, description="first template index per subtask (seeds of a pilot draw new items)"
+    )
 
     @property
     def batches_allowed(self) -> int:
@@ -324,6 +327,7 @@ class State(GatedState, total=False):
     target_per_subtask: int
     paraphrase_share: float
     paraphrase_max_cosine: float
+    template_offset: int
     # progress
     template_index: dict[str, int]
     batches: int
@@ -731,7 +735,7 @@ class Nodes:
             k = drafted + n - 1
             sub_name = open_subtasks[k % len(open_subtasks)]
             labels = task.subtasks[sub_name].labels
-            i = index.get(sub_name, 0)
+            i = index.get(sub_name, inputs.template_offset)
             index[sub_name] = i + 1
             filled = templates.fill(sub_name, i)
             topic = (
