@@ -761,7 +761,10 @@ def demo(
 @app.command("diff-validate")
 def diff_validate(
     base: Annotated[str, typer.Option(help="Base model: fake (synthetic) or local.")] = "fake",
-    seeds: Annotated[int, typer.Option(help="Planted runs (and as many control runs).")] = 10,
+    seeds: Annotated[int, typer.Option(help="Planted runs.")] = 10,
+    controls: Annotated[
+        int | None, typer.Option(help="Control runs, B = A (default: as many as --seeds).")
+    ] = None,
     samples: Annotated[int, typer.Option(help="Responses per prompt and model.")] = 3,
     per_category: Annotated[
         int | None, typer.Option(help="Prompts per category (default: all).")
@@ -797,6 +800,7 @@ def diff_validate(
         settings = v.Settings(
             base=base,
             seeds=seeds,
+            controls=controls,
             samples=samples,
             per_category=per_category,
             clusters=clusters,

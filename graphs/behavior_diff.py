@@ -149,7 +149,13 @@ class Inputs(BaseModel):
     per_category: int | None = Field(
         None, ge=1, description="use only the first N prompts of each category"
     )
-    samples: int = Field(1, ge=1, le=50, description="responses per prompt and model")
+    samples: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="responses per prompt and model (3: the diff-validate sweep's choice; 1 "
+        "sample cannot pass Holm, graphs/README.md)",
+    )
     clusters: int | None = Field(None, ge=2, le=100, description="k (default ~sqrt(n/2))")
     max_findings: int = Field(6, ge=1, le=50, description="clusters the supervisor describes")
     alpha: float = Field(

@@ -1,6 +1,6 @@
 """Does behavior_diff find differences nobody told it to look for? Plant them and measure.
 
-    coimprove diff-validate --base fake --seeds 10
+    coimprove diff-validate --base fake --seeds 10 --controls 80
     coimprove diff-validate --base local --seeds 2 --per-category 3 --samples 2
 
 Model B is the base model (fake or local) itself — a second, independent set of draws — with
@@ -14,7 +14,8 @@ with every plant and once per seed as a control (no plant: B = A). From the find
   whose most common category is the planted one);
 - precision: share of reported findings (planted runs) that match some plant (a test over
   "all" prompts matches a plant of an accepted kind in any category);
-- false-positive rate: share of control runs that report any finding;
+- false-positive rate: share of control runs (``controls``, default as many as seeds) that
+  report any finding;
 
 each with a 95% Wilson interval. Plants (`PLANTS`; each on its own prompt category): refusal,
 flattery prefix, length (truncated to a third), hedging prefix, format switch (bullet list),
@@ -283,6 +284,9 @@ class Settings(BaseModel):
 
     base: str = "fake"
     seeds: int = Field(10, ge=1, le=1000)
+    controls: int | None = Field(
+        None, ge=1, le=5000, description="control runs (B = A); default: as many as seeds"
+    )
     samples: int = Field(3, ge=1, le=50)
     per_category: int | None = Field(None, ge=1)
     clusters: int | None = Field(None, ge=2, le=100)
@@ -367,14 +371,17 @@ async def validate(settings: Settings, out: Path) -> dict[str, Any]:
             any(finding_matches(f, p, recall=False) for p in settings.plants)
             for f in planted["reported"]
         )
+        fallbacks += planted["fallback"]
+    controls = settings.controls or settings.seeds
+    for seed in range(controls):
         control = await one_run(settings, seed + 10_000, [], out / f"control-{seed}")
         false_runs += bool(control["reported"])
-        fallbacks += planted["fallback"] + control["fallback"]
+        fallbacks += control["fallback"]
     return {
         "settings": settings.model_dump(),
         "recall": {k: interval(v, settings.seeds) for k, v in recovered.items()},
         "precision": interval(true_findings, all_findings),
-        "false_positive_rate": interval(false_runs, settings.seeds),
+        "false_positive_rate": interval(false_runs, controls),
         "fallback_runs": fallbacks,
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -394,7 +401,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         [
             "# behavior_diff validation",
             "",
-            f"Base model {s['base']}; {s['seeds']} seeds (planted + control each); "
+            f"Base model {s['base']}; {s['seeds']} planted runs, "
+            f"{s['controls'] or s['seeds']} control runs (B = A); "
             f"{s['samples']} samples per prompt; "
             f"{s['per_category'] or 'all'} prompts per category; k = {s['clusters'] or 'default'}; "
             f"{s['max_tokens']} tokens; {report['seconds']} s. Intervals: 95% Wilson.",

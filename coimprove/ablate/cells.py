@@ -28,7 +28,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, ConfigDict, Field
 
 from coimprove.ablate.measures import CellMeasures, measure
-from coimprove.ablate.spec import SYNTHETIC, Arm, CellSpec
+from coimprove.ablate.spec import AGENT_MODEL, SYNTHETIC, Arm, CellSpec
 from coimprove.ablate.synthetic import (
     SyntheticCanaries,
     sweep_model,
@@ -84,8 +84,11 @@ def open_cell_ledger(location: str) -> Ledger:
 def _panel(cell: CellSpec) -> list[Reviewer]:
     panel = cell.panel
     if panel.model is not None:
+        own = panel.model == AGENT_MODEL
+        chat = sweep_model(cell.model if own else panel.model)
+        prompt = "self_critique" if own else "reviewer"
         return [
-            ModelReviewer(sweep_model(panel.model), id=rid, think_s=panel.think_s)
+            ModelReviewer(chat, id=rid, think_s=panel.think_s, prompt=prompt)
             for rid in panel.reviewer_ids
         ]
     profile = panel.profile_model()

@@ -31,9 +31,15 @@ MIN_BIN = 20
 _DPI = 110
 _QUEUE_EDGES = (0, 1, 2, 3, 5, 9, 17, 33, 65)
 _HOUR_EDGES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-_ARM_COLOURS = {"autonomous": "#c44e52", "ai_reviewed": "#4c72b0", "human_in_the_loop": "#55a868"}
+_ARM_COLOURS = {
+    "autonomous": "#c44e52",
+    "self_critique": "#dd8452",
+    "ai_reviewed": "#4c72b0",
+    "human_in_the_loop": "#55a868",
+}
 _ARM_NAMES = {
     "autonomous": "autonomous",
+    "self_critique": "self-critique",
     "ai_reviewed": "AI-reviewed",
     "human_in_the_loop": "human-in-the-loop",
 }

@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from coimprove.ablate.cells import CellResult
+from coimprove.ablate.costs import DeadEndCost, dead_end_cost
+from coimprove.ablate.edits import EditOutcomes, edit_outcomes
 from coimprove.ablate.plots import draw_all
 from coimprove.ablate.spec import ARMS, SweepSpec
 from coimprove.ablate.stats import Estimate
@@ -47,6 +49,17 @@ class SweepReport(BaseModel):
     failed: list[dict[str, Any]]
     figures: list[str]
     spec: dict[str, Any]
+    reviewer_modes: dict[str, str] = Field(
+        default_factory=dict,
+        description="panel -> what produced its decisions (scripted catch_mode label/content, "
+        "a model, self-critique)",
+    )
+    dead_end_cost: list[DeadEndCost] = Field(
+        default_factory=list, description="per arm: steps, model and reviewer time on dead ends"
+    )
+    edit_outcomes: list[EditOutcomes] = Field(
+        default_factory=list, description="per panel: edited vs unedited outcomes over time"
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -113,6 +126,12 @@ def build_report(
     by_arm = _group(ok, lambda r: (r.arm,))
     arms = [summarize(arm, by_arm[(arm,)], arm=arm) for arm in ARMS if (arm,) in by_arm]
     overall = summarize("all", ok)
+    costs = [dead_end_cost(arm, by_arm[(arm,)], arm=arm) for arm in ARMS if (arm,) in by_arm]
+    edits = [
+        edit_outcomes(panel, rs, arm=rs[0].arm)
+        for (panel,), rs in _group(ok, lambda r: (r.cell.panel.name,)).items()
+    ]
+    modes = {panel.name: panel.mode for panel in spec.reviewers}
 
     figures_dir = out / "figures"
     figures = draw_all(ok, panels, policy_panel, figures_dir) if ok else []
@@ -133,6 +152,9 @@ def build_report(
         failed=[{"key": f.key, "error": f.error} for f in failed],
         figures=[str(p.relative_to(out)) for p in figures],
         spec=spec.model_dump(mode="json"),
+        reviewer_modes=modes,
+        dead_end_cost=costs,
+        edit_outcomes=edits,
     )
     write_atomic(out / "report.json", report.model_dump_json(indent=1))
     write_atomic(out / "cells.csv", _csv(cells))
@@ -348,7 +370,8 @@ def _markdown(rep: SweepReport) -> str:
             ],
         )
     )
-    out += ["", "## Figures", ""]
+    out += ["", *_modes_section(rep), *_cost_section(rep), *_edits_section(rep)]
+    out += ["## Figures", ""]
     captions = {
         "fatigue.png": "Rubber-stamp and canary catch rates against queue length and time in "
         "session",
@@ -384,6 +407,116 @@ def _markdown(rep: SweepReport) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _modes_section(rep: SweepReport) -> list[str]:
+    if not rep.reviewer_modes:
+        return []
+    out = [
+        "## Reviewer modes",
+        "",
+        "What produced each panel's decisions. A scripted profile in `catch_mode label` "
+        "catches by the hidden label alone (its numbers reproduce its own settings); in "
+        "`catch_mode content` it catches by what the gate shows (flags, risk, critique, "
+        "phrases, size).",
+        "",
+    ]
+    out += [f"- `{panel}`: {mode}" for panel, mode in rep.reviewer_modes.items()]
+    return [*out, ""]
+
+
+def _cost_section(rep: SweepReport) -> list[str]:
+    if not rep.dead_end_cost:
+        return []
+    out = [
+        "## Dead ends as cost",
+        "",
+        "Per run (mean, 95 % normal interval over runs): dead-end proposals (steps), seconds of "
+        "the agent's model calls that made them, simulated reviewer seconds on them and model "
+        "reviewers' call seconds; share of steps (Wilson) and share shipped (Wilson).",
+        "",
+    ]
+    out.append(
+        _table(
+            [
+                "arm",
+                "runs",
+                "dead-end steps /run",
+                "share of steps",
+                "agent model s /run",
+                "reviewer s /run",
+                "reviewer model s /run",
+                "reviewer time share",
+                "dead ends shipped",
+            ],
+            [
+                [
+                    c.label,
+                    f"{c.runs:,}",
+                    c.steps_per_run.fmt(2),
+                    c.step_share.fmt(1, pct=True),
+                    c.agent_model_s_per_run.fmt(3),
+                    _secs(c.reviewer_s_per_run),
+                    c.reviewer_model_s_per_run.fmt(3),
+                    "–" if c.reviewer_s_share is None else f"{c.reviewer_s_share:.0%}",
+                    c.shipped.fmt(1, pct=True),
+                ]
+                for c in rep.dead_end_cost
+            ],
+        )
+    )
+    return [*out, ""]
+
+
+def _edits_section(rep: SweepReport) -> list[str]:
+    shown = [e for e in rep.edit_outcomes if e.overall.edited]
+    if not shown:
+        return []
+    out = [
+        "## Do edits improve outcomes?",
+        "",
+        "Approved proposals per panel, in windows of each cell's sequence of proposals (1 = "
+        "earliest). Paired: of edited proposals, bad as proposed vs bad as shipped, and the "
+        "share of bad ones the edit repaired; unpaired: flaws shipped per edited vs unedited "
+        "approval and the difference (Newcombe). A repaired share of 0 with equal flaw rates "
+        "means the edits were noise.",
+        "",
+    ]
+    rows = []
+    for e in shown:
+        for w in [*e.windows, e.overall]:
+            rows.append(
+                [
+                    e.label,
+                    "all" if w.window == 0 else str(w.window),
+                    f"{w.edited:,}",
+                    w.edited_bad_as_proposed.fmt(1, pct=True),
+                    w.edited_bad_shipped.fmt(1, pct=True),
+                    w.repaired.fmt(1, pct=True),
+                    f"{w.approved_unedited:,}",
+                    w.unedited_bad_shipped.fmt(1, pct=True),
+                    w.difference.fmt(1, pct=True),
+                    w.edited_effect_failed.fmt(1, pct=True),
+                ]
+            )
+    out.append(
+        _table(
+            [
+                "panel",
+                "window",
+                "edited",
+                "bad as proposed",
+                "bad as shipped",
+                "repaired",
+                "unedited approvals",
+                "unedited bad shipped",
+                "difference",
+                "effect failed (edited)",
+            ],
+            rows,
+        )
+    )
+    return [*out, ""]
 
 
 def load_report(out: Path) -> SweepReport:

@@ -11,6 +11,7 @@ reviewers:                    # one panel answers every gate of a cell
   - {name: careful, profile: careful}               # a scripted stand-in for people
   - {name: autonomous, profile: autonomous}         # instant approval: still a gate
   - {name: ai, model: fake, think_s: 30}            # model-as-reviewer
+  - {name: self, model: agent}                      # self-critique: the agent's own model
 seeds: [1, 2, 3]
 runs_per_cell: 40
 gates_per_run: 4
@@ -47,6 +48,7 @@ from coimprove.policy import Policy, load_policy
 from coimprove.reviewers.profiles import ReviewerProfile, load_profile
 
 __all__ = [
+    "AGENT_MODEL",
     "ARMS",
     "SYNTHETIC",
     "Arm",
@@ -59,9 +61,13 @@ __all__ = [
     "spec_from_yaml",
 ]
 
-Arm = Literal["autonomous", "ai_reviewed", "human_in_the_loop"]
-"""How a panel oversees: no one looks (an instant approval, still recorded as a gate), a model
+Arm = Literal["autonomous", "self_critique", "ai_reviewed", "human_in_the_loop"]
+"""How a panel oversees: no one looks (an instant approval, still recorded as a gate), the
+agent's own model critiques its work (the autonomous baseline that reviews itself), a model
 looks (the AI-only baseline), or people look (scripted stand-ins in headless runs)."""
+
+AGENT_MODEL = "agent"
+"""A model panel's `model` value meaning "the cell's own agent model" (self-critique)."""
 ARMS: tuple[Arm, ...] = get_args(Arm)
 
 SYNTHETIC = "synthetic"
@@ -156,8 +162,10 @@ def _with_settings(policy: Policy, forced: dict[str, Any]) -> Policy:
 class PanelSpec(_Strict):
     """Who answers a cell's gates: `count` scripted reviewers with one profile, or models.
 
-    ``arm`` defaults to ``ai_reviewed`` for a model, ``autonomous`` for the ``autonomous``
-    profile and ``human_in_the_loop`` for every other profile. ``ids`` names the reviewers
+    ``arm`` defaults to ``self_critique`` for ``model: agent`` (the cell's own agent model
+    critiques the proposal with the ``self_critique`` prompt), ``ai_reviewed`` for another
+    model, ``autonomous`` for the ``autonomous`` profile and ``human_in_the_loop`` for every
+    other profile. ``ids`` names the reviewers
     (default ``<name>-1`` …), e.g. to match a policy's ``reviewers:`` patterns.
     """
 
@@ -184,8 +192,16 @@ class PanelSpec(_Strict):
             if len(set(self.ids)) != len(self.ids) or not all(self.ids):
                 raise ValueError("@ids: reviewer ids must be distinct and non-empty")
         if self.model is not None:
-            _check_model_spec(self.model, "model")
+            if self.model != AGENT_MODEL:
+                _check_model_spec(self.model, "model")
+            if self.arm == "self_critique" and self.model != AGENT_MODEL:
+                raise ValueError(
+                    f"@arm: self_critique means the agent's own model reviews: use `model: "
+                    f"{AGENT_MODEL}`, not {self.model!r}"
+                )
             return self
+        if self.arm == "self_critique":
+            raise ValueError(f"@arm: self_critique needs `model: {AGENT_MODEL}`, not a profile")
         if self.profile_doc:
             return self
         assert self.profile is not None
@@ -202,7 +218,7 @@ class PanelSpec(_Strict):
         if self.arm is not None:
             return self.arm
         if self.model is not None:
-            return "ai_reviewed"
+            return "self_critique" if self.model == AGENT_MODEL else "ai_reviewed"
         return "autonomous" if self.profile_doc.get("name") == "autonomous" else "human_in_the_loop"
 
     @property
@@ -214,6 +230,17 @@ class PanelSpec(_Strict):
         if not self.profile_doc:
             raise SweepError(f"panel {self.name!r} is a model panel, not a scripted one")
         return ReviewerProfile.model_validate(self.profile_doc)
+
+    @property
+    def mode(self) -> str:
+        """What produced this panel's decisions, for the report: the scripted profile and its
+        ``catch_mode`` (label or content), or the model (and whether it is self-critique)."""
+        if self.model == AGENT_MODEL:
+            return "self-critique (agent's model)"
+        if self.model is not None:
+            return f"model {self.model}"
+        profile = self.profile_model()
+        return f"scripted {profile.name}, catch_mode {profile.catch_mode}"
 
 
 def _check_model_spec(spec: str, where: str) -> None:
@@ -237,7 +264,10 @@ class SyntheticSpec(_Strict):
     fixed with `fix_rate` (else polished but still flawed: approving it is reward capture), a
     dead end is abandoned for a fresh direction, a sound one stays sound. A flaw shows a
     symptom in the text with `visible_rate` (what a model reviewer can read); a sound proposal
-    carries a misleading symptom with `red_herring_rate`.
+    carries a misleading symptom with `red_herring_rate`. With `dead_end_depth`, shipping a
+    dead end costs more steps: the run's next proposals continue the dead direction until one
+    is stopped or the depth runs out. With `edit_fix_rate`, an edit repairs a bad proposal
+    (the shipped outcome the effect records is sound), so whether edits help can be planted.
     """
 
     truth: dict[Truth, float] = Field(default_factory=lambda: dict(_DEFAULT_TRUTH))
@@ -246,6 +276,17 @@ class SyntheticSpec(_Strict):
     red_herring_rate: Rate = 0.05
     canary_visible_rate: Rate = Field(
         default=0.5, description="P(a planted canary flaw shows a symptom in the text)"
+    )
+    dead_end_depth: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="an approved dead end is pursued: up to this many of the run's next "
+        "proposals continue it (still dead ends) until a gate stops one",
+    )
+    edit_fix_rate: Rate = Field(
+        default=0.0,
+        description="P(a reviewer's edit repairs a flawed or dead-end proposal before it ships)",
     )
 
     @field_validator("truth")

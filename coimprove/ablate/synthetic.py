@@ -18,7 +18,10 @@ a misleading one with ``red_herring_rate``.
 
 The agent's model writes each proposal's title (``fake`` is `sweep_model`'s deterministic
 stand-in, which also answers as a reviewer by looking for symptoms); the truth never depends on
-the model. `SyntheticCanaries` plants flaws in these proposals for policies with a canary rate.
+the model. With ``dead_end_depth`` an approved dead end is pursued for up to that many more
+steps (dead ends cost steps); with ``edit_fix_rate`` an edit repairs a bad proposal, and the
+effect records the shipped truth (``shipped_truth`` in ``effect.finished``). `SyntheticCanaries`
+plants flaws in these proposals for policies with a canary rate.
 """
 
 from __future__ import annotations
@@ -104,6 +107,9 @@ class SyntheticState(GatedState, total=False):
     revision: int
     shipped: int
     dropped: int
+    pursuing: int
+    last_truth: Truth
+    shipped_truth: Truth
 
 
 def synthetic_inputs(run: int, seed: int, steps: int) -> dict[str, Any]:
@@ -170,6 +176,9 @@ def synthetic_workflow(
             revision = state.get("revision", 0) + 1
         rng = random.Random(f"{seed}:{run}:{step}:{revision}")
         truth = _truth(opts, rng, previous)
+        continues = ctx.feedback is None and state.get("pursuing", 0) > 0
+        if continues:  # an approved dead end is still being pursued
+            truth = "dead_end"
         topic = _TOPICS[rng.randrange(len(_TOPICS))]
         kind = _KINDS[step % len(_KINDS)]
         prompt = f"Write a one-line title for a {kind} proposal: try {topic}."
@@ -181,6 +190,8 @@ def synthetic_workflow(
         sentences = [f"We propose to try {topic} in step {step + 1} of the study."]
         if revision:
             sentences.append("This revision addresses the reviewer's note.")
+        if continues:
+            sentences.append("It builds on the direction approved in the previous step.")
         u_show, u_which = rng.random(), rng.random()
         if truth == "flawed":
             text, key, value = _FLAW_SYMPTOMS[int(u_which * len(_FLAW_SYMPTOMS))]
@@ -200,13 +211,29 @@ def synthetic_workflow(
             tags=(SYNTHETIC_TAG,),
             truth=truth,
         )
-        return proposal, {"revision": revision}
+        update: dict[str, Any] = {"revision": revision, "last_truth": truth}
+        if ctx.feedback is not None:
+            update["pursuing"] = 0  # sent back: the dead direction (if any) is abandoned
+        return proposal, update
 
     def ship(state: SyntheticState, approved: Approved) -> dict[str, Any]:
+        truth: Truth = approved.proposal.truth or state.get("last_truth", "sound")
+        pursuing = state.get("pursuing", 0)
+        if truth == "dead_end":
+            pursuing = pursuing - 1 if pursuing > 0 else opts.dead_end_depth
+        else:
+            pursuing = 0
+        shipped: Truth = truth
+        if approved.outcome.outcome == "edit" and truth != "sound" and opts.edit_fix_rate > 0:
+            rng = random.Random(f"edit:{state['seed']}:{state['run']}:{state.get('step', 0)}")
+            if rng.random() < opts.edit_fix_rate:
+                shipped, pursuing = "sound", 0  # the edit repaired it
         return {
             "shipped": state.get("shipped", 0) + 1,
             "step": state.get("step", 0) + 1,
             "revision": 0,
+            "pursuing": pursuing,
+            "shipped_truth": shipped,
         }
 
     def drop(state: SyntheticState) -> dict[str, Any]:
@@ -214,6 +241,7 @@ def synthetic_workflow(
             "dropped": state.get("dropped", 0) + 1,
             "step": state.get("step", 0) + 1,
             "revision": 0,
+            "pursuing": 0,
             "feedback": {"propose": None},  # a rejected line of work leaves no note behind
         }
 

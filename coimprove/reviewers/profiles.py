@@ -25,6 +25,18 @@ fatigue: {skim_per_queued: 0.005, skim_per_hour: 0.01, catch_drop_per_hour: 0.01
 learning: {catch_gain: 0.02, max_catch_rate: 0.95, skim_drop: 0.0, from: [canary, outcome]}
 ```
 
+``catch_mode`` says what the catch probability depends on. ``label`` (the default): only the
+hidden ground truth — a flawed proposal is caught with `catch_rate` however it looks, so a sweep
+reproduces the profile's own settings. ``content``: what is visible on the gate as well
+(`ContentReading`) — a flawed proposal is caught with `catch_rate` only when a *cue* shows (the
+framework's unchanged-resubmission flag, a high risk, a safety critique's risk, a phrase in the
+text), else with `hidden_catch_rate`; a sound proposal showing a cue draws a false alarm with
+`cue_false_alarm_rate`; and a long proposal dilutes attention (the catch probability halves at
+`size_halving_bytes`)::
+
+    catch_mode: content
+    content: {hidden_catch_rate: 0.1, cue_false_alarm_rate: 0.3, phrases: [training split]}
+
 A `learning` block makes the reviewer improve with feedback (`coimprove.feedback`): every
 *lesson* — a feedback item telling it that it missed something — of a kind listed in ``from``
 adds `catch_gain` to its catch rate (up to `max_catch_rate`) and removes `skim_drop` from its
@@ -56,8 +68,11 @@ from pydantic import (
 from coimprove._resources import builtin_dir
 from coimprove._yaml import load_yaml_model
 from coimprove.errors import ReviewerConfigError
+from coimprove.model import RISKS, GateRequest, Risk
 
 __all__ = [
+    "CatchMode",
+    "ContentReading",
     "Exponential",
     "Fatigue",
     "Fixed",
@@ -175,6 +190,80 @@ class Learning(_Strict):
     )
 
 
+CatchMode = Literal["label", "content"]
+"""What a scripted reviewer's catch probability depends on: the hidden label only, or also
+what is visible on the gate (`ContentReading`)."""
+
+
+class ContentReading(_Strict):
+    """What a ``catch_mode: content`` reviewer reads on the gate, and how it reacts.
+
+    A *cue* is anything visible that a reader would take as a sign of trouble: the framework's
+    flag on an unchanged or trivially changed resubmission, a proposal risk at or above
+    `min_risk`, a safety critique (tag ``critic-risk:<level>``) at or above `critic_risk`, or
+    one of `phrases` in the title or body (case-insensitive). Skimming, only the title and the
+    flags are read (not the body).
+    """
+
+    hidden_catch_rate: Rate = Field(
+        default=0.1, description="P(catch | flawed or dead end, reviewing, no cue visible)"
+    )
+    cue_false_alarm_rate: Rate = Field(
+        default=0.3, description="P(reject or request_changes | sound, a cue visible)"
+    )
+    resubmission_flag: bool = Field(
+        default=True, description="an unchanged/trivial resubmission flag is a cue"
+    )
+    min_risk: Risk | None = Field(
+        default="high", description="a proposal risk at or above this is a cue (None: never)"
+    )
+    critic_risk: Risk | None = Field(
+        default="medium",
+        description="a safety critique's risk at or above this is a cue (None: never)",
+    )
+    phrases: tuple[str, ...] = Field(
+        default=(), description="text that is a cue when it appears in the title or body"
+    )
+    size_halving_bytes: float | None = Field(
+        default=None,
+        gt=0,
+        description="proposal size (bytes) at which the catch probability halves (None: no "
+        "effect of size)",
+    )
+
+    @model_validator(mode="after")
+    def _phrases_not_blank(self) -> ContentReading:
+        for i, phrase in enumerate(self.phrases):
+            if not phrase.strip():
+                raise ValueError(f"@phrases.{i}: a cue phrase must not be blank")
+        return self
+
+    def cues(self, request: GateRequest, *, skim: bool = False) -> tuple[str, ...]:
+        """The cues visible on `request` (empty: nothing on the gate suggests trouble)."""
+        proposal = request.proposal
+        found: list[str] = []
+        sub = request.resubmission
+        if self.resubmission_flag and sub is not None and sub.flagged:
+            found.append(f"resubmission:{sub.change}")
+        if self.min_risk is not None and RISKS.index(proposal.risk) >= RISKS.index(self.min_risk):
+            found.append(f"risk:{proposal.risk}")
+        if self.critic_risk is not None:
+            floor = RISKS.index(self.critic_risk)
+            for tag in proposal.tags:
+                level = tag.removeprefix("critic-risk:")
+                if level != tag and level in RISKS and RISKS.index(level) >= floor:
+                    found.append(tag)
+        text = (proposal.title if skim else f"{proposal.title}\n{proposal.body}").lower()
+        found += [f"phrase:{p}" for p in self.phrases if p.lower() in text]
+        return tuple(found)
+
+    def size_factor(self, request: GateRequest) -> float:
+        """What a long proposal leaves of the catch probability: 1 / (1 + size / halving)."""
+        if self.size_halving_bytes is None:
+            return 1.0
+        return 1.0 / (1.0 + request.proposal.size / self.size_halving_bytes)
+
+
 class ReviewerProfile(_Strict):
     """How a scripted reviewer behaves. Load with `load_profile`; all rates are in [0, 1].
 
@@ -184,7 +273,8 @@ class ReviewerProfile(_Strict):
     detail with probability `p_open_detail`. A proposal that is flawed or a dead end (or a canary)
     is caught (rejected or sent back) with `catch_rate` when reviewing, `skim_catch_rate` when
     skimming; a sound one draws a false alarm with `false_alarm_rate`. Both are multiplied by
-    ``1 - approval_bias``.
+    ``1 - approval_bias``. With ``catch_mode: content`` the probabilities also depend on what
+    the gate shows (`ContentReading`, the ``content`` block).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -230,6 +320,27 @@ class ReviewerProfile(_Strict):
     learning: Learning | None = Field(
         default=None, description="how feedback raises catch_rate (None: never learns)"
     )
+    catch_mode: CatchMode = Field(
+        default="label",
+        description="label: catching depends on the hidden label only; content: also on what "
+        "the gate shows (the `content` block)",
+    )
+    content: ContentReading | None = Field(
+        default=None, description="what a content-mode reviewer reads (catch_mode: content)"
+    )
+
+    @model_validator(mode="after")
+    def _content_goes_with_its_mode(self) -> ReviewerProfile:
+        if self.catch_mode == "label" and self.content is not None:
+            raise ValueError("@content: only used with `catch_mode: content` (this is label)")
+        return self
+
+    @property
+    def reading(self) -> ContentReading | None:
+        """What the reviewer reads in content mode (the defaults when no block is given)."""
+        if self.catch_mode != "content":
+            return None
+        return self.content if self.content is not None else ContentReading()
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,9 @@ and the gate id (plus the escalation level above the first line), so the same re
 same review of the same gate whatever order gates arrive in. Every gate consumes the same fixed
 sequence of uniforms, one per choice, so two profiles (or two contexts) with the same seed share
 their random numbers: raising `skim_rate` or the queue only turns more reviews into skims, it
-never reshuffles the rest (common random numbers, which keep ablations paired).
+never reshuffles the rest (common random numbers, which keep ablations paired). Under
+``catch_mode: content`` the chance of saying no also depends on the cues the gate shows
+(`ContentReading`).
 """
 
 from __future__ import annotations
@@ -171,15 +173,7 @@ class ScriptedReviewer:
         if can_escalate and u_escalate < p.escalate_rate:
             verdict = "escalate"
         else:
-            if bad:
-                p_negative = (
-                    p.skim_catch_rate
-                    if skim
-                    else p.effective_catch_rate(context.session_elapsed_s, self.lessons)
-                )
-            else:
-                p_negative = p.false_alarm_rate
-            p_negative *= 1.0 - p.approval_bias
+            p_negative = self._p_negative(request, context, bad=bad, skim=skim)
             if u_negative < p_negative:
                 verdict = "request_changes" if u_changes < p.changes_share else "reject"
             elif not skim and u_edit < p.edit_rate and self._can_edit(request):
@@ -210,6 +204,29 @@ class ScriptedReviewer:
         return Review(views=tuple(views), decision=decision, decided_at=decided_at)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _p_negative(
+        self, request: GateRequest, context: ReviewContext, *, bad: bool, skim: bool
+    ) -> float:
+        """P(reject or request_changes): from the hidden label (``catch_mode: label``), or from
+        the label and the cues visible on the gate (``content``)."""
+        p = self.profile
+        caught = (
+            p.skim_catch_rate
+            if skim
+            else p.effective_catch_rate(context.session_elapsed_s, self.lessons)
+        )
+        reading = p.reading
+        if reading is None:
+            chance = caught if bad else p.false_alarm_rate
+        else:
+            visible = bool(reading.cues(request, skim=skim))
+            if bad:
+                unseen = 0.0 if skim else reading.hidden_catch_rate
+                chance = (caught if visible else unseen) * reading.size_factor(request)
+            else:
+                chance = reading.cue_false_alarm_rate if visible else p.false_alarm_rate
+        return chance * (1.0 - p.approval_bias)
 
     @staticmethod
     def _allowed(verdict: Verdict, request: GateRequest) -> Verdict:

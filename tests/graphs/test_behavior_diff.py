@@ -4,6 +4,10 @@ embeddings and k-means, a scripted person choosing the findings, the real ledger
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -102,7 +106,7 @@ async def test_the_reviewer_chooses_which_differences_become_findings(tmp_path: 
     result = await run_scripted(
         wf,
         Verdicts([choose_second], id="bob"),
-        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4, "max_findings": 3},
+        inputs={"out_dir": str(tmp_path / "out"), "clusters": 4, "max_findings": 3, "samples": 1},
         db=tmp_path / "l.db",
     )
     assert result.info.state == "finished", result.info.error
@@ -122,6 +126,7 @@ async def test_request_changes_rewrites_summaries_without_sampling_again(tmp_pat
         inputs={
             "out_dir": str(tmp_path / "out"),
             "prompt_limit": 12,
+            "samples": 1,
             "clusters": 3,
             "max_findings": 2,
         },
@@ -153,6 +158,7 @@ async def test_model_specs_come_from_the_inputs(tmp_path: Path) -> None:
         "b": {"spec": 'fake:["Absolutely, you are right!"]', "system": "Agree."},
         "supervisor": "fake:" + json.dumps([SUMMARY]),
         "prompt_limit": 6,
+        "samples": 1,
         "clusters": 2,
         "out_dir": str(tmp_path / "out"),
     }
@@ -262,3 +268,38 @@ def test_bad_validation_input_is_refused_before_anything_is_written(tmp_path: Pa
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValidationError, match="per_category"):
         val.Settings(per_category=0)  # zero prompts per category
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plant", "nope:factual"], "unknown kind"),
+        (["--plant", "refusal:factual:1.5"], r"outside \[0, 1\]"),
+        (["--plant", "refusal:factual:x"], "rate is not a number"),
+        (["--plant", "refusal:nowhere"], "not among"),
+        (["--per-category", "0"], "per_category"),
+        (["--seeds", "0"], "seeds"),
+        (["--controls", "0"], "controls"),
+    ],
+)
+def test_diff_validate_refuses_bad_input_from_the_shell_writing_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "coimprove", "diff-validate", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Traceback" not in said
+    assert re.search(message, said), said
+    assert not out.exists()
+
+
+def test_the_graph_samples_three_times_by_default_as_the_sweep_chose() -> None:
+    assert bd.Inputs().samples == 3 == val.Settings().samples
