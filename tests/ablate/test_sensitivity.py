@@ -4,7 +4,8 @@ The synthetic graph proposes 60% sound, 25% flawed and 15% dead-end work; a revi
 catches 37% of flaws and raises false alarms on 10% of sound proposals, with canaries at 30%,
 has sensitivity z(0.37) − z(0.10) ≈ 0.95. Counting every stop of a non-canary proposal as a
 false alarm gives about half that; the sound-only d′ must recover it, and the other one must
-be labelled a lower bound wherever it is shown.
+be labelled a lower bound wherever it is shown. (The same scenario at the issue's 5,848 gates,
+planted straight into a ledger, is `tests/unit/test_metrics.py`'s fast check.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from coimprove.ablate.validate import (
     check_results,
     validation_spec,
 )
+
+pytestmark = pytest.mark.slow  # a seeded sweep of about 3,000 gates: tens of seconds
 
 z = NormalDist().inv_cdf
 MIDDLING = VALIDATION_PANELS["middling"]
@@ -94,7 +97,8 @@ def test_validity_checks_pass_here_and_fail_for_another_configuration(
     _, checks = check_results(MIDDLING.profile, swept.results)
     by_name = {c.measure: c for c in checks}
     assert by_name["d_prime_sound"].expected == pytest.approx(SENSITIVITY, abs=1e-4)
-    assert by_name["d_prime_sound"].tolerance == 0.15
+    # ±0.15, widened to three standard errors at this size (about 0.2 for 2,000 trials)
+    assert 0.15 <= by_name["d_prime_sound"].tolerance <= 0.25
     for check in checks:
         assert check.ok, check
     for change in ({"false_alarm_rate": 0.16}, {"catch_rate": 0.5, "skim_catch_rate": 0.5}):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import pytest
 
+from coimprove.ledger import SqliteLedger
 from coimprove.metrics import (
     GROUP_BYS,
     MISSING,
@@ -311,6 +314,37 @@ def test_sound_only_false_alarms_and_d_prime_leave_real_flaws_out(
     assert low < sound_only < high
     # per reviewer too (the same SQL)
     assert summarize(ledger, "reviewer")["ana"].canary == got
+
+
+def test_the_issue_29_scenario_gives_the_configured_sensitivity(tmp_path: Path) -> None:
+    """5,848 gates of 60% sound, 25% flawed and 15% dead-end proposals, 30% canaries, a
+    reviewer stopping a flaw with 0.37 and a sound proposal with 0.10 (seeded draws): the
+    sound-only d′ is z(0.37) − z(0.10) ≈ 0.95; the canary-vs-everything one (0.48 in the
+    issue) is about half and only a lower bound."""
+    rng = random.Random(29)
+    with SqliteLedger(tmp_path / "issue29.db") as led:
+        with led.transaction() as tx:
+            b = Book(tx)
+            for k in range(5_848):
+                canary = rng.random() < 0.30
+                truth = "flawed" if canary else rng.choices(
+                    ["sound", "flawed", "dead_end"], [0.60, 0.25, 0.15]
+                )[0]  # fmt: skip
+                stop = rng.random() < (0.10 if truth == "sound" else 0.37)
+                b.decided(f"r1.g{k}.1", "rev", "reject" if stop else "approve",
+                          canary=canary, truth=truth)  # fmt: skip
+        got = report(led).canary
+    expected = z(0.37) - z(0.10)
+    assert got.n + got.non_canary == 5_848
+    assert got.catch_rate == pytest.approx(0.37, abs=0.03)
+    assert got.sound_false_alarm_rate == pytest.approx(0.10, abs=0.015)
+    assert got.false_alarm_rate == pytest.approx(0.6 * 0.10 + 0.4 * 0.37, abs=0.02)
+    sound, lower = got.d_prime_sound, got.d_prime_lower_bound
+    assert sound.value == pytest.approx(expected, abs=0.15)
+    assert sound.low is not None and sound.high is not None
+    assert sound.low < expected < sound.high
+    assert lower.value is not None and lower.high is not None
+    assert lower.high < expected - 0.15  # a lower bound here, far below the sensitivity
 
 
 def test_d_prime_interval_is_the_delta_method_one() -> None:
