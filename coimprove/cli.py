@@ -628,8 +628,10 @@ def report(
     for key in ("latency_s", "dwell_s"):
         d = data.get(key) or {}
         table.add_row(key, " ".join(f"{q}={fmt(d.get(q))}" for q in ("p50", "p90", "p99")))
-    c = data.get("canary") or {}
-    table.add_row("canary", " ".join(f"{k}={fmt(v)}" for k, v in c.items()))
+    from coimprove.report_view import canary_rows
+
+    for key, value in canary_rows(rep.canary):
+        table.add_row(key, value)
     out.print(table)
     by = data.get("by_reviewer") or {}
     if by:

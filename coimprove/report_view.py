@@ -7,7 +7,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from coimprove.metrics import GroupMeasures, Report
+from coimprove.metrics import CanaryMeasures, GroupMeasures, Report, Sensitivity
 
 CATEGORY_LABELS: dict[str, str] = {
     "problem_identification": "collaborative problem identification",
@@ -83,12 +83,40 @@ def overview_table(report: Report, *, title: str = "oversight report") -> Table:
     for key in ("latency_s", "dwell_s"):
         d = getattr(report, key)
         table.add_row(key, " ".join(f"{q}={fmt(getattr(d, q))}" for q in ("p50", "p90", "p99")))
-    c = report.canary
-    table.add_row("canary", f"n={c.n} caught={c.caught} catch_rate={fmt(c.catch_rate)}")
+    for key, value in canary_rows(report.canary):
+        table.add_row(key, value)
     usage = report.model
     table.add_row("model calls", f"{usage.calls} ({usage.seconds:.1f}s, {usage.tokens} tokens)")
     table.add_row("human_wait_share", fmt(report.human_wait_share))
     return table
+
+
+def _sensitivity(d: Sensitivity) -> str:
+    if d.value is None:
+        return "-"
+    if d.low is None or d.high is None:
+        return f"{d.value:.2f}"
+    return f"{d.value:.2f} [{d.low:.2f}, {d.high:.2f}]"
+
+
+def canary_rows(c: CanaryMeasures) -> list[tuple[str, str]]:
+    """Label and value of the canary measures, each d′ named for what it is (the sound-only
+    d′ where proposals carry truth labels; the canary-vs-everything one is a lower bound)."""
+    return [
+        ("canary catch", f"{c.caught}/{c.n} = {fmt(c.catch_rate)}"),
+        (
+            "false alarms (sound)",
+            f"{c.sound_false_alarms}/{c.sound} = {fmt(c.sound_false_alarm_rate)}"
+            if c.sound
+            else "- (no proposal labelled sound)",
+        ),
+        (
+            "false alarms (all non-canary)",
+            f"{c.false_alarms}/{c.non_canary} = {fmt(c.false_alarm_rate)}",
+        ),
+        ("d′ sound-only", _sensitivity(c.d_prime_sound)),
+        ("d′ lower bound (vs all non-canary)", _sensitivity(c.d_prime_lower_bound)),
+    ]
 
 
 def reviewer_table(report: Report) -> Table:

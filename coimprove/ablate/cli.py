@@ -20,7 +20,7 @@ __all__ = ["EXECUTOR_NAMES", "VALIDATION_PROFILE_NAMES", "ablate"]
 
 # Kept here so `coimprove --help` does not import the engine (tests check they stay in sync).
 EXECUTOR_NAMES = ("local", "inline", "ray")
-VALIDATION_PROFILE_NAMES = ("sloppy", "steady")
+VALIDATION_PROFILE_NAMES = ("middling", "sloppy", "steady")
 
 _out = Console()
 _err = Console(stderr=True)
@@ -76,7 +76,8 @@ def ablate(
     profile: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"--validate: stationary profile(s): {', '.join(VALIDATION_PROFILE_NAMES)}."
+            help=f"--validate: stationary profile(s): {', '.join(VALIDATION_PROFILE_NAMES)} "
+            "(default steady and middling)."
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -166,7 +167,8 @@ def _summary(ran: int, skipped: int, folder: Path, rep: object) -> None:
         "flaws /100",
         "rubber-stamp",
         "canary catch",
-        "d′",
+        "d′ sound-only",
+        "d′ lower bound",
         title=f"sweep {rep.sweep}: {rep.gates:,} gates in {rep.cells_ok} cells",
     )
     for m in rep.arms:
@@ -176,7 +178,8 @@ def _summary(ran: int, skipped: int, folder: Path, rep: object) -> None:
             m.flaws_shipped_per_100.fmt(1),
             m.rubber_stamp_rate.fmt(1, pct=True),
             m.canary_catch_rate.fmt(1, pct=True),
-            m.d_prime.fmt(2),
+            m.d_prime_sound.fmt(2),
+            m.d_prime_lower_bound.fmt(2),
         )
     _out.print(table)
     _out.print(f"ran {ran} cell(s), {skipped} already done · report: {folder / 'report.md'}")

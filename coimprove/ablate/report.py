@@ -169,7 +169,9 @@ _ESTIMATES: tuple[str, ...] = (
     "rubber_stamp_rate",
     "canary_catch_rate",
     "false_alarm_rate",
-    "d_prime",
+    "sound_false_alarm_rate",
+    "d_prime_sound",
+    "d_prime_lower_bound",
     "latency_p50_s",
     "latency_p90_s",
     "latency_p99_s",
@@ -273,7 +275,8 @@ def _markdown(rep: SweepReport) -> str:
                 "flaws shipped /100 proposals",
                 "rubber-stamp",
                 "canary catch",
-                "d′",
+                "d′ sound-only",
+                "d′ lower bound",
                 "latency p50",
                 "run hours p50",
             ],
@@ -284,7 +287,8 @@ def _markdown(rep: SweepReport) -> str:
                     m.flaws_shipped_per_100.fmt(1),
                     m.rubber_stamp_rate.fmt(1, pct=True),
                     m.canary_catch_rate.fmt(1, pct=True),
-                    _num(m.d_prime),
+                    _num(m.d_prime_sound),
+                    _num(m.d_prime_lower_bound),
                     _secs(m.latency_p50_s),
                     _num(m.run_hours_p50, 1),
                 ]
@@ -304,8 +308,10 @@ def _markdown(rep: SweepReport) -> str:
                 "approval",
                 "rubber-stamp",
                 "canary catch",
-                "false alarm",
-                "d′",
+                "false alarm (sound)",
+                "false alarm (all non-canary)",
+                "d′ sound-only",
+                "d′ lower bound",
                 "latency p50",
                 "latency p90",
                 "dwell p50",
@@ -320,8 +326,10 @@ def _markdown(rep: SweepReport) -> str:
                     m.approval_rate.fmt(1, pct=True),
                     m.rubber_stamp_rate.fmt(1, pct=True),
                     m.canary_catch_rate.fmt(1, pct=True),
+                    m.sound_false_alarm_rate.fmt(1, pct=True),
                     m.false_alarm_rate.fmt(1, pct=True),
-                    _num(m.d_prime),
+                    _num(m.d_prime_sound),
+                    _num(m.d_prime_lower_bound),
                     _secs(m.latency_p50_s),
                     _secs(m.latency_p90_s),
                     _secs(m.dwell_p50_s),
@@ -392,9 +400,15 @@ def _markdown(rep: SweepReport) -> str:
         "- **rubber-stamp rate**: approvals with dwell below the gate's minimum review time and "
         "the detail never opened, over approvals (DESIGN.md).",
         "- **canary catch rate**: canaries rejected or sent back over canaries decided; "
-        "**false alarm**: the same on ordinary gates; **d′** = z(hit) − z(false alarm) with the "
-        "log-linear correction (so a panel that never says no gets a d′ away from 0 when canary "
-        "and ordinary counts differ: read it with its interval).",
+        "**false alarm (sound)**: the same on ordinary gates whose proposal is labelled sound; "
+        "**false alarm (all non-canary)**: the same on every ordinary gate, so real flaws "
+        "caught count too (an upper bound of the false-alarm rate).",
+        "- **d′** = z(hit) − z(false alarm) with the log-linear correction (so a panel that "
+        "never says no gets a d′ away from 0 when the counts differ: read it with its interval). "
+        "**d′ sound-only** takes its false alarms from proposals known to be sound: the "
+        "reviewer's sensitivity. **d′ lower bound** takes them from every ordinary gate, so "
+        "catching a real flaw counts against the reviewer: a lower bound of sensitivity when "
+        "real flaws are present (the only d′ without ground truth).",
         "- **dead-end detection**: planted dead ends stopped at their gate; **bad caught**: "
         "decisions that stopped a flawed or dead-end proposal (not canaries).",
         "- **flaws shipped /100**: non-canary proposals approved while flawed or a dead end, per "

@@ -3,7 +3,7 @@
 * rates — Wilson score interval (good near 0 and 1, unlike the normal approximation);
 * d′ — normal interval with the delta-method variance of Macmillan & Creelman (2005):
   ``var(d′) = H(1−H)/(N_s φ(z_H)²) + F(1−F)/(N_n φ(z_F)²)``, on the log-linear-corrected rates
-  `coimprove.metrics.d_prime` uses;
+  `coimprove.metrics.d_prime` uses (`coimprove.metrics.d_prime_interval`);
 * percentiles (latency, dwell) — the distribution-free interval between two order statistics,
   whose ranks come from the binomial(n, q) distribution (normal approximation);
 * means — normal interval (mean ± z·s/√n).
@@ -17,7 +17,7 @@ from statistics import NormalDist, fmean, stdev
 
 from pydantic import BaseModel, ConfigDict
 
-from coimprove.metrics import d_prime
+from coimprove.metrics import d_prime, d_prime_interval
 
 __all__ = ["Estimate", "d_prime_ci", "mean_ci", "quantile", "quantile_ci", "wilson"]
 
@@ -77,15 +77,10 @@ def d_prime_ci(
 ) -> Estimate:
     """d′ (log-linear corrected, as the ledger report computes it) with a normal interval."""
     value = d_prime(hits, n_signal, false_alarms, n_noise)
-    if value is None:
+    interval = d_prime_interval(hits, n_signal, false_alarms, n_noise, z)
+    if value is None or interval is None:
         return Estimate(value=None, n=n_signal + n_noise)
-    h = (hits + 0.5) / (n_signal + 1)
-    f = (false_alarms + 0.5) / (n_noise + 1)
-    var = h * (1 - h) / ((n_signal + 1) * _NORMAL.pdf(_NORMAL.inv_cdf(h)) ** 2) + f * (1 - f) / (
-        (n_noise + 1) * _NORMAL.pdf(_NORMAL.inv_cdf(f)) ** 2
-    )
-    half = z * math.sqrt(var)
-    return Estimate(value=value, lo=value - half, hi=value + half, n=n_signal + n_noise)
+    return Estimate(value=value, lo=interval[0], hi=interval[1], n=n_signal + n_noise)
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:

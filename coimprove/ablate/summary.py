@@ -22,7 +22,11 @@ _STOPPING = ("reject", "request_changes")
 
 
 class Measures(BaseModel):
-    """The DESIGN.md measures plus the ground-truth ones, each with a 95 % interval."""
+    """The DESIGN.md measures plus the ground-truth ones, each with a 95 % interval.
+
+    Of the two d′, ``d_prime_sound`` is the sensitivity (false alarms on proposals known to be
+    sound); ``d_prime_lower_bound`` counts stopping a real flaw as a false alarm too.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -43,8 +47,15 @@ class Measures(BaseModel):
     approval_rate: Estimate
     rubber_stamp_rate: Estimate
     canary_catch_rate: Estimate
-    false_alarm_rate: Estimate
-    d_prime: Estimate
+    false_alarm_rate: Estimate = Field(
+        description="stops of every non-canary proposal (real flaws included): an upper bound"
+    )
+    sound_false_alarm_rate: Estimate = Field(description="stops of proposals known to be sound")
+    d_prime_sound: Estimate = Field(description="sound-only d′: canaries vs known-sound proposals")
+    d_prime_lower_bound: Estimate = Field(
+        description="canaries vs every non-canary proposal: a lower bound of d′ when real flaws "
+        "are present"
+    )
     latency_p50_s: Estimate
     latency_p90_s: Estimate
     latency_p99_s: Estimate
@@ -130,7 +141,14 @@ def summarize(label: str, results: Sequence[CellResult], **meta: Any) -> Measure
         rubber_stamp_rate=wilson(total("rubber_stamps"), approvals),
         canary_catch_rate=wilson(total("canary.caught"), total("canary.n")),
         false_alarm_rate=wilson(total("canary.false_alarms"), total("canary.non_canary")),
-        d_prime=d_prime_ci(
+        sound_false_alarm_rate=wilson(total("canary.sound_false_alarms"), total("canary.sound")),
+        d_prime_sound=d_prime_ci(
+            total("canary.caught"),
+            total("canary.n"),
+            total("canary.sound_false_alarms"),
+            total("canary.sound"),
+        ),
+        d_prime_lower_bound=d_prime_ci(
             total("canary.caught"),
             total("canary.n"),
             total("canary.false_alarms"),

@@ -1,8 +1,12 @@
 """Measurement validity: do the measures recover what scripted reviewers were set up to do?
 
 Scripted reviewers with known, stationary parameters (no fatigue, edits or escalations) answer
-about 10,000 gates of the synthetic graph under a policy that plants canaries. The measures are
-then read from the ledgers exactly as for any sweep and compared with what the parameters imply.
+about 10,000 gates of the synthetic graph (60% sound, 25% flawed, 15% dead-end proposals) under
+a policy that plants canaries. The measures are then read from the ledgers exactly as for any
+sweep and compared with what the parameters imply. Each panel (`ValidationPanel`) is a profile
+and its canary rate; ``middling`` is a reviewer who catches 37% of flaws and raises false alarms
+on 10% of sound proposals with canaries at 30%, where the canary-vs-everything d′ (0.5) is half
+the sensitivity (0.95) because the reviewer's catches of real flaws count as false alarms.
 
 With skim rate *s*, catch rates *c* (reviewing) and *c₀* (skimming), false-alarm rate *f* and
 approval bias *b*, a decision on a bad proposal (a canary, flawed or a dead end) stops it with
@@ -12,14 +16,17 @@ rubber stamp is exactly an approving skim. Given how many decisions fell on each
 proposal (the design, read from the ledger's hidden labels), the configuration implies:
 
 * canary catch rate = ``P_bad``;
-* false-alarm rate (non-canary gates, which include organically bad ones) =
+* sound false-alarm rate (proposals labelled sound) = ``P_sound``;
+* false-alarm rate over every non-canary gate (organically bad ones included) =
   ``(n_sound·P_sound + n_bad·P_bad) / (n_sound + n_bad)``;
 * rubber-stamp rate = E[approving skims] / E[approvals], with per-gate
   ``P(approve ∧ skim) = s(1 − c₀(1−b))`` (bad) or ``s(1 − f(1−b))`` (sound);
-* d′ = z(catch) − z(false alarm); dead-end detection = ``P_bad``.
+* sound-only d′ = z(P_bad) − z(P_sound), the configured sensitivity; the lower-bound d′ =
+  z(P_bad) − z(false alarm over every non-canary gate); dead-end detection = ``P_bad``.
 
-Checks: rubber-stamp and catch rate within ±2 percentage points, d′ within ±0.15 (the
-acceptance bounds), false-alarm rate and dead-end detection within four standard errors.
+Checks: rubber-stamp and catch rate within ±2 percentage points and both d′ within ±0.15 (the
+acceptance bounds; widened to three standard errors for a panel with too few trials for them
+to mean anything), the false-alarm rates and dead-end detection within four standard errors.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from coimprove.ablate.cells import CellResult
@@ -43,56 +50,103 @@ from coimprove.ablate.sweep import run_sweep
 from coimprove.reviewers.profiles import ReviewerProfile
 
 __all__ = [
+    "DEFAULT_PANELS",
+    "VALIDATION_PANELS",
     "VALIDATION_PROFILES",
     "Check",
+    "ValidationPanel",
     "ValidityReport",
     "check_results",
     "expected_measures",
     "validate",
+    "validation_spec",
 ]
 
 _Z = NormalDist()
 
-VALIDATION_PROFILES: dict[str, ReviewerProfile] = {
-    "steady": ReviewerProfile.model_validate(
-        {
-            "name": "steady",
-            "description": "Mostly reads; catches most flaws; stationary (validation).",
-            "pickup": {"dist": "exponential", "mean_s": 60, "max_s": 600},
-            "skim_rate": 0.2,
-            "skim_time": {"dist": "lognormal", "median_s": 4, "sigma": 0.5},
-            "review_time": {"dist": "lognormal", "median_s": 90, "sigma": 0.5},
-            "p_open_detail": 0.8,
-            "catch_rate": 0.95,
-            "skim_catch_rate": 0.2,
-            "false_alarm_rate": 0.08,
-            "changes_share": 0.6,
-            "approval_bias": 0.05,
-        }
+
+class ValidationPanel(BaseModel):
+    """A stationary reviewer profile and the canary rate of the policy it is validated under."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile: ReviewerProfile
+    canary_rate: float = Field(gt=0, lt=1)
+
+
+def _panel(canary_rate: float, **profile: Any) -> ValidationPanel:
+    return ValidationPanel(profile=ReviewerProfile.model_validate(profile), canary_rate=canary_rate)
+
+
+VALIDATION_PANELS: dict[str, ValidationPanel] = {
+    "steady": _panel(
+        0.95,
+        name="steady",
+        description="Mostly reads; catches most flaws; stationary (validation).",
+        pickup={"dist": "exponential", "mean_s": 60, "max_s": 600},
+        skim_rate=0.2,
+        skim_time={"dist": "lognormal", "median_s": 4, "sigma": 0.5},
+        review_time={"dist": "lognormal", "median_s": 90, "sigma": 0.5},
+        p_open_detail=0.8,
+        catch_rate=0.95,
+        skim_catch_rate=0.2,
+        false_alarm_rate=0.08,
+        changes_share=0.6,
+        approval_bias=0.05,
     ),
-    "sloppy": ReviewerProfile.model_validate(
-        {
-            "name": "sloppy",
-            "description": "Skims most gates; misses most flaws; stationary (validation).",
-            "pickup": {"dist": "exponential", "mean_s": 30, "max_s": 300},
-            "skim_rate": 0.65,
-            "skim_time": {"dist": "lognormal", "median_s": 3, "sigma": 0.5},
-            "review_time": {"dist": "lognormal", "median_s": 45, "sigma": 0.5},
-            "p_open_detail": 0.5,
-            "catch_rate": 0.7,
-            "skim_catch_rate": 0.05,
-            "false_alarm_rate": 0.03,
-            "changes_share": 0.5,
-            "approval_bias": 0.2,
-        }
+    "sloppy": _panel(
+        0.95,
+        name="sloppy",
+        description="Skims most gates; misses most flaws; stationary (validation).",
+        pickup={"dist": "exponential", "mean_s": 30, "max_s": 300},
+        skim_rate=0.65,
+        skim_time={"dist": "lognormal", "median_s": 3, "sigma": 0.5},
+        review_time={"dist": "lognormal", "median_s": 45, "sigma": 0.5},
+        p_open_detail=0.5,
+        catch_rate=0.7,
+        skim_catch_rate=0.05,
+        false_alarm_rate=0.03,
+        changes_share=0.5,
+        approval_bias=0.2,
+    ),
+    "middling": _panel(
+        0.30,
+        name="middling",
+        description="Catches 37% of flaws, false alarms on 10% of sound proposals, canaries "
+        "at 30%: sensitivity z(0.37) − z(0.10) ≈ 0.95 (validation).",
+        pickup={"dist": "exponential", "mean_s": 45, "max_s": 450},
+        skim_rate=0.3,
+        skim_time={"dist": "lognormal", "median_s": 3, "sigma": 0.5},
+        review_time={"dist": "lognormal", "median_s": 60, "sigma": 0.5},
+        p_open_detail=0.7,
+        catch_rate=0.37,
+        skim_catch_rate=0.37,
+        false_alarm_rate=0.10,
+        changes_share=0.6,
+        approval_bias=0.0,
     ),
 }
-"""Built-in stationary profiles for `validate` (``--profile`` picks among them)."""
+"""Built-in validation panels (``--profile`` picks among them; default `DEFAULT_PANELS`)."""
 
-_CANARY_RATE = 0.95
+VALIDATION_PROFILES: dict[str, ReviewerProfile] = {
+    name: panel.profile for name, panel in VALIDATION_PANELS.items()
+}
+"""The panels' profiles by name."""
+
+DEFAULT_PANELS: tuple[str, ...] = ("steady", "middling")
+"""What `validate` runs without ``profiles``: a careful reviewer, and one whose catches of real
+flaws would drag a canary-vs-everything d′ to half its sensitivity."""
+
 _STEPS = 5
 _TRUTH = {"sound": 0.6, "flawed": 0.25, "dead_end": 0.15}
 _FIX_RATE = 0.6
+#: Bounds in absolute units (the acceptance criteria); the rest are four standard errors.
+_FIXED_TOLERANCE = {
+    "rubber_stamp_rate": 0.02,
+    "canary_catch_rate": 0.02,
+    "d_prime_sound": 0.15,
+    "d_prime_lower_bound": 0.15,
+}
 
 
 class Check(BaseModel):
@@ -145,24 +199,29 @@ def expected_measures(
     return {
         "rubber_stamp_rate": stamp / approve if approve else 0.0,
         "canary_catch_rate": p_bad,
+        "sound_false_alarm_rate": p_sound,
         "false_alarm_rate": fa,
-        "d_prime": _z(p_bad) - _z(fa),
+        "d_prime_sound": _z(p_bad) - _z(p_sound),
+        "d_prime_lower_bound": _z(p_bad) - _z(fa),
         "dead_end_detection": p_bad,
     }
 
 
-def _gates_per_run(profile: ReviewerProfile) -> float:
+def _gates_per_run(panel: ValidationPanel) -> float:
     """A rough expected number of gates per run, to size the sweep (checked afterwards)."""
+    profile = panel.profile
     keep = 1.0 - profile.approval_bias
     s = profile.skim_rate
     p_bad = (s * profile.skim_catch_rate + (1 - s) * profile.catch_rate) * keep
     bad = _TRUTH["flawed"] + _TRUTH["dead_end"]
     p_neg = bad * p_bad + (1 - bad) * profile.false_alarm_rate * keep
     p_back = min(p_neg * profile.changes_share, 0.9)
-    return _STEPS * (1 + _CANARY_RATE) / (1 - p_back)
+    return _STEPS * (1 + panel.canary_rate) / (1 - p_back)
 
 
-def _spec(profile: ReviewerProfile, runs: int, seeds: list[int]) -> SweepSpec:
+def validation_spec(panel: ValidationPanel, runs: int, seeds: list[int]) -> SweepSpec:
+    """The synthetic sweep that validates `panel`: `runs` runs of five proposals per seed."""
+    profile = panel.profile
     return SweepSpec.model_validate(
         {
             "name": f"validity-{profile.name}",
@@ -171,7 +230,7 @@ def _spec(profile: ReviewerProfile, runs: int, seeds: list[int]) -> SweepSpec:
             "synthetic": {"truth": _TRUTH, "fix_rate": _FIX_RATE},
             "models": ["fake"],
             "policies": [
-                {"ref": "default", "label": "canaries", "set": {"canary_rate": _CANARY_RATE}}
+                {"ref": "default", "label": "canaries", "set": {"canary_rate": panel.canary_rate}}
             ],
             "reviewers": [
                 {
@@ -188,6 +247,22 @@ def _spec(profile: ReviewerProfile, runs: int, seeds: list[int]) -> SweepSpec:
     )
 
 
+def _rate_se(p: float, n: int) -> float:
+    return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+
+def _d_prime_se(hit: float, n_signal: int, false_alarm: float, n_noise: int) -> float:
+    """The delta-method standard error of d′ at the expected rates (`d_prime_interval`)."""
+    if not (n_signal and n_noise):
+        return 0.0
+
+    def part(p: float, n: int) -> float:
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return p * (1 - p) / (n * _Z.pdf(_Z.inv_cdf(p)) ** 2)
+
+    return math.sqrt(part(hit, n_signal) + part(false_alarm, n_noise))
+
+
 def check_results(
     profile: ReviewerProfile, results: Sequence[CellResult]
 ) -> tuple[int, list[Check]]:
@@ -195,24 +270,31 @@ def check_results(
     measures = summarize(profile.name, results)
     canary = measures.canary_catch_rate.n
     noise = measures.false_alarm_rate.n
+    sound = measures.sound_false_alarm_rate.n
     bad = sum(r.measures.truth.bad_decisions for r in results if r.measures is not None)
-    expected = expected_measures(profile, canary=canary, bad=bad, sound=noise - bad)
+    expected = expected_measures(profile, canary=canary, bad=bad, sound=sound)
     measured: dict[str, Any] = {
         "rubber_stamp_rate": measures.rubber_stamp_rate,
         "canary_catch_rate": measures.canary_catch_rate,
+        "sound_false_alarm_rate": measures.sound_false_alarm_rate,
         "false_alarm_rate": measures.false_alarm_rate,
-        "d_prime": measures.d_prime,
+        "d_prime_sound": measures.d_prime_sound,
+        "d_prime_lower_bound": measures.d_prime_lower_bound,
         "dead_end_detection": measures.dead_end_detection,
     }
-    fixed = {"rubber_stamp_rate": 0.02, "canary_catch_rate": 0.02, "d_prime": 0.15}
+    hit = expected["canary_catch_rate"]
+    se = {
+        "d_prime_sound": _d_prime_se(hit, canary, expected["sound_false_alarm_rate"], sound),
+        "d_prime_lower_bound": _d_prime_se(hit, canary, expected["false_alarm_rate"], noise),
+    }
     checks = []
     for name, est in measured.items():
-        value, n = est.value, est.n
-        if name in fixed:
-            tol = fixed[name]
-        else:  # four binomial standard errors
-            p = expected[name]
-            tol = 4 * math.sqrt(p * (1 - p) / n) if n else 0.0
+        value = est.value
+        n = est.n if name not in se else (canary + (sound if name == "d_prime_sound" else noise))
+        error = se[name] if name in se else _rate_se(expected[name], est.n)
+        # the acceptance bound (unless too few trials for it to mean anything), else 4 SE
+        fixed = _FIXED_TOLERANCE.get(name)
+        tol = 4 * error if fixed is None else max(fixed, 3 * error)
         ok = value is not None and abs(value - expected[name]) <= tol
         checks.append(
             Check(
@@ -239,27 +321,28 @@ def validate(
     progress: bool = False,
     console: Console | None = None,
 ) -> ValidityReport:
-    """Run the validity sweep (`gates` gates per profile, split into `cells` cells) and check
-    that the report recovers the configured parameters. Writes ``validity.json`` into `out`."""
+    """Run the validity sweep (`gates` gates per panel, split into `cells` cells) and check
+    that the report recovers the configured parameters. `profiles` names panels of
+    `VALIDATION_PANELS` (default `DEFAULT_PANELS`). Writes ``validity.json`` into `out`."""
     import time
 
     began = time.perf_counter()
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="coimprove-validity-"))
-    names = profiles or ["steady"]
-    unknown = [n for n in names if n not in VALIDATION_PROFILES]
+    names = profiles or list(DEFAULT_PANELS)
+    unknown = [n for n in names if n not in VALIDATION_PANELS]
     if unknown:
         raise ValueError(
-            f"unknown validation profile(s) {unknown}; choose from {sorted(VALIDATION_PROFILES)}"
+            f"unknown validation profile(s) {unknown}; choose from {sorted(VALIDATION_PANELS)}"
         )
     checks: list[Check] = []
     total = 0
     for name in names:
-        profile = VALIDATION_PROFILES[name]
-        runs = max(math.ceil(gates * 1.05 / _gates_per_run(profile) / cells), 1)
+        panel = VALIDATION_PANELS[name]
+        runs = max(math.ceil(gates * 1.05 / _gates_per_run(panel) / cells), 1)
         seeds = list(range(cells))
         while True:
             outcome = run_sweep(
-                _spec(profile, runs, seeds),
+                validation_spec(panel, runs, seeds),
                 folder / name,
                 executor=executor,
                 workers=workers,
@@ -276,7 +359,7 @@ def validate(
             if done >= gates:
                 break
             seeds.append(len(seeds))  # the estimate fell short: one more replicate
-        n, found = check_results(profile, outcome.results)
+        n, found = check_results(panel.profile, outcome.results)
         total += n
         checks += found
     report = ValidityReport(

@@ -37,6 +37,7 @@ from coimprove.metrics.models import (
     ResubmissionMeasures,
     Resubmissions,
     ReviewerLearning,
+    Sensitivity,
     Slope,
     TrendBucket,
 )
@@ -45,6 +46,7 @@ from coimprove.metrics.sql import CONTRIBUTOR_KINDS, GROUP_BYS, MISSING, OVERALL
 from coimprove.metrics.stats import (
     cohen_kappa,
     d_prime,
+    d_prime_interval,
     fleiss_kappa,
     least_squares,
     rate,
@@ -79,6 +81,7 @@ __all__ = [
     "ResubmissionMeasures",
     "Resubmissions",
     "ReviewerLearning",
+    "Sensitivity",
     "Slope",
     "TrendBucket",
     "agent_learning",
@@ -86,6 +89,7 @@ __all__ = [
     "co_improvement",
     "cohen_kappa",
     "d_prime",
+    "d_prime_interval",
     "fleiss_kappa",
     "human_convergence",
     "least_squares",

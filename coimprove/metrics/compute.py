@@ -21,11 +21,12 @@ from coimprove.metrics.models import (
     OverrideRates,
     PairAgreement,
     Report,
+    Sensitivity,
     TrendBucket,
 )
 from coimprove.metrics.resubmissions import resubmissions
 from coimprove.metrics.sql import OVERALL, GroupBy
-from coimprove.metrics.stats import cohen_kappa, d_prime, fleiss_kappa, rate
+from coimprove.metrics.stats import cohen_kappa, d_prime, d_prime_interval, fleiss_kappa, rate
 from coimprove.model import VERDICTS
 from coimprove.protocols import Ledger
 
@@ -52,12 +53,22 @@ def _distribution(row: dict[str, Any], name: str, n: int) -> Distribution:
     )
 
 
+def _sensitivity(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> Sensitivity:
+    interval = d_prime_interval(hits, n_signal, false_alarms, n_noise)
+    return Sensitivity(
+        value=d_prime(hits, n_signal, false_alarms, n_noise),
+        low=None if interval is None else interval[0],
+        high=None if interval is None else interval[1],
+    )
+
+
 def _decision_measures(row: dict[str, Any]) -> dict[str, Any]:
     n = _i(row["decisions"])
     verdicts = {v: _i(row[v]) for v in VERDICTS}
     approvals = verdicts["approve"] + verdicts["edit"]
     canary_n, caught = _i(row["canary_n"]), _i(row["canary_caught"])
     noise_n, false_alarms = _i(row["noise_n"]), _i(row["false_alarms"])
+    sound_n, sound_alarms = _i(row["sound_n"]), _i(row["sound_false_alarms"])
     contrib_n, changed = _i(row["contrib_n"]), _i(row["contrib_changed"])
     return {
         "decisions": n,
@@ -74,7 +85,11 @@ def _decision_measures(row: dict[str, Any]) -> dict[str, Any]:
             non_canary=noise_n,
             false_alarms=false_alarms,
             false_alarm_rate=rate(false_alarms, noise_n),
-            d_prime=d_prime(caught, canary_n, false_alarms, noise_n),
+            sound=sound_n,
+            sound_false_alarms=sound_alarms,
+            sound_false_alarm_rate=rate(sound_alarms, sound_n),
+            d_prime_sound=_sensitivity(caught, canary_n, sound_alarms, sound_n),
+            d_prime_lower_bound=_sensitivity(caught, canary_n, false_alarms, noise_n),
         ),
         "override": {
             v: rate(verdicts[v], n) for v in ("edit", "reject", "request_changes", "escalate")

@@ -23,19 +23,54 @@ class Distribution(_Model):
     max: float | None = None
 
 
-class CanaryMeasures(_Model):
-    """Catching planted flaws: hit rate on canaries, false alarms on the rest, and d′.
+class Sensitivity(_Model):
+    """d′ = z(hit rate) − z(false-alarm rate), log-linear corrected, with a 95% interval
+    (delta method); all None when there is no signal or no noise trial."""
 
-    Decisions that escalate are left out of both sides (they neither pass nor stop a proposal).
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class CanaryMeasures(_Model):
+    """Catching planted flaws: hit rate on canaries, false alarms, and two d′.
+
+    A false alarm is stopping (reject or request_changes) a proposal that is sound. Where
+    proposals carry a hidden truth label (headless studies, labelled proposals) the ones known
+    to be sound give the false-alarm rate and ``d_prime_sound``, the reviewer's sensitivity.
+    Without labels only canary vs every ordinary proposal can be compared: stopping a real
+    flaw then counts as a false alarm, so ``false_alarm_rate`` is an upper bound of the true
+    one and ``d_prime_lower_bound`` a lower bound of the sensitivity whenever real flaws are
+    present. Decisions that escalate are left out everywhere (they neither pass nor stop a
+    proposal).
     """
 
     n: int = Field(0, description="decisions on canary gates (escalations excluded)")
     caught: int = Field(0, description="of those, reject or request_changes")
     catch_rate: float | None = None
     non_canary: int = Field(0, description="decisions on ordinary gates (escalations excluded)")
-    false_alarms: int = Field(0, description="of those, reject or request_changes")
-    false_alarm_rate: float | None = None
-    d_prime: float | None = None
+    false_alarms: int = Field(
+        0, description="of those, reject or request_changes (real flaws stopped included)"
+    )
+    false_alarm_rate: float | None = Field(
+        None, description="false_alarms / non_canary: an upper bound when real flaws are present"
+    )
+    sound: int = Field(
+        0, description="decisions on ordinary gates whose proposal is labelled sound"
+    )
+    sound_false_alarms: int = Field(0, description="of those, reject or request_changes")
+    sound_false_alarm_rate: float | None = Field(
+        None, description="sound_false_alarms / sound: the false-alarm rate (None unlabelled)"
+    )
+    d_prime_sound: Sensitivity = Field(
+        default_factory=Sensitivity,
+        description="sound-only d′: canaries vs proposals known to be sound",
+    )
+    d_prime_lower_bound: Sensitivity = Field(
+        default_factory=Sensitivity,
+        description="canaries vs every ordinary proposal: a lower bound of d′ when real "
+        "flaws are present",
+    )
 
 
 class OverrideRates(_Model):

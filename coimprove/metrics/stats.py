@@ -27,8 +27,9 @@ def d_prime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> float 
     for false alarms. Returns None when there is no signal trial or no noise trial.
 
     Here a *signal* trial is a decision on a canary (a planted flaw) and a hit is catching it
-    (reject or request changes); a *noise* trial is a decision on an ordinary proposal and a
-    false alarm is rejecting it or sending it back.
+    (reject or request changes); a *noise* trial is a decision on a proposal known to be sound
+    and a false alarm is rejecting it or sending it back. Where soundness is unknown every
+    ordinary proposal stands in as noise, and the d′ is a lower bound (see `CanaryMeasures`).
     """
     if n_signal <= 0 or n_noise <= 0:
         return None
@@ -39,6 +40,27 @@ def d_prime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> float 
     hit = (hits + 0.5) / (n_signal + 1)
     fa = (false_alarms + 0.5) / (n_noise + 1)
     return _NORMAL.inv_cdf(hit) - _NORMAL.inv_cdf(fa)
+
+
+def d_prime_interval(
+    hits: int, n_signal: int, false_alarms: int, n_noise: int, z: float = 1.959964
+) -> tuple[float, float] | None:
+    """A normal interval (95% by default) around `d_prime`, None when d′ is undefined.
+
+    The delta-method variance of Macmillan & Creelman (2005) on the same log-linear-corrected
+    rates ``H`` and ``F``: ``var(d′) = H(1−H)/(N_s φ(z_H)²) + F(1−F)/(N_n φ(z_F)²)`` with the
+    corrected totals ``N_s = n_signal + 1`` and ``N_n = n_noise + 1``.
+    """
+    value = d_prime(hits, n_signal, false_alarms, n_noise)
+    if value is None:
+        return None
+    h = (hits + 0.5) / (n_signal + 1)
+    f = (false_alarms + 0.5) / (n_noise + 1)
+    var = h * (1 - h) / ((n_signal + 1) * _NORMAL.pdf(_NORMAL.inv_cdf(h)) ** 2) + f * (1 - f) / (
+        (n_noise + 1) * _NORMAL.pdf(_NORMAL.inv_cdf(f)) ** 2
+    )
+    half = z * math.sqrt(var)
+    return value - half, value + half
 
 
 def fleiss_kappa(table: Sequence[Sequence[int]]) -> float | None:

@@ -86,9 +86,13 @@ def test_report_files_exist_and_parse(swept: tuple[SweepSpec, Path]) -> None:
         assert rate.lo <= rate.value <= rate.hi
     rows = list(csv.DictReader((out / "cells.csv").open()))
     assert len(rows) == 8
-    assert {"rubber_stamp_rate", "rubber_stamp_rate_lo", "d_prime_hi", "latency_p50_s"} <= set(
-        rows[0]
-    )
+    assert {
+        "rubber_stamp_rate",
+        "rubber_stamp_rate_lo",
+        "d_prime_sound_hi",
+        "d_prime_lower_bound_hi",
+        "latency_p50_s",
+    } <= set(rows[0])
     md = (out / "report.md").read_text()
     assert "## Arms" in md and "figures/fatigue.png" in md
     assert json.loads((out / "spec.json").read_text())["name"] == "tiny"

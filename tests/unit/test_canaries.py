@@ -423,12 +423,14 @@ async def test_catch_rate_and_d_prime_from_a_headless_run_with_the_canary_policy
         assert measures.n == len(verdicts)
         assert measures.caught == caught
         assert measures.catch_rate == pytest.approx(caught / len(verdicts))
-        assert measures.d_prime is not None
+        assert measures.d_prime_lower_bound.value is not None
+        assert measures.d_prime_sound.value is None  # linear_workflow labels no proposal
         results[name] = measures
     # the measures recover what the profiles were configured to do
     assert results["autonomous"].catch_rate == 0.0  # approves everything unseen
     assert results["sharp"].catch_rate is not None and results["sharp"].catch_rate > 0.7
-    assert results["sharp"].d_prime > results["autonomous"].d_prime + 1  # type: ignore[operator]
+    sharp, autonomous = (results[k].d_prime_lower_bound.value for k in ("sharp", "autonomous"))
+    assert sharp is not None and autonomous is not None and sharp > autonomous + 1
 
 
 class _Broken:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import pytest
 
+from coimprove.ledger import SqliteLedger
 from coimprove.metrics import (
     GROUP_BYS,
     MISSING,
     Report,
     cohen_kappa,
     d_prime,
+    d_prime_interval,
     fleiss_kappa,
     report,
     summarize,
@@ -274,7 +278,83 @@ def test_canary_catch_rate_false_alarms_and_d_prime(ledger: Ledger, book: Book) 
     assert (got.n, got.caught, got.non_canary, got.false_alarms) == (3, 2, 4, 1)
     assert got.catch_rate == pytest.approx(2 / 3)
     assert got.false_alarm_rate == pytest.approx(1 / 4)
-    assert got.d_prime == pytest.approx(z(2.5 / 4) - z(1.5 / 5))
+    assert got.d_prime_lower_bound.value == pytest.approx(z(2.5 / 4) - z(1.5 / 5))
+    # no proposal carries a truth label: no sound-only d′, never a made-up one
+    assert (got.sound, got.sound_false_alarm_rate, got.d_prime_sound.value) == (0, None, None)
+
+
+def test_sound_only_false_alarms_and_d_prime_leave_real_flaws_out(
+    ledger: Ledger, book: Book
+) -> None:
+    """Issue 29: stopping a proposal known to be flawed is a catch, not a false alarm."""
+    for i, v in enumerate(["reject", "request_changes", "approve", "approve", "escalate"]):
+        book.decided(f"r1.c{i}.1", "ana", v, canary=True)
+    sound = ["approve", "approve", "approve", "reject", "escalate"]
+    flawed = ["reject", "request_changes", "approve"]
+    for i, v in enumerate(sound):
+        book.decided(f"r1.s{i}.1", "ana", v, truth="sound")
+    for i, v in enumerate(flawed):
+        book.decided(f"r1.f{i}.1", "ana", v, truth="flawed" if i else "dead_end")
+    book.decided("r1.u.1", "ana", "reject")  # unlabelled: only the lower bound counts it
+
+    got = overall(ledger).canary
+    assert (got.n, got.caught) == (4, 2)
+    assert (got.sound, got.sound_false_alarms) == (4, 1)
+    assert got.sound_false_alarm_rate == pytest.approx(1 / 4)
+    assert (got.non_canary, got.false_alarms) == (8, 4)
+    assert got.false_alarm_rate == pytest.approx(4 / 8)
+    sound_only = z(2.5 / 5) - z(1.5 / 5)
+    lower = z(2.5 / 5) - z(4.5 / 9)
+    assert got.d_prime_sound.value == pytest.approx(sound_only)
+    assert got.d_prime_lower_bound.value == pytest.approx(lower)
+    assert got.d_prime_lower_bound.value < got.d_prime_sound.value
+    # the interval is the delta-method one, centred on the value
+    low, high = d_prime_interval(2, 4, 1, 4) or (0.0, 0.0)
+    assert (got.d_prime_sound.low, got.d_prime_sound.high) == pytest.approx((low, high))
+    assert low < sound_only < high
+    # per reviewer too (the same SQL)
+    assert summarize(ledger, "reviewer")["ana"].canary == got
+
+
+def test_the_issue_29_scenario_gives_the_configured_sensitivity(tmp_path: Path) -> None:
+    """5,848 gates of 60% sound, 25% flawed and 15% dead-end proposals, 30% canaries, a
+    reviewer stopping a flaw with 0.37 and a sound proposal with 0.10 (seeded draws): the
+    sound-only d′ is z(0.37) − z(0.10) ≈ 0.95; the canary-vs-everything one (0.48 in the
+    issue) is about half and only a lower bound."""
+    rng = random.Random(29)
+    with SqliteLedger(tmp_path / "issue29.db") as led:
+        with led.transaction() as tx:
+            b = Book(tx)
+            for k in range(5_848):
+                canary = rng.random() < 0.30
+                truth = "flawed" if canary else rng.choices(
+                    ["sound", "flawed", "dead_end"], [0.60, 0.25, 0.15]
+                )[0]  # fmt: skip
+                stop = rng.random() < (0.10 if truth == "sound" else 0.37)
+                b.decided(f"r1.g{k}.1", "rev", "reject" if stop else "approve",
+                          canary=canary, truth=truth)  # fmt: skip
+        got = report(led).canary
+    expected = z(0.37) - z(0.10)
+    assert got.n + got.non_canary == 5_848
+    assert got.catch_rate == pytest.approx(0.37, abs=0.03)
+    assert got.sound_false_alarm_rate == pytest.approx(0.10, abs=0.015)
+    assert got.false_alarm_rate == pytest.approx(0.6 * 0.10 + 0.4 * 0.37, abs=0.02)
+    sound, lower = got.d_prime_sound, got.d_prime_lower_bound
+    assert sound.value == pytest.approx(expected, abs=0.15)
+    assert sound.low is not None and sound.high is not None
+    assert sound.low < expected < sound.high
+    assert lower.value is not None and lower.high is not None
+    assert lower.high < expected - 0.15  # a lower bound here, far below the sensitivity
+
+
+def test_d_prime_interval_is_the_delta_method_one() -> None:
+    h, f = 8.5 / 11, 2.5 / 11
+    pdf = NormalDist().pdf
+    se = math.sqrt(h * (1 - h) / (11 * pdf(z(h)) ** 2) + f * (1 - f) / (11 * pdf(z(f)) ** 2))
+    low, high = d_prime_interval(8, 10, 2, 10) or (0.0, 0.0)
+    centre = d_prime(8, 10, 2, 10) or 0.0
+    assert (low, high) == pytest.approx((centre - 1.959964 * se, centre + 1.959964 * se))
+    assert d_prime_interval(0, 0, 1, 4) is None
 
 
 def test_d_prime_uses_the_log_linear_correction_for_perfect_scores() -> None:
@@ -296,7 +376,9 @@ def test_canary_measures_are_none_without_canaries(ledger: Ledger, book: Book) -
     got = overall(ledger).canary
     assert got.n == 0
     assert got.catch_rate is None
-    assert got.d_prime is None
+    assert got.d_prime_sound.value is None
+    assert got.d_prime_lower_bound.value is None
+    assert got.d_prime_lower_bound.low is None
     assert got.false_alarm_rate == 1.0
 
 
@@ -549,7 +631,8 @@ def test_empty_ledger_gives_zeros_and_nulls(ledger: Ledger) -> None:
     assert got.latency_s.p50 is None
     assert got.approval_rate is None
     assert got.rubber_stamp_rate is None
-    assert got.canary.d_prime is None
+    assert got.canary.d_prime_sound.value is None
+    assert got.canary.d_prime_lower_bound.value is None
     assert got.agreement.fleiss_kappa is None
     assert got.by_reviewer == {}
     json.dumps(dumped, allow_nan=False)
@@ -568,7 +651,12 @@ def test_report_json_has_the_documented_keys(ledger: Ledger, book: Book) -> None
         assert key in dumped, key
     assert set(dumped["latency_s"]) >= {"p50", "p90", "p99"}
     assert set(dumped["dwell_s"]) >= {"p50", "p90", "p99"}
-    assert set(dumped["canary"]) >= {"n", "caught", "catch_rate", "false_alarm_rate", "d_prime"}
+    assert set(dumped["canary"]) >= {
+        "n", "caught", "catch_rate", "false_alarm_rate", "sound_false_alarm_rate",
+        "d_prime_sound", "d_prime_lower_bound",
+    }  # fmt: skip
+    assert "d_prime" not in dumped["canary"]  # renamed: every d′ says which one it is
+    assert set(dumped["canary"]["d_prime_sound"]) == {"value", "low", "high"}
     assert set(dumped["by_reviewer"]["ana"]) >= {"latency_s", "approval_rate", "canary"}
     json.dumps(dumped, allow_nan=False)
 

@@ -33,7 +33,10 @@ def stats_table(reviewer: str, m: GroupMeasures | None, *, training: bool = Fals
         ("approval rate", _pct(m.approval_rate)),
         ("rubber-stamps", f"{m.rubber_stamps} ({_pct(m.rubber_stamp_rate)})"),
         ("canaries caught", f"{c.caught}/{c.n}"),
-        ("false alarms", f"{c.false_alarms}/{c.non_canary}"),
+        # without truth labels a stopped real flaw would count as a false alarm
+        ("false alarms", f"{c.sound_false_alarms}/{c.sound}")
+        if c.sound
+        else ("non-canary stopped", f"{c.false_alarms}/{c.non_canary}"),
     ]
     if training:
         rows.insert(0, ("catch rate", f"{_pct(c.catch_rate)} of {c.n}"))
