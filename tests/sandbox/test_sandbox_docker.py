@@ -176,3 +176,13 @@ def test_reaper_removes_containers_of_a_sigkilled_owner(
         assert labels[LABEL_RUN] == "live-owner"
     finally:
         live.close_sync()
+
+
+async def test_a_setsid_daemon_does_not_outlive_its_exec(sb: DockerSandbox) -> None:
+    # Issue 31 item 5: whatever an exec leaves running ends with it, before anything else runs.
+    r = await sb.exec("setsid sh -c 'trap \"\" HUP TERM; sleep 1000' </dev/null >/dev/null 2>&1 &")
+    assert r.ok
+    listing = "for p in /proc/[0-9]*; do grep -q '^Uid:.1000' $p/status && cat $p/comm; done"
+    left = await sb.exec(["sh", "-c", listing + " 2>/dev/null; :"])
+    assert left.ok
+    assert "sleep" not in left.stdout.split(), left.stdout  # the daemon is gone
