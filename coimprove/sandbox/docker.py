@@ -567,7 +567,7 @@ class DockerSandbox:
         deadline = time.monotonic() + KILL_GRACE_S
         while True:
             running, code = self._exec_state(exec_id)
-            if running is not True or time.monotonic() >= deadline:
+            if running is not True or self._closed or time.monotonic() >= deadline:
                 return code if running is False else None
             time.sleep(0.02)
 
@@ -628,11 +628,13 @@ class DockerSandbox:
         can take part in anything that follows.
         """
         container = self._container
-        if container is None:
-            return True
+        if container is None or self._closed is not None:
+            return True  # removed, or killed from outside: no process of it is left
         deadline = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < deadline:
             if self._run_killer(container, deadline):
+                return True
+            if self._closed is not None:  # force-killed meanwhile (e.g. by the timeout)
                 return True
             time.sleep(0.02)
         log.warning("sandbox.leftovers_survived", name=container.name)
