@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from coimprove.sandbox import experiment
+from coimprove.sandbox.conformance import FORGE_PROBE, STALL_PROBE
 from coimprove.sandbox.docker import count_containers
 from coimprove.sandbox.experiment import ExperimentResult, ExperimentSpec, run_experiment
 from coimprove.sandbox.images import BuiltImage
@@ -34,46 +35,7 @@ subprocess.Popen([sys.executable, "-c", {payload!r}], start_new_session=True,
                  stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 """
 
-# Waits for a `tar` to appear and SIGSTOPs every one it sees (issue 29's stalling probe).
-_STALL = """\
-import os, signal, time
-me = os.getpid()
-while True:
-    for p in os.listdir("/proc"):
-        if p.isdigit() and int(p) != me:
-            try:
-                if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"tar\\0"):
-                    os.kill(int(p), signal.SIGSTOP)
-            except OSError:
-                pass
-    time.sleep(0.005)
-"""
-
-# Stops the collecting `tar`, writes its own archive into the tar's stdout and kills it
-# (issue 31 item 1's forged result).
-_FORGE = """\
-import io, os, signal, tarfile, time
-data = b'{"accuracy": 1.0, "forged": true}'
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-    info = tarfile.TarInfo("out/metrics.json"); info.size = len(data); info.mode = 0o644
-    tf.addfile(info, io.BytesIO(data))
-forged = buf.getvalue()
-me = os.getpid()
-while True:
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) == me:
-            continue
-        try:
-            if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"tar\\0"):
-                os.kill(int(p), signal.SIGSTOP)
-                with open(f"/proc/{p}/fd/1", "wb") as fh:
-                    fh.write(forged)
-                os.kill(int(p), signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(0.002)
-"""
+_STALL, _FORGE = STALL_PROBE, FORGE_PROBE
 
 # Floods the stdout it inherited, forever, after the main process has exited.
 _FLOOD = """\
