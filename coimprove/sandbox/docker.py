@@ -75,6 +75,8 @@ AGENT_USER = "1000:1000"
 KEEPER_USER = "65534:65534"
 WORKDIR = "/sandbox"
 KILL_GRACE_S = 1.5
+REMOVE_WAIT_S = 30.0
+"""How long `close` waits for a removal another thread has started."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 READ_TIMEOUT_S = 60.0
 """Default time bound of one `read_archive` (the tar is killed after it)."""
@@ -260,6 +262,7 @@ class DockerSandbox:
         self._env = dict(env)
         self._lock = asyncio.Lock()
         self._closed: str | None = None
+        self._removed = threading.Event()
         self._oom_kills = 0
         _live.add(self)
 
@@ -412,6 +415,9 @@ class DockerSandbox:
         container, self._container = self._container, None
         _live.discard(self)
         if container is None:
+            # Another thread may be removing it: return once that is done (so "closed"
+            # always means the container is gone), bounded in case that thread is stuck.
+            self._removed.wait(REMOVE_WAIT_S)
             return
         try:
             container.remove(force=True, v=True)
@@ -419,6 +425,8 @@ class DockerSandbox:
             pass
         except DockerException as err:
             log.warning("sandbox.remove_failed", name=container.name, error=str(err))
+        finally:
+            self._removed.set()
 
     async def __aenter__(self) -> Self:
         return self

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coimprove._log import get_logger
 from coimprove.model import Artifact, sha256_digest
 from coimprove.sandbox import archive
-from coimprove.sandbox.docker import DockerSandbox
+from coimprove.sandbox.docker import KILL_GRACE_S, DockerSandbox
 from coimprove.sandbox.errors import ArchiveError, SandboxError, SandboxFileError
 from coimprove.sandbox.protocol import EndedBy, ExecResult, ResourceUse, SandboxLimits
 from coimprove.sandbox.workspace import GitWorkspace
@@ -48,6 +48,7 @@ called. The grace covers starting the sandbox, copying files in, killing what th
 collecting results and removing the container; past it the container is removed and the result
 says what did not finish (`collection_error`)."""
 _REMOVAL_S = 5.0  # the part of the grace kept for removing the container after an overrun
+_CLOSE_S = 3.0  # the part kept for closing the sandbox after a collection step overran
 
 
 class ExperimentSpec(BaseModel):
@@ -196,8 +197,9 @@ class _Progress:
     rejected: dict[str, str] = field(default_factory=dict)
 
     def left(self) -> float:
-        """Seconds left for the next collection step."""
-        return max(0.5, self.deadline - time.monotonic())
+        """Seconds left for the next collection step, keeping time for the kill that ends an
+        overrunning step (the kill grace) and for closing the sandbox after it."""
+        return max(0.5, self.deadline - time.monotonic() - KILL_GRACE_S - _CLOSE_S)
 
     def overrun(self, bound: float, removed: bool) -> _Outcome:
         removal = "removed" if removed else "being removed (the reaper finishes it)"

@@ -16,7 +16,7 @@ import pytest
 
 from coimprove.sandbox import experiment
 from coimprove.sandbox.conformance import FORGE_PROBE, STALL_PROBE
-from coimprove.sandbox.docker import count_containers
+from coimprove.sandbox.docker import DockerSandbox, count_containers
 from coimprove.sandbox.experiment import ExperimentResult, ExperimentSpec, run_experiment
 from coimprove.sandbox.images import BuiltImage
 
@@ -93,3 +93,19 @@ async def test_a_stdout_flood_after_the_main_process_exits_ends_with_it(
     # The exec ends when its main process does, not at the timeout, and its output stays capped.
     assert result.ended_by == "exit" and result.exit_code == 0, result.ended_by
     assert result.ok and result.metrics == {"accuracy": 0.1}, result.collection_error
+
+
+async def test_a_stall_the_exec_end_kill_missed_is_a_failed_collection_within_the_bound(
+    docker_client: docker.DockerClient,
+    python_image: BuiltImage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second line: were the exec-end kill to miss the stopper, the read's own time bound
+    # kills the sandbox and the call still returns in time, failed, saying why.
+    monkeypatch.setattr(DockerSandbox, "_end_leftovers", lambda self: True)
+    result, took, left = await _run(_STALL, docker_client)
+    assert took <= _bound(), f"run_experiment took {took:.1f}s (> {_bound():g} s)"
+    assert left == 0, result.collection_error
+    assert not result.ok
+    assert result.collection_error and "metrics file" in result.collection_error
+    assert result.metrics is None and result.exit_code == 0
