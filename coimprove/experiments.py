@@ -102,7 +102,8 @@ def experiment_effect(
 
     With a workspace and a proposal `commit`, the sandbox gets exactly that commit's files.
     The state update under `result_key` and the ``experiment.recorded`` ledger event hold the
-    exit status, metrics, resource use and result artifacts (with digests).
+    exit status, metrics, resource use and result artifacts (with digests); `ok` is False and
+    `collection_error` says why when the results could not be collected in full.
     """
 
     async def run(state: Any, approved: Approved) -> dict[str, Any]:
@@ -130,14 +131,17 @@ def experiment_effect(
             "key": approved.key,
             "commit": result.commit,
             "inputs_digest": result.inputs_digest,
+            "ok": result.ok,
             "exit_code": result.exit_code,
             "ended_by": result.ended_by,
+            "collection_error": result.collection_error,
             "wall_s": round(result.wall_s, 3),
             "setup_s": round(result.setup_s, 3),
             "metrics": result.metrics,
             "metrics_error": result.metrics_error,
             "resources": result.resources.model_dump(mode="json"),
             "artifacts": [a.model_dump(mode="json", exclude={"content"}) for a in result.artifacts],
+            "rejected": result.rejected,
             "stdout_tail": result.stdout[-2000:],
             "stderr_tail": result.stderr[-2000:],
         }

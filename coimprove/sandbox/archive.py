@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -20,24 +21,61 @@ from pydantic import BaseModel, Field
 from coimprove.sandbox.errors import ArchiveError
 
 MAX_NAME_BYTES = 4096
+_REFUSED_CATEGORIES = {
+    "Cc": "control character",
+    "Cf": "invisible format character (e.g. a bidi override)",
+    "Cs": "byte that is not UTF-8",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+}
+
+
+def _refused(char: str) -> str | None:
+    """Why `char` may not appear in a file name, or None when it may."""
+    if char == "\\":
+        return "backslash"
+    return _REFUSED_CATEGORIES.get(unicodedata.category(char))
+
+
+def shown_name(name: str) -> str:
+    """`name` as printable text for messages and reports: every character a file name may not
+    hold is shown escaped (`\\xff` for a byte that is not UTF-8, `\\u202e`, `\\n`, `\\\\`), so a
+    name can neither break JSON nor reorder or hide text where it is shown."""
+    out: list[str] = []
+    for char in name:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the raw byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif _refused(char) is not None:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def safe_relpath(name: str) -> str:
     """Return `name` normalized as a safe relative POSIX path, or raise `ArchiveError`.
 
-    Refused: empty names, absolute paths, `..` components, NUL or control bytes, backslashes.
+    Refused: empty names, absolute paths, `..` components, backslashes, bytes that are not
+    UTF-8, and control, format (bidi overrides, zero-width), line and paragraph separator
+    characters (U+0085, U+2028, …). The message shows the name with those escaped.
     """
+    shown = shown_name(name)
     if not name or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-        raise ArchiveError(f"unsafe path {name!r}: empty or too long")
-    if any(ord(c) < 32 or c == "\x7f" for c in name) or "\\" in name:
-        raise ArchiveError(f"unsafe path {name!r}: control character or backslash")
+        raise ArchiveError(f"unsafe path {shown!r}: empty or too long", member=shown)
+    for char in name:
+        reason = _refused(char)
+        if reason is not None:
+            raise ArchiveError(
+                f"unsafe path {shown!r}: {reason} {shown_name(char)!r}", member=shown
+            )
     if name.startswith("/"):
-        raise ArchiveError(f"unsafe path {name!r}: absolute")
+        raise ArchiveError(f"unsafe path {shown!r}: absolute", member=shown)
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     if not parts:
-        raise ArchiveError(f"unsafe path {name!r}: names no file")
+        raise ArchiveError(f"unsafe path {shown!r}: names no file", member=shown)
     if ".." in parts:
-        raise ArchiveError(f"unsafe path {name!r}: contains '..'")
+        raise ArchiveError(f"unsafe path {shown!r}: contains '..'", member=shown)
     return "/".join(parts)
 
 
@@ -101,8 +139,10 @@ def unpack_files(
 ) -> Unpacked:
     """Read an untrusted tar stream into memory: regular files only, names checked, capped.
 
-    Raises `ArchiveError` when the total size of accepted files would exceed `max_bytes` or
-    there are more than `max_files` members, or the stream is not a valid tar.
+    Refused members are listed in `rejected` under their printable names (`shown_name`).
+    Raises `ArchiveError` naming the member at fault when the accepted files would exceed
+    `max_bytes` (judged from the header, before the data is read) or there are more than
+    `max_files` members, or when the stream is not a valid tar.
     """
     fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     out = Unpacked()
@@ -112,17 +152,22 @@ def unpack_files(
         with tarfile.open(fileobj=fileobj, mode="r|", encoding="utf-8") as tar:
             for info in tar:
                 members += 1
-                if members > max_files:
-                    raise ArchiveError(f"archive has more than {max_files} members")
                 name = info.name
                 if strip_prefix and name.startswith(strip_prefix):
                     name = name[len(strip_prefix) :]
+                shown = shown_name(name)
+                if members > max_files:
+                    raise ArchiveError(
+                        f"more than {max_files} files and directories to read "
+                        f"(refused at {shown!r})",
+                        member=shown,
+                    )
                 if info.isdir():
                     continue
                 try:
                     rel = safe_relpath(name)
                 except ArchiveError as err:
-                    out.rejected[name] = str(err)
+                    out.rejected[shown] = str(err)
                     continue
                 if not info.isreg():
                     out.rejected[rel] = f"not a regular file (tar type {info.type!r})"
@@ -132,14 +177,20 @@ def unpack_files(
                     continue
                 total += info.size
                 if total > max_bytes:
-                    raise ArchiveError(f"archive holds more than {max_bytes} bytes of files")
+                    raise ArchiveError(
+                        f"{rel!r} ({info.size} bytes) would bring the files read to "
+                        f"{total} bytes, more than the cap of {max_bytes}",
+                        member=rel,
+                    )
                 member = tar.extractfile(info)
                 if member is None:  # pragma: no cover - regular files always have data
                     out.rejected[rel] = "no data"
                     continue
                 content = member.read(info.size + 1)
                 if len(content) != info.size:
-                    raise ArchiveError(f"member {rel!r} is shorter or longer than its header")
+                    raise ArchiveError(
+                        f"member {rel!r} is shorter or longer than its header", member=rel
+                    )
                 out.files[rel] = content
                 if info.mode & 0o111:
                     out.executable.add(rel)

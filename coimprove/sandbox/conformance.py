@@ -381,6 +381,142 @@ async def check_concurrent(t: ConformanceTarget) -> str:
     return f"8 sandboxes at once in {time.monotonic() - started:.1f}s"
 
 
+async def check_exec_ends_its_daemons(t: ConformanceTarget) -> str:
+    async with await t.start() as sb:
+        r = await sb.exec("setsid sh -c 'sleep 1000' </dev/null >/dev/null 2>&1 & echo started")
+        expect(r.ok and r.stdout == "started\n", f"could not start the daemon: {_brief(r)}")
+        expect(r.wall_s < 10, f"the exec waited for its daemon: {_brief(r)}")
+        left = await sb.exec(["python3", "-c", _AGENT_PROCS], timeout=20)
+        expect(left.ok, f"sandbox unusable after the exec: {_brief(left)}")
+        count = int(left.stdout.split()[0])
+        expect(count == 0, f"{count} processes outlived their exec: {left.stdout.strip()}")
+    return "a setsid daemon ends with the exec that started it"
+
+
+async def check_own_exit_137(t: ConformanceTarget) -> str:
+    async with await t.start() as sb:
+        for cmd in ("exit 137", "kill -9 $$"):
+            r = await sb.exec(cmd, timeout=20)
+            expect(
+                r.exit_code == 137 and r.ended_by == "exit",
+                f"`{cmd}` (the command's own doing) was not reported as an exit: {_brief(r)}",
+            )
+    return "`exit 137` and a SIGKILL the command sends itself are exits, not our kill"
+
+
+STALL_PROBE = """\
+import os, signal, time
+me = os.getpid()
+while True:
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != me:
+            try:
+                if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"tar\\0"):
+                    os.kill(int(p), signal.SIGSTOP)
+            except OSError:
+                pass
+    time.sleep(0.005)
+"""
+"""A detached process that SIGSTOPs every `tar` it sees (issue 29's stalling probe)."""
+
+FORGE_PROBE = """\
+import io, os, signal, tarfile, time
+data = b'{"accuracy": 1.0, "forged": true}'
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+    info = tarfile.TarInfo("out/metrics.json"); info.size = len(data); info.mode = 0o644
+    tf.addfile(info, io.BytesIO(data))
+forged = buf.getvalue()
+me = os.getpid()
+while True:
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == me:
+            continue
+        try:
+            if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"tar\\0"):
+                os.kill(int(p), signal.SIGSTOP)
+                with open(f"/proc/{p}/fd/1", "wb") as fh:
+                    fh.write(forged)
+                os.kill(int(p), signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.002)
+"""
+"""A detached process that stops `tar`, writes its own archive into the tar's stdout and kills
+it (issue 31's forged result)."""
+
+_GENUINE = b'{"accuracy": 0.1}'
+_READ_BOUND_S = 30.0
+
+
+def _detached(payload: str) -> list[str]:
+    """argv: write the genuine metrics, start `payload` in its own session, wait until it
+    runs, exit 0."""
+    launch = (
+        "import os, subprocess, sys, time\n"
+        "open('out/metrics.json', 'wb').write(sys.argv[1].encode())\n"
+        "subprocess.Popen([sys.executable, '-c', sys.argv[2]], start_new_session=True,"
+        " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "end = time.monotonic() + 10\n"
+        "while not os.path.exists('ready') and time.monotonic() < end:\n"
+        "    time.sleep(0.01)\n"
+    )
+    return ["python3", "-c", launch, _GENUINE.decode(), "open('ready', 'w').close()\n" + payload]
+
+
+async def _read_after(t: ConformanceTarget, payload: str) -> tuple[dict[str, bytes] | str, float]:
+    """Run `payload` detached, then read out/ as result collection does (missing paths allowed):
+    the files, or why the read failed."""
+    async with await t.start() as sb:
+        await sb.exec("mkdir -p out")
+        r = await sb.exec(_detached(payload), timeout=20)
+        expect(r.ok, f"the probe did not start: {_brief(r)}")
+        started = time.monotonic()
+        try:
+            files: dict[str, bytes] | str = await asyncio.wait_for(
+                sb.read_files(["out"], missing_ok=True), _READ_BOUND_S
+            )
+        except TimeoutError:
+            files = f"the read did not return within {_READ_BOUND_S:g} s"
+        except SandboxError as err:
+            files = f"{type(err).__name__}: {err}"
+        return files, time.monotonic() - started
+
+
+async def check_collection_stall(t: ConformanceTarget) -> str:
+    files, took = await _read_after(t, STALL_PROBE)
+    expect(not isinstance(files, str), f"a detached tar-stopper broke the read: {files}")
+    assert not isinstance(files, str)
+    expect(files.get("out/metrics.json") == _GENUINE, f"read back {files!r}")
+    return f"a detached tar-stopper did not stall the read ({took:.2f}s, genuine file)"
+
+
+async def check_collection_forge(t: ConformanceTarget) -> str:
+    files, took = await _read_after(t, FORGE_PROBE)
+    if isinstance(files, str):  # a refused read is safe; only a forged success is not
+        expect("did not return" not in files, f"the forger stalled the read: {files}")
+        return f"the read was refused, not forged: {files}"
+    got = files.get("out/metrics.json")
+    expect(got == _GENUINE, f"the read returned forged content: {got!r}")
+    return f"a detached tar-forger could not change what was read ({took:.2f}s)"
+
+
+async def check_flood_after_exit(t: ConformanceTarget) -> str:
+    flood = "import os\nwhile True:\n    os.write(1, b'x' * 65536)\n"
+    launch = (
+        "import subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {flood!r}], start_new_session=True)\n"
+    )
+    cmd = ["python3", "-c", launch]
+    async with await t.start() as sb:
+        r = await sb.exec(cmd, timeout=30)
+        expect(r.ended_by == "exit" and r.exit_code == 0, f"flood after exit: {_brief(r)}")
+        kept = len(r.stdout.encode())
+        expect(kept <= t.limits.output_bytes + 256, f"kept {kept} B of stdout, over the cap")
+        after = await _no_agent_processes_left(sb, t)
+    return f"ended with its main process after {r.wall_s:.2f}s; {after}"
+
+
 async def check_no_leftovers(t: ConformanceTarget) -> str:
     left = await t.leftovers()
     expect(left == 0, f"{left} sandbox containers of this suite are still there")
@@ -409,6 +545,27 @@ CHECKS: tuple[Check, ...] = (
         "files_roundtrip", "files round-trip byte-exactly; symlinks refused", check_files_roundtrip
     ),
     Check("concurrent", "8 sandboxes at once all succeed", check_concurrent),
+    Check(
+        "exec_ends_its_daemons",
+        "a setsid daemon does not outlive its exec",
+        check_exec_ends_its_daemons,
+    ),
+    Check("own_exit_137", "a command's own exit 137 is an exit", check_own_exit_137),
+    Check(
+        "collection_stall",
+        "a detached process cannot stall reading files out",
+        check_collection_stall,
+    ),
+    Check(
+        "collection_forge",
+        "a detached process cannot forge the files read out",
+        check_collection_forge,
+    ),
+    Check(
+        "flood_after_exit",
+        "an exec ends with its main process despite a stdout flood",
+        check_flood_after_exit,
+    ),
     Check("no_leftovers", "no labelled containers remain", check_no_leftovers),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)

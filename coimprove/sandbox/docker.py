@@ -75,7 +75,36 @@ AGENT_USER = "1000:1000"
 KEEPER_USER = "65534:65534"
 WORKDIR = "/sandbox"
 KILL_GRACE_S = 1.5
+REMOVE_WAIT_S = 30.0
+"""How long `close` waits for a removal another thread has started."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+READ_TIMEOUT_S = 60.0
+"""Default time bound of one `read_archive` (the tar is killed after it)."""
+MAX_READ_FILES = 10_000
+"""Default cap on the files and directories one `read_archive` takes."""
+# Ends every process of the agent's uid and verifies it (dash builtins only: it needs one pid
+# even when a fork bomb holds the rest). One `kill -9 -1` is atomic against fork on Linux, but
+# kill(-1) reports success whenever any other process exists (PID 1 included), so the check
+# reads each /proc/<pid>/status: exit 0 when no live (non-zombie) uid-1000 process but this
+# shell is left, exit 3 when some still are after 50 rounds (the caller retries).
+_END_ALL = """n=0
+while :; do
+  kill -9 -1 2>/dev/null
+  left=0
+  for p in /proc/[0-9]*; do
+    [ "$p" = "/proc/$$" ] && continue
+    state=
+    { while read -r k v rest; do
+        case $k in
+          State:) state=$v ;;
+          Uid:) [ "$v" = UID ] && [ "$state" != Z ] && left=$((left+1)); break ;;
+        esac
+      done < "$p/status"; } 2>/dev/null
+  done
+  [ $left = 0 ] && exit 0
+  n=$((n+1))
+  [ $n -lt 50 ] || exit 3
+done""".replace("UID", AGENT_USER.split(":")[0])
 _CGROUP_FILES = (
     "/sys/fs/cgroup/memory/memory.oom_control",  # v1
     "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
@@ -202,12 +231,14 @@ def _remove_live_sandboxes() -> None:
 
 
 class _Watch:
-    """Shared state between an exec's reader and its timeout timer."""
+    """Shared state between an exec's reader and the thread that watches its time and end."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.timed_out = False
         self.force_killed = False
+        self.cancelled = False
+        self.main_exited = False
 
 
 class DockerSandbox:
@@ -231,6 +262,7 @@ class DockerSandbox:
         self._env = dict(env)
         self._lock = asyncio.Lock()
         self._closed: str | None = None
+        self._removed = threading.Event()
         self._oom_kills = 0
         _live.add(self)
 
@@ -366,6 +398,11 @@ class DockerSandbox:
         """True once closed (or force-killed)."""
         return self._closed is not None
 
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the sandbox closed ("closed", or why it was force-killed); None while open."""
+        return self._closed
+
     async def close(self) -> None:
         """Remove the container (and its tmpfs). Idempotent."""
         if self._closed is None or self._container is not None:
@@ -378,6 +415,9 @@ class DockerSandbox:
         container, self._container = self._container, None
         _live.discard(self)
         if container is None:
+            # Another thread may be removing it: return once that is done (so "closed"
+            # always means the container is gone), bounded in case that thread is stuck.
+            self._removed.wait(REMOVE_WAIT_S)
             return
         try:
             container.remove(force=True, v=True)
@@ -385,6 +425,8 @@ class DockerSandbox:
             pass
         except DockerException as err:
             log.warning("sandbox.remove_failed", name=container.name, error=str(err))
+        finally:
+            self._removed.set()
 
     async def __aenter__(self) -> Self:
         return self
@@ -421,6 +463,7 @@ class DockerSandbox:
                 )
             except asyncio.CancelledError:
                 if not watch.done.is_set():
+                    watch.cancelled = True
                     threading.Thread(target=self._kill_agent, args=(watch,), daemon=True).start()
                 raise
 
@@ -466,9 +509,10 @@ class DockerSandbox:
             )["Id"]
         except APIError as e:
             raise SandboxError(f"exec failed to start in {self.name}: {e}") from e
-        timer = threading.Timer(limit, self._on_timeout, args=(watch,))
-        timer.daemon = True
-        timer.start()
+        watcher = threading.Thread(
+            target=self._watch_exec, args=(exec_id, limit, watch), daemon=True
+        )
+        watcher.start()
         try:
             stream = api.exec_start(exec_id, stream=True, demux=True)
             for chunk_out, chunk_err in stream:
@@ -481,12 +525,12 @@ class DockerSandbox:
                 raise SandboxError(f"exec stream failed in {self.name}: {e}") from e
         finally:
             watch.done.set()
-            timer.cancel()
         wall = time.monotonic() - started
-        exit_code: int | None = None
-        with contextlib.suppress(DockerException):
-            exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        exit_code = self._exit_code(exec_id)
         ended_by = self._ended_by(exit_code, watch)
+        # Whatever the command left running (setsid daemons, a process that would stop or
+        # forge a later read) ends with it: nothing of one exec outlives it.
+        self._end_leftovers()
         if ended_by != "exit":
             log.info("sandbox.exec_ended", name=self.name, ended_by=ended_by, exit=exit_code)
         return ExecResult(
@@ -501,17 +545,55 @@ class DockerSandbox:
             wall_s=wall,
         )
 
+    def _watch_exec(self, exec_id: str, limit: float, watch: _Watch) -> None:
+        """Kill the exec at its timeout; once its main process has ended, end what it left
+        (a leftover holding stdout open would otherwise keep the stream, and the exec, going)."""
+        deadline = time.monotonic() + limit
+        interval = 0.05
+        while True:
+            left = deadline - time.monotonic()
+            if watch.done.wait(max(0.0, min(interval, left))):
+                return
+            if time.monotonic() >= deadline:
+                self._on_timeout(watch)
+                return
+            interval = min(interval * 2, 1.0)
+            if not watch.main_exited and self._exec_state(exec_id)[0] is False:
+                watch.main_exited = True
+                self._end_leftovers()
+
+    def _exec_state(self, exec_id: str) -> tuple[bool | None, int | None]:
+        """(running, exit code) of an exec; (None, None) when the engine cannot say."""
+        try:
+            info = self._client.api.exec_inspect(exec_id)
+        except DockerException:
+            return None, None
+        return bool(info.get("Running")), info.get("ExitCode")
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The exit code once the exec is no longer running (it can lag the stream's end)."""
+        deadline = time.monotonic() + KILL_GRACE_S
+        while True:
+            running, code = self._exec_state(exec_id)
+            if running is not True or self._closed or time.monotonic() >= deadline:
+                return code if running is False else None
+            time.sleep(0.02)
+
     def _ended_by(self, exit_code: int | None, watch: _Watch) -> EndedBy:
+        """Only our own kill is "killed"; a command's own `exit 137` (or a SIGKILL one of its
+        processes sent) is an exit like any other."""
         if watch.timed_out:
             return "timeout"
-        if watch.force_killed or self._closed is not None:
+        if watch.force_killed or watch.cancelled:
+            return "killed"
+        if self._closed is not None and not watch.main_exited:
             return "killed"
         if exit_code not in (None, 0):
             oom = self._read_oom_kills()
             if oom is not None and oom > self._oom_kills:
                 self._oom_kills = oom
                 return "oom"
-        if exit_code is None or exit_code == 128 + 9:
+        if exit_code is None:
             return "killed"
         return "exit"
 
@@ -527,30 +609,69 @@ class DockerSandbox:
         if container is None:
             return
         started = time.monotonic()
-        killer = threading.Thread(target=self._kill_exec, args=(watch,), daemon=True)
+        killer = threading.Thread(target=self._end_leftovers, daemon=True)
         killer.start()
         if watch.done.wait(KILL_GRACE_S):
             log.debug("sandbox.killed", name=container.name, seconds=time.monotonic() - started)
             return
         log.warning("sandbox.force_kill", name=container.name)
         watch.force_killed = True
-        self._closed = self._closed or "force-killed after a command would not die"
-        with contextlib.suppress(DockerException):
-            container.kill()
+        self._force_kill("force-killed after a command would not die")
 
-    def _kill_exec(self, watch: _Watch) -> None:
-        """`kill -9 -1` as uid 1000 (one process: dash's builtin), retried while pids are full."""
+    def _force_kill(self, reason: str) -> None:
+        """Kill the container from outside (nothing inside can stop that); the sandbox closes."""
+        self._closed = self._closed or reason
         container = self._container
-        api = self._client.api
+        if container is not None:
+            with contextlib.suppress(DockerException):
+                container.kill()
+
+    def _end_leftovers(self) -> bool:
+        """End every uid-1000 process, verified: True when none is left.
+
+        Runs `kill -9 -1` as uid 1000 in a loop (dash builtins only, so it needs one pid)
+        until the kill finds no process left to signal. Each attempt is bounded in time (a
+        leftover could SIGSTOP the killer itself); when none succeeds within the kill grace the
+        container is killed from outside and the sandbox closed, so no process of the command
+        can take part in anything that follows.
+        """
+        container = self._container
+        if container is None or self._closed is not None:
+            return True  # removed, or killed from outside: no process of it is left
         deadline = time.monotonic() + KILL_GRACE_S
-        while container is not None and not watch.done.is_set() and time.monotonic() < deadline:
-            try:
-                kid = api.exec_create(container.id, ["sh", "-c", "kill -9 -1"], user=AGENT_USER)
-                api.exec_start(kid["Id"])
-                return
-            except DockerException as e:  # e.g. no pid left for the kill (fork bomb)
-                log.debug("sandbox.kill_retry", name=container.name, error=str(e))
-                time.sleep(0.05)
+        while time.monotonic() < deadline:
+            if self._run_killer(container, deadline):
+                return True
+            if self._closed is not None:  # force-killed meanwhile (e.g. by the timeout)
+                return True
+            time.sleep(0.02)
+        log.warning("sandbox.leftovers_survived", name=container.name)
+        self._force_kill("force-killed: processes a command left would not die")
+        return False
+
+    def _run_killer(self, container: Any, deadline: float) -> bool:
+        api = self._client.api
+        try:
+            kid = api.exec_create(container.id, ["sh", "-c", _END_ALL], user=AGENT_USER)["Id"]
+        except DockerException as e:  # e.g. no pid left for the kill (fork bomb)
+            log.debug("sandbox.kill_retry", name=container.name, error=str(e))
+            return False
+        finished = threading.Event()
+
+        def run() -> None:
+            with contextlib.suppress(DockerException):
+                api.exec_start(kid)
+            finished.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        if not finished.wait(max(0.05, deadline - time.monotonic())):
+            return False
+        for _ in range(25):  # the engine can report the end a moment after the stream closed
+            running, code = self._exec_state(kid)
+            if running is not True:
+                return running is False and code == 0
+            time.sleep(0.02)
+        return False
 
     def _keeper_exec(self, argv: list[str]) -> str | None:
         container = self._container
@@ -677,16 +798,35 @@ class DockerSandbox:
         paths: Sequence[str],
         *,
         max_bytes: int = 64 << 20,
+        max_files: int = MAX_READ_FILES,
         missing_ok: bool = False,
+        timeout: float = READ_TIMEOUT_S,  # noqa: ASYNC109 - enforced by killing inside the box
     ) -> archive.Unpacked:
-        """Like `read_files`, also reporting refused members (symlinks, devices, bad names)."""
+        """Like `read_files`, also reporting refused members (symlinks, devices, bad names).
+
+        Strict: the reading `tar` must exit 0 within `timeout` seconds and its stream must be
+        a complete archive, or nothing is returned (`SandboxFileError`; `ArchiveError` for a
+        cap, naming the file). No partial result is ever returned.
+        """
         async with self._lock:
-            return await asyncio.to_thread(self.read_archive_sync, paths, max_bytes, missing_ok)
+            return await asyncio.to_thread(
+                self.read_archive_sync, paths, max_bytes, missing_ok, timeout, max_files
+            )
 
     def read_archive_sync(
-        self, paths: Sequence[str], max_bytes: int = 64 << 20, missing_ok: bool = False
+        self,
+        paths: Sequence[str],
+        max_bytes: int = 64 << 20,
+        missing_ok: bool = False,
+        timeout: float = READ_TIMEOUT_S,
+        max_files: int = MAX_READ_FILES,
     ) -> archive.Unpacked:
-        """Blocking `read_archive`."""
+        """Blocking `read_archive`.
+
+        Between execs no process of the agent runs (each exec ends all it left), so nothing
+        in the sandbox can stop, feed or race this read; the time bound and the strict exit
+        check are the second line.
+        """
         container = self._require_open()
         rels = _covering_paths([_relative_to_workdir(p) for p in paths])
         if not rels:
@@ -694,43 +834,104 @@ class DockerSandbox:
         api = self._client.api
         argv = ["tar", "-c", "-f", "-", "-C", WORKDIR]
         if missing_ok:
-            argv.append("--ignore-failed-read")
+            argv.append("--ignore-failed-read")  # missing paths: a warning, exit status 0
         exec_id = api.exec_create(
             container.id, [*argv, "--", *rels], stdout=True, stderr=True, user=AGENT_USER
         )["Id"]
         cap = max_bytes + max_bytes // 8 + (1 << 20)  # tar headers and padding
-        out = io.BytesIO()
-        err = CappedBuffer(16 << 10)
-        overflow = False
-        stream = api.exec_start(exec_id, stream=True, demux=True)
+        watch = _Watch()
+        watcher = threading.Thread(
+            target=self._watch_exec, args=(exec_id, timeout, watch), daemon=True
+        )
+        watcher.start()
+        reader: _ExecStdout | None = None
+        refused: ArchiveError | None = None
+        unpacked = archive.Unpacked()
         try:
-            for chunk_out, chunk_err in stream:
-                if chunk_out:
-                    if out.tell() + len(chunk_out) > cap:
-                        overflow = True
-                        break
-                    out.write(chunk_out)
-                if chunk_err:
-                    err.write(chunk_err)
+            reader = _ExecStdout(api.exec_start(exec_id, stream=True, demux=True), cap)
+            try:
+                unpacked = archive.unpack_files(reader, max_bytes=max_bytes, max_files=max_files)
+                reader.drain_padding()
+            except ArchiveError as e:
+                refused = e
+        except (DockerException, OSError) as e:
+            if not (watch.timed_out or watch.force_killed or self._closed):
+                raise SandboxFileError(f"reading {rels} from {self.name} failed: {e}") from e
         finally:
-            stream.close()
-        if overflow:
-            self._kill_exec(_Watch())  # stop the tar (and any agent process)
-            raise ArchiveError(f"files read from {self.name} exceed {max_bytes} bytes")
-        code = api.exec_inspect(exec_id).get("ExitCode")
-        if code != 0 and not (missing_ok and out.tell()):
-            missing = "Cannot stat" in err.text()
-            if not (missing_ok and missing):
+            if reader is not None:
+                reader.close()
+            if refused is not None and not watch.done.is_set():
+                self._end_leftovers()  # stop the tar mid-stream
+            watch.done.set()
+        stderr = reader.stderr.text().strip() if reader is not None else ""
+        if refused is not None and refused.member is not None:
+            raise refused
+        if watch.timed_out or watch.force_killed or self._closed:
+            raise SandboxFileError(
+                f"reading {rels} from {self.name} did not finish within {timeout:g} s "
+                "(the reader was killed); nothing was read"
+            )
+        if refused is not None:
+            if refused.member is None and self._exit_code(exec_id) != 0:
                 raise SandboxFileError(
-                    f"reading {rels} from {self.name} failed (tar exit {code}): "
-                    f"{err.text().strip()}"
-                )
-        if out.tell() == 0:
-            return archive.Unpacked()
-        unpacked = archive.unpack_files(out.getvalue(), max_bytes=max_bytes)
+                    f"reading {rels} from {self.name} failed: {refused} ({stderr})"
+                ) from refused
+            raise refused
+        code = self._exit_code(exec_id)
+        if code != 0:
+            raise SandboxFileError(
+                f"reading {rels} from {self.name} failed (tar exit {code}): {stderr}"
+            )
         if unpacked.rejected:
             log.warning("sandbox.files_rejected", name=self.name, rejected=unpacked.rejected)
         return unpacked
+
+
+class _ExecStdout(io.RawIOBase):
+    """The stdout of a demultiplexed exec stream as a file, capped; stderr kept aside."""
+
+    def __init__(self, chunks: Any, cap: int) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._cap = cap
+        self._pending = memoryview(b"")
+        self.total = 0
+        self.stderr = CappedBuffer(16 << 10)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                chunk_out, chunk_err = next(self._chunks)
+            except StopIteration:
+                return 0
+            if chunk_err:
+                self.stderr.write(chunk_err)
+            if chunk_out:
+                self.total += len(chunk_out)
+                if self.total > self._cap:
+                    raise ArchiveError(f"the files read exceed {self._cap} bytes with headers")
+                self._pending = memoryview(chunk_out)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def drain_padding(self) -> None:
+        """Read to the end: after the end-of-archive marker only zero padding may follow."""
+        while True:
+            data = self.read(1 << 16)
+            if not data:
+                return
+            if data.strip(b"\0"):
+                raise ArchiveError("data after the end of the archive")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._chunks.close()
+        super().close()
 
 
 # -- helpers ----------------------------------------------------------------------------------

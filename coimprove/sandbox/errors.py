@@ -53,7 +53,14 @@ class NetworkNotAllowedError(SandboxError):
 
 
 class ArchiveError(SandboxError):
-    """A tar archive or member name was unsafe or over its size cap."""
+    """A tar archive or member name was unsafe or over its size cap.
+
+    `member` is the (printable) name of the file at fault, when one is.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        super().__init__(message)
+        self.member = member
 
 
 class SandboxFileError(SandboxError):

@@ -14,8 +14,9 @@ from typing import Literal, Protocol, Self, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 EndedBy = Literal["exit", "timeout", "oom", "killed"]
-"""Why a command ended: it exited by itself, hit its wall-clock timeout, was killed by the
-out-of-memory killer, or was killed otherwise (SIGKILL from outside, sandbox closed)."""
+"""Why a command ended: it exited by itself (its own `exit 137`, or a signal one of its own
+processes sent, is an exit with that status), hit its wall-clock timeout, was killed by the
+out-of-memory killer, or was killed by the sandbox (cancelled, the container killed or closed)."""
 
 NetworkMode = Literal["none", "bridge"]
 """`none` (default): loopback only. `bridge`: the engine's default network, which a sandbox

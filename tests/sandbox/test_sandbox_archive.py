@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from coimprove.sandbox.archive import pack_files, safe_relpath, unpack_files, write_tree
+from coimprove.sandbox.archive import (
+    pack_files,
+    safe_relpath,
+    shown_name,
+    unpack_files,
+    write_tree,
+)
 from coimprove.sandbox.errors import ArchiveError
 
 
@@ -39,6 +46,63 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, **kw: object) -> tarfile.T
 def test_unsafe_names_are_refused(name: str) -> None:
     with pytest.raises(ArchiveError):
         safe_relpath(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown", "reason"),
+    [
+        ("out/r\udcffsult.txt", "out/r\\xffsult.txt", "not UTF-8"),  # raw byte 0xff
+        ("out/report\u202etxt.exe", "out/report\\u202etxt.exe", "bidi"),  # RIGHT-TO-LEFT OVERRIDE
+        ("out/a\u2066b", "out/a\\u2066b", "bidi"),  # LEFT-TO-RIGHT ISOLATE
+        ("out/zero\u200bwidth", "out/zero\\u200bwidth", "invisible"),
+        ("out/next\x85line", "out/next\\x85line", "control"),  # NEXT LINE (NEL)
+        ("out/line\u2028sep", "out/line\\u2028sep", "line separator"),
+        ("out/para\u2029sep", "out/para\\u2029sep", "paragraph separator"),
+        ("out/del\x7f", "out/del\\x7f", "control"),
+    ],
+)
+def test_names_that_hide_or_reorder_text_are_refused_by_name(
+    name: str, shown: str, reason: str
+) -> None:
+    with pytest.raises(ArchiveError, match=reason) as err:
+        safe_relpath(name)
+    assert err.value.member == shown
+    assert repr(shown) in str(err.value)
+    assert shown_name(name) == shown
+    assert shown.isprintable()
+
+
+def test_unpack_lists_bad_names_printably_and_keeps_the_rest() -> None:
+    data = _tar([(_member("ok.txt"), b"ok"), (_member("x\u202eexe.txt"), b"evil")])
+    unpacked = unpack_files(data)
+    assert unpacked.files == {"ok.txt": b"ok"}
+    assert list(unpacked.rejected) == ["x\\u202eexe.txt"]
+    unpacked.model_dump_json()  # printable names: always valid JSON
+
+
+def test_non_utf8_member_name_never_reaches_the_files() -> None:
+    info = tarfile.TarInfo("placeholder")
+    info.size = 1
+    header = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    name = b"bad\xff.txt"  # a raw non-UTF-8 byte in the name field
+    header[: len(name) + 1] = name + b"\0"
+    header[148:156] = b"        "
+    header[148:155] = f"{sum(header):06o}\0".encode()
+    data = bytes(header) + b"x".ljust(512, b"\0") + b"\0" * 1024
+    unpacked = unpack_files(data)
+    assert unpacked.files == {}
+    assert list(unpacked.rejected) == ["bad\\xff.txt"]
+    unpacked.model_dump_json()
+
+
+def test_caps_name_the_member_at_fault() -> None:
+    big = _tar([(_member("small"), b"x"), (_member("out/huge.bin"), b"x" * 2000)])
+    with pytest.raises(ArchiveError, match=re.escape("'out/huge.bin' (2000 bytes)")) as err:
+        unpack_files(big, max_bytes=1000)
+    assert err.value.member == "out/huge.bin"
+    many = _tar([(_member(f"f{i}"), b"") for i in range(20)])
+    with pytest.raises(ArchiveError, match="refused at 'f10'"):
+        unpack_files(many, max_files=10)
 
 
 def test_safe_names_are_normalized() -> None:
@@ -84,10 +148,10 @@ def test_hostile_members_are_dropped_with_reasons() -> None:
 
 def test_size_and_count_caps_stop_reading() -> None:
     big = _tar([(_member("big"), b"x" * 2000)])
-    with pytest.raises(ArchiveError, match="more than 1000 bytes"):
+    with pytest.raises(ArchiveError, match="more than the cap of 1000"):
         unpack_files(big, max_bytes=1000)
     many = _tar([(_member(f"f{i}"), b"") for i in range(20)])
-    with pytest.raises(ArchiveError, match="more than 10 members"):
+    with pytest.raises(ArchiveError, match="more than 10 files"):
         unpack_files(many, max_files=10)
 
 

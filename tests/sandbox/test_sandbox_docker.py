@@ -69,9 +69,14 @@ async def test_env_and_workdir_reach_the_command(sb: DockerSandbox) -> None:
     assert r.stdout == "hi 1\n/sandbox/sub\nx.txt\n"
 
 
-async def test_signal_death_is_reported_as_killed(sb: DockerSandbox) -> None:
+async def test_only_our_kill_is_reported_as_killed(sb: DockerSandbox) -> None:
+    # The command's own `exit 137`, or a SIGKILL it sends itself, is its own exit (issue 31).
+    r = await sb.exec("exit 137")
+    assert (r.ended_by, r.exit_code) == ("exit", 137)
     r = await sb.exec("kill -9 $$")
-    assert (r.ended_by, r.exit_code) == ("killed", 137)
+    assert (r.ended_by, r.exit_code) == ("exit", 137)
+    r = await sb.exec(["sleep", "100"], timeout=0.5)
+    assert r.ended_by == "timeout"
 
 
 async def test_cancelling_an_exec_kills_its_processes(sb: DockerSandbox) -> None:
@@ -98,7 +103,7 @@ async def test_files_api_edges(sb: DockerSandbox) -> None:
         await sb.read_files(["missing.txt"])
     assert await sb.read_files(["missing.txt"], missing_ok=True) == {}
     await sb.exec("head -c 3000000 /dev/urandom > big.bin")
-    with pytest.raises(ArchiveError, match="exceed"):
+    with pytest.raises(ArchiveError, match="more than the cap"):
         await sb.read_files(["big.bin"], max_bytes=1_000_000)
     assert len((await sb.read_files(["/sandbox/big.bin"]))["big.bin"]) == 3_000_000
 
@@ -171,3 +176,13 @@ def test_reaper_removes_containers_of_a_sigkilled_owner(
         assert labels[LABEL_RUN] == "live-owner"
     finally:
         live.close_sync()
+
+
+async def test_a_setsid_daemon_does_not_outlive_its_exec(sb: DockerSandbox) -> None:
+    # Issue 31 item 5: whatever an exec leaves running ends with it, before anything else runs.
+    r = await sb.exec("setsid sh -c 'trap \"\" HUP TERM; sleep 1000' </dev/null >/dev/null 2>&1 &")
+    assert r.ok
+    listing = "for p in /proc/[0-9]*; do grep -q '^Uid:.1000' $p/status && cat $p/comm; done"
+    left = await sb.exec(["sh", "-c", listing + " 2>/dev/null; :"])
+    assert left.ok
+    assert "sleep" not in left.stdout.split(), left.stdout  # the daemon is gone
