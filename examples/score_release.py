@@ -89,7 +89,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"mean item discrimination      {found.mean_discrimination}")
     print(f"items that discriminate       {100 * found.discriminating_share:.1f}%")
     print(f"ranking rho (known skill)     {found.ranking_spearman}")
-    if args.out is not None:
+    if args.out is not None or args.datasheet_out is not None:
         intervals: dict[str, tuple[float, float] | None] = {}
         for m in found.members:
             lo, hi = m.accuracy.lo, m.accuracy.hi
@@ -99,10 +99,14 @@ async def main(args: argparse.Namespace) -> int:
             "scores": scores.model_dump(mode="json"),
             "datasheet": datasheet_scores(scores, intervals),
         }
-        await asyncio.to_thread(write_json, Path(args.out), payload)
+        written = []
+        if args.out is not None:
+            await asyncio.to_thread(write_json, Path(args.out), payload)
+            written.append(str(args.out))
         if args.datasheet_out is not None:
             await asyncio.to_thread(write_json, Path(args.datasheet_out), payload["datasheet"])
-        print(f"wrote {args.out}" + (f" and {args.datasheet_out}" if args.datasheet_out else ""))
+            written.append(str(args.datasheet_out))
+        print("wrote " + " and ".join(written))
     return 0
 
 

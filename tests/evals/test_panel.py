@@ -209,3 +209,30 @@ async def test_the_sandbox_grader_scores_each_item_as_the_task_grader_reads_it()
         for i, r in zip(items, responses["chatty"], strict=True)
     ]
     assert 0 < sum(got["chatty"]) < len(items)  # both right and wrong readings occur
+
+
+@pytest.mark.docker
+def test_the_shipped_panel_scores_are_what_score_release_computes(tmp_path: Path) -> None:
+    """The datasheet's panel table is computed, not typed: scoring the shipped release again
+    (scripted members, seeded bootstrap) writes the same `panel_scores.json`; `--datasheet-out`
+    alone (without `--out`) writes it."""
+    release = next(SHIPPED.glob("*/items.jsonl")).parent
+    out = tmp_path / "panel.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "examples/score_release.py",
+            str(release),
+            "--model",
+            "none",
+            "--datasheet-out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == json.loads((release / "panel_scores.json").read_text())
