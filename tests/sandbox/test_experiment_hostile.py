@@ -109,3 +109,86 @@ async def test_a_stall_the_exec_end_kill_missed_is_a_failed_collection_within_th
     assert not result.ok
     assert result.collection_error and "metrics file" in result.collection_error
     assert result.metrics is None and result.exit_code == 0
+
+
+# Issue 31 items 2 and 3: results the collection refuses. The run's own outcome (exit code,
+# stdout, metrics) is kept, and the refusal is recorded naming what and why.
+_MANY_FILES = """\
+import os
+os.makedirs("out/many", exist_ok=True)
+for i in range(12000):
+    open(f"out/many/f{i}", "w").close()
+open("out/metrics.json", "w").write('{"accuracy": 0.1}')
+print("wrote many")
+"""
+
+_HUGE_SPARSE = """\
+import os
+os.makedirs("out/big", exist_ok=True)
+with open("out/big/sparse.bin", "wb") as f:
+    f.truncate(8 << 30)
+open("out/metrics.json", "w").write('{"accuracy": 0.1}')
+print("wrote sparse")
+"""
+
+_BAD_NAMES = """\
+import os
+os.makedirs(b"out/names", exist_ok=True)
+open(b"out/names/bad-\\xff.txt", "w").write("x")
+open("out/names/evil-\\u202etxt.exe", "w").write("x")
+open("out/metrics.json", "w").write('{"accuracy": 0.1}')
+print("wrote names")
+"""
+
+
+async def _collecting(
+    program: str, collect: str, client: docker.DockerClient
+) -> tuple[ExperimentResult, int]:
+    run_id = f"refused-{uuid.uuid4().hex[:8]}"
+    spec = ExperimentSpec(
+        command=["python3", "main.py"],
+        files={"main.py": program},
+        timeout_s=60,
+        collect=[collect],
+    )
+    result = await run_experiment(spec, run_id=run_id, client=client)
+    return result, count_containers(client, run_id=run_id)
+
+
+@pytest.mark.parametrize(
+    ("program", "collect", "printed", "why"),
+    [
+        (_MANY_FILES, "out/many", "wrote many", "more than 10000 files"),
+        (_HUGE_SPARSE, "out/big", "wrote sparse", "more than the cap"),
+    ],
+    ids=["12000-files", "huge-sparse"],
+)
+async def test_oversized_results_keep_the_run_and_record_the_refusal(
+    program: str,
+    collect: str,
+    printed: str,
+    why: str,
+    docker_client: docker.DockerClient,
+    python_image: BuiltImage,
+) -> None:
+    result, left = await _collecting(program, collect, docker_client)
+    assert left == 0
+    assert result.exit_code == 0 and result.ended_by == "exit", result
+    assert printed in result.stdout
+    assert result.metrics == {"accuracy": 0.1}
+    assert not result.ok
+    assert result.collection_error and why in result.collection_error, result.collection_error
+    result.model_dump_json()  # the record stays writable to the ledger
+
+
+async def test_result_names_that_are_not_safe_are_refused_by_name(
+    docker_client: docker.DockerClient, python_image: BuiltImage
+) -> None:
+    result, left = await _collecting(_BAD_NAMES, "out/names", docker_client)
+    assert left == 0 and result.exit_code == 0 and result.metrics == {"accuracy": 0.1}
+    names = [a.name for a in result.artifacts]
+    assert not any("bad-" in name or "evil-" in name for name in names), names
+    assert result.rejected, result
+    assert "\u202e" not in result.model_dump_json()  # a bidi control is never shown raw
+    shown = " ".join([*result.rejected, result.collection_error or ""])
+    assert "bad-" in shown and "evil-" in shown, (result.rejected, result.collection_error)
