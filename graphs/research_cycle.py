@@ -581,7 +581,10 @@ class AnalysisAgent(ExecutionAnalysisAgent):
     """Collaborative execution: the model's reading of the run, shown with the real numbers."""
 
     def fallback_title(self, output: ExecutionAnalysisOutput, state: Mapping[str, Any]) -> str:
-        return f"Run {output.outcome.replace('_', ' ')}: {_accuracy_text(state)} (measured)"
+        verdict = output.outcome.replace("_", " ")
+        if output.outcome == "failed" and run_failed(state) is None:
+            verdict = "ran (the model's reading, failed, contradicts the sandbox)"
+        return f"Run {verdict}: {_accuracy_text(state)} (measured)"
 
     async def build(
         self, output: ExecutionAnalysisOutput, state: Mapping[str, Any], ctx: Any
@@ -595,9 +598,14 @@ class AnalysisAgent(ExecutionAnalysisAgent):
 
 def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
     """Where an analysis's verdict contradicts what was measured."""
+    failed = run_failed(state)
+    if outcome == "failed" and failed is None:
+        return [
+            f"the analysis calls the run failed, but it exited cleanly and measured "
+            f"{_accuracy_text(state)}"
+        ]
     if outcome != "as_expected":
         return []
-    failed = run_failed(state)
     if failed:
         return [f"the analysis calls the run as expected, but {failed}"]
     expected = re.search(

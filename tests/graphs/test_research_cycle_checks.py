@@ -86,6 +86,10 @@ def test_an_analysis_that_contradicts_the_measurement_is_flagged(rc: ModuleType)
     assert rc.analysis_warnings("unexpected", _state(low)) == []
     diverged = {"held_out_accuracy": 0.5, "diverged": True}
     assert "diverged" in rc.analysis_warnings("as_expected", _state(diverged))[0]
+    # a clean run that the model calls failed is a contradiction too (SmolLM2 did this in the demo)
+    (w,) = rc.analysis_warnings("failed", _state(good))
+    assert "calls the run failed, but it exited cleanly and measured held-out accuracy 0.920" in w
+    assert rc.analysis_warnings("failed", _state(diverged)) == []
 
 
 def test_train_py_gets_exactly_the_proposed_method(rc: ModuleType) -> None:
