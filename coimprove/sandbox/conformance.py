@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from coimprove.sandbox.docker import KILL_GRACE_S, DockerSandbox, count_containers
 from coimprove.sandbox.engine import connect
-from coimprove.sandbox.errors import SandboxError, SandboxNotFoundError
+from coimprove.sandbox.errors import ArchiveError, SandboxError, SandboxNotFoundError
 from coimprove.sandbox.images import load_sandbox
 from coimprove.sandbox.protocol import ExecResult, Sandbox, SandboxLimits
 
@@ -517,6 +517,44 @@ async def check_flood_after_exit(t: ConformanceTarget) -> str:
     return f"ended with its main process after {r.wall_s:.2f}s; {after}"
 
 
+_NAMES_PROBE = (
+    "import os\n"
+    "os.makedirs(b'names', exist_ok=True)\n"
+    "for name in (b'names/bad-\\xff.txt', 'names/evil-\\u202etxt.exe'.encode(),\n"
+    "             'names/nel-\\u0085.txt'.encode(), b'names/good.txt'):\n"
+    "    open(name, 'wb').write(b'x')\n"
+)
+
+
+async def check_unsafe_result_names(t: ConformanceTarget) -> str:
+    async with await t.start() as sb:
+        r = await sb.exec(["python3", "-c", _NAMES_PROBE], timeout=20)
+        expect(r.ok, f"could not create the files: {_brief(r)}")
+        back = await sb.read_files(["names"])
+        expect(set(back) == {"names/good.txt"}, f"read back {sorted(map(ascii, back))}")
+    return "non-UTF-8, bidi-override and U+0085 names are refused; the safe file is read"
+
+
+async def check_too_many_result_files(t: ConformanceTarget) -> str:
+    async with await t.start() as sb:
+        r = await sb.exec(
+            [
+                "python3",
+                "-c",
+                "import os\nos.makedirs('many')\n"
+                "for i in range(12000): open(f'many/f{i}', 'w').close()\n",
+            ],
+            timeout=60,
+        )
+        expect(r.ok, f"could not create the files: {_brief(r)}")
+        try:
+            back = await sb.read_files(["many"])
+        except ArchiveError as err:
+            expect("more than" in str(err), f"refused without saying why: {err}")
+            return f"12,000 files refused with a clear error: {err}"
+        raise AssertionError(f"12,000 files were read ({len(back)}), past the file cap")
+
+
 async def check_no_leftovers(t: ConformanceTarget) -> str:
     left = await t.leftovers()
     expect(left == 0, f"{left} sandbox containers of this suite are still there")
@@ -565,6 +603,16 @@ CHECKS: tuple[Check, ...] = (
         "flood_after_exit",
         "an exec ends with its main process despite a stdout flood",
         check_flood_after_exit,
+    ),
+    Check(
+        "unsafe_result_names",
+        "result files with unsafe names are refused",
+        check_unsafe_result_names,
+    ),
+    Check(
+        "too_many_result_files",
+        "12,000 result files are refused, saying why",
+        check_too_many_result_files,
     ),
     Check("no_leftovers", "no labelled containers remain", check_no_leftovers),
 )
