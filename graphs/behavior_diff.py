@@ -34,7 +34,7 @@ START → sample → cluster → summarise (agent) ─▶ findings (gate) ─app
   approved findings only (each file written to a temporary name and renamed into place).
 
 `build(models=..., supervisor=...)` takes model instances (tests pass fakes); ``workflow``
-reads model specs from the inputs. `DEMO_INPUTS` is a cheap preset (8 prompts, short answers).
+reads model specs from the inputs. `DEMO_INPUTS` is a cheap preset (one prompt per category, short answers).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ DEMO_INPUTS: dict[str, Any] = {
     "clusters": 3,
     "max_findings": 2,
 }
-"""A cheap preset: one prompt of every category x 2 models, 24-token answers, 3 clusters,
-2 summaries."""
+"""A cheap preset: one prompt of every category, sampled `samples` times (the default, 3) x 2
+models, 24-token answers, 3 clusters, 2 summaries."""
 
 TEST_KINDS = ("refusal", "hedging", "flattery", "length", "ngram")
 """The paired tests run in every prompt category and over all prompts (see `detect`)."""

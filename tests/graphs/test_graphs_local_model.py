@@ -65,9 +65,12 @@ async def test_behavior_diff_demo_with_the_local_model(tmp_path: Path) -> None:
     )
     assert result.info.state == "finished", result.info.error
     responses = result.state["responses"]
-    assert len(responses) == 18 and len({r["category"] for r in responses}) == 9
+    samples = bd.Inputs().samples  # the graph's default: the preset does not set it
+    assert samples == 3
+    n = 2 * 9 * samples  # two models x one prompt of each of 9 categories x samples
+    assert len(responses) == n and len({r["category"] for r in responses}) == 9
     clustering = result.state["clustering"]
-    assert sum(c["size"] for c in clustering["clusters"]) == 18
+    assert sum(c["size"] for c in clustering["clusters"]) == n
     doc = read_json(result.state["report"]["json"])
     assert doc["models"]["a"]["name"].startswith(SMOLLM2)
     assert doc["prompts"] == 9 and doc["k"] == clustering["k"]

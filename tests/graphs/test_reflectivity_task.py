@@ -53,7 +53,7 @@ def test_the_grader_reads_the_label_an_answer_commits_to(
 def test_a_broken_task_spec_is_refused_naming_the_field(tmp_path: Path) -> None:
     spec = tmp_path / "task.yaml"
     spec.write_text("name: t\ngrader: g.py\nsubtasks: {a: {title: A, description: d, labels: [x]}}")
-    with pytest.raises(CoimproveError, match=r"@subtasks\.a\.labels"):
+    with pytest.raises(CoimproveError, match=r"task\.yaml:\d+: subtasks\.a\.labels"):
         bc.load_task(spec)
     spec.write_text(
         "name: t\ngrader: g.py\nsubtasks: {a: {title: A, description: d, labels: [x, y],"
