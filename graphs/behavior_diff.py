@@ -34,7 +34,8 @@ START → sample → cluster → summarise (agent) ─▶ findings (gate) ─app
   approved findings only (each file written to a temporary name and renamed into place).
 
 `build(models=..., supervisor=...)` takes model instances (tests pass fakes); ``workflow``
-reads model specs from the inputs. `DEMO_INPUTS` is a cheap preset (one prompt per category, short answers).
+reads model specs from the inputs. `DEMO_INPUTS` is a cheap preset (one prompt per category,
+short answers).
 """
 
 from __future__ import annotations

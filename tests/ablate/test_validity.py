@@ -38,12 +38,16 @@ def test_the_report_recovers_the_configured_parameters(validity: ValidityReport)
         "rubber_stamp_rate",
         "canary_catch_rate",
         "false_alarm_rate",
-        "d_prime",
+        "sound_false_alarm_rate",
+        "d_prime_sound",
+        "d_prime_lower_bound",
         "dead_end_detection",
     }
-    assert checks["rubber_stamp_rate"].tolerance == 0.02
-    assert checks["canary_catch_rate"].tolerance == 0.02
-    assert checks["d_prime"].tolerance == 0.15
+    # ±2 pp, or 3 standard errors where that is wider (rubber-stamp: ~4,700 approvals, 2.1 pp)
+    assert 0.02 <= checks["rubber_stamp_rate"].tolerance <= 0.022
+    assert 0.02 <= checks["canary_catch_rate"].tolerance <= 0.022
+    assert checks["d_prime_sound"].tolerance == 0.15
+    assert checks["d_prime_lower_bound"].tolerance == 0.15
     assert checks["canary_catch_rate"].n > 4_000  # enough canaries for ±2 pp to mean something
     for check in validity.checks:
         assert check.ok, check
