@@ -102,9 +102,13 @@ def research_finding(ledger: LedgerReader, run_ids: Sequence[str]) -> ResearchFi
             )
         )
 
-    def ci(values: list[float]) -> MeanCI | None:
+    def ci(values: list[float], lo: float = 0.0, hi: float = 1.0) -> MeanCI | None:
+        """Student-t interval of the mean, clipped to the range the quantity can take (with two
+        or three seeds the t interval of an accuracy runs far outside [0, 1])."""
         got = mean_interval(values)
-        return None if got is None else MeanCI(mean=got[0], low=got[1], high=got[2])
+        if got is None:
+            return None
+        return MeanCI(mean=got[0], low=max(lo, got[1]), high=min(hi, got[2]))
 
     beat = sum(c.beats_baseline for c in cycles)
     return ResearchFinding(
@@ -112,7 +116,9 @@ def research_finding(ledger: LedgerReader, run_ids: Sequence[str]) -> ResearchFi
         cycles=cycles,
         method=ci([c.held_out_accuracy for c in cycles]),
         baseline=ci([c.baseline_held_out_accuracy for c in cycles]),
-        difference=ci([c.held_out_accuracy - c.baseline_held_out_accuracy for c in cycles]),
+        difference=ci(
+            [c.held_out_accuracy - c.baseline_held_out_accuracy for c in cycles], lo=-1.0
+        ),
         beat=beat,
         beat_ci=wilson(beat, len(cycles)),
     )

@@ -71,6 +71,33 @@ def test_the_finding_recovers_the_recorded_accuracies_and_report_md_shows_them(
     assert "1 run(s) ended before an experiment ran" in md
 
 
+def test_intervals_stay_within_what_an_accuracy_can_be(tmp_path: Path) -> None:
+    """Two seeds (0.557 and 0.830, as a demo run measured): the t interval of the mean runs
+    to about [-1.04, 2.43]; the finding clips it to [0, 1] (and the difference to [-1, 1])."""
+    ledger = SqliteLedger(tmp_path / "l.db")
+    for i, acc in enumerate((0.557, 0.830)):
+        ledger.append(
+            "experiment.recorded",
+            at=float(i),
+            run_id=f"r-{i}",
+            gate_id=f"r-{i}.experiment_gate.1",
+            data={
+                "metrics": {
+                    "model": "mlp",
+                    "held_out_accuracy": acc,
+                    "baseline": {"held_out_accuracy": BASELINE},
+                }
+            },
+        )
+    with ledger:
+        f = research_finding(ledger, ["r-0", "r-1"])
+    assert f.method is not None and f.difference is not None
+    raw = mean_interval([0.557, 0.830])
+    assert raw is not None and raw[1] < 0 and raw[2] > 1  # what clipping guards against
+    assert (f.method.low, f.method.high) == (0.0, 1.0)
+    assert -1.0 <= f.difference.low < f.difference.high <= 1.0
+
+
 def test_mean_interval_is_the_student_t_interval() -> None:
     got = mean_interval([1.0, 2.0, 3.0])
     assert got is not None
