@@ -45,10 +45,10 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import yaml
 
-from coimprove import ModelReviewer, Runner, load_workflow, run_headless
+from coimprove import ModelReviewer, Runner, load_workflow, load_yaml_data, run_headless
 from coimprove.agents import FakeChatModel, ModelSpec
+from coimprove.errors import CoimproveError
 from coimprove.evals import (
     Estimate,
     PanelScores,
@@ -120,7 +120,7 @@ def templates_module() -> ModuleType:
 def stand_in_items(n: int, offset: int) -> list[dict[str, Any]]:
     """`n` items from the scripted stand-in writers (round-robin over the subtasks)."""
     templates = templates_module()
-    spec = yaml.safe_load(TASK.read_text(encoding="utf-8"))
+    spec, _ = load_yaml_data(TASK, error=CoimproveError)
     subtasks, topics = list(spec["subtasks"]), spec["topics"]
     out = []
     for k in range(n):

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from coimprove._yaml import load_yaml_data
 from coimprove.datasheet import DatasheetError, read_release, task_labels
 from coimprove.errors import CoimproveError
 
@@ -68,7 +68,7 @@ def load_task(path: str | os.PathLike[str]) -> EvalTask:
         labels = task_labels(file)
     except DatasheetError as exc:
         raise EvalError(str(exc)) from exc
-    data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    data, _ = load_yaml_data(file, error=EvalError)
     grader = data.get("grader") if isinstance(data, dict) else None
     if not isinstance(grader, str) or not grader:
         raise EvalError(f"task spec {file}: @grader: missing (the grader script's file name)")
