@@ -137,25 +137,32 @@ def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
     tmp_path: Path, docker_client: docker.DockerClient, python_image: BuiltImage
 ) -> None:
     """Ten demos (different seeds, the graph's scripted model, real sandbox): every one prints
-    per-reviewer figures in which the careful reviewer catches more planted flaws and
-    rubber-stamps fewer approvals, and its REPORT.md numbers are the ledger's."""
+    per-reviewer figures with intervals in which the careful reviewer rubber-stamps fewer
+    approvals, and over the ten the careful reviewer catches more planted flaws; each
+    REPORT.md's numbers are the ledger's.
+
+    Canaries are counted over the ten, not per demo: the two runs of a demo share the reviewers'
+    random streams and interleave as their sandboxes finish, so how many canaries one demo
+    reaches varies from run to run (1 to 4 per reviewer were seen)."""
     from coimprove.demo import run_demo
     from coimprove.demo_findings import research_finding
 
     step = next(s for s in STEPS if s.graph == "research_cycle")
+    canaries = {"careful-1": [0, 0], "rubber_stamper-2": [0, 0]}
     for seed in range(10):
         settings = DemoSettings(model="fake", out=tmp_path / str(seed), runs=2, seed=2 * seed)
         text = io.StringIO()
         report = run_demo(settings, console=Console(file=text, width=140), steps=[step])
         printed = text.getvalue()
         careful, stamper = (report["by_reviewer"][r] for r in ("careful-1", "rubber_stamper-2"))
-        assert careful["canary"]["n"] >= 2 and stamper["canary"]["n"] >= 2, seed
-        assert careful["canary"]["catch_rate"] > stamper["canary"]["catch_rate"], seed
+        for rid, m in (("careful-1", careful), ("rubber_stamper-2", stamper)):
+            canaries[rid][0] += m["canary"]["caught"]
+            canaries[rid][1] += m["canary"]["n"]
         assert careful["rubber_stamp_rate"] < stamper["rubber_stamp_rate"], seed
         for rid, m in (("careful-1", careful), ("rubber_stamper-2", stamper)):
             line = next(ln for ln in printed.splitlines() if ln.strip().startswith(rid + " "))
             assert f"{m['canary']['caught']}/{m['canary']['n']} " in line  # with its interval:
-            assert line.count("[") == 2, line
+            assert line.count("[") == (2 if m["canary"]["n"] else 1), line
         assert "On the same gates, careful-1 stopped" in printed
         with SqliteLedger(settings.db) as ledger:
             run_ids = [e.run_id for e in ledger.events(types=["run.started"]) if e.run_id]
@@ -169,3 +176,6 @@ def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
             assert cycle.held_out_accuracy == recorded[cycle.run_id]
             assert f"| {cycle.run_id} | {cycle.seed} |" in md
             assert f"| {cycle.held_out_accuracy:.4f} |" in md
+    (caught_c, n_c), (caught_s, n_s) = canaries["careful-1"], canaries["rubber_stamper-2"]
+    assert n_c >= 10 and n_s >= 10, canaries
+    assert caught_c / n_c > caught_s / n_s + 0.2, canaries
