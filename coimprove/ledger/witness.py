@@ -31,6 +31,7 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,34 +109,37 @@ class HeadWitness:
         and `verify` reports it as lagging or missing."""
         if self._broken or head.seq <= self._written:
             return
-        with self._lock:
-            try:
-                fd = self._open()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    current = _parse(os.pread(fd, _SIZE + 1, 0))
-                    if current is not None and current.seq >= head.seq:
-                        self._written = current.seq
-                        return
-                    os.pwrite(fd, _record(head), 0)
-                    self._written = head.seq
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            except OSError as exc:
-                self._broken = True
-                log.warning("ledger.head_witness_not_written", path=str(self.path), error=str(exc))
+
+        def write(fd: int) -> None:
+            current = _parse(os.pread(fd, _SIZE + 1, 0))
+            if current is not None and current.seq >= head.seq:
+                self._written = current.seq
+                return
+            os.pwrite(fd, _record(head), 0)
+            self._written = head.seq
+
+        self._locked_write(write)
 
     def reset(self, head: Head) -> None:
         """Start the witness over at `head`: a ledger was just created here, so a witness left
         by an earlier ledger at the same place must not accuse it."""
+
+        def write(fd: int) -> None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _record(head), 0)
+            self._written = head.seq
+
+        self._locked_write(write)
+
+    def _locked_write(self, write: Callable[[int], None]) -> None:
+        """Run `write` on the witness file under this process's lock and an exclusive file
+        lock; an OS error marks the witness broken (logged once, never raised)."""
         with self._lock:
             try:
                 fd = self._open()
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, _record(head), 0)
-                    self._written = head.seq
+                    write(fd)
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError as exc:
