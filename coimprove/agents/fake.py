@@ -22,7 +22,23 @@ def _count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class FakeChatModel(BaseChatModel):
+class _RecordingChatModel(BaseChatModel):
+    """What both fakes share: a `model_name` and every call's messages, kept in `calls`."""
+
+    model_name: str = "fake"
+    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """The messages of every call so far."""
+        return self._calls
+
+
+class FakeChatModel(_RecordingChatModel):
     """A chat model that answers from a script: deterministic, offline, and inspectable.
 
     `responses` are returned in order (cycling); or give `respond`, a function from the
@@ -37,22 +53,11 @@ class FakeChatModel(BaseChatModel):
 
     responses: list[str | BaseException] = Field(default_factory=lambda: _default_responses())
     respond: Callable[[list[BaseMessage]], str] | None = None
-    model_name: str = "fake"
-    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _kwargs: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
         return "coimprove-fake"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name}
-
-    @property
-    def calls(self) -> list[list[BaseMessage]]:
-        """The messages of every call so far."""
-        return self._calls
 
     @property
     def call_kwargs(self) -> list[dict[str, Any]]:
@@ -96,7 +101,7 @@ ScriptedTurn = Annotated[str | list[dict[str, Any]] | AIMessage, Field(union_mod
 ``"id"`` optional) or a whole `AIMessage`."""
 
 
-class FakeToolCallingModel(BaseChatModel):
+class FakeToolCallingModel(_RecordingChatModel):
     """A deterministic chat model for tool-calling agents (LangChain's `create_agent`).
 
     It answers turn *n* of a conversation (*n* = the AI messages already in it) with
@@ -112,21 +117,11 @@ class FakeToolCallingModel(BaseChatModel):
     script: list[ScriptedTurn] = Field(default_factory=lambda: _done())
     respond: Callable[[list[BaseMessage]], ScriptedTurn] | None = None
     model_name: str = "fake-tools"
-    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _tools: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
         return "coimprove-fake-tools"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name}
-
-    @property
-    def calls(self) -> list[list[BaseMessage]]:
-        """The messages of every call so far."""
-        return self._calls
 
     @property
     def bound_tools(self) -> list[str]:
