@@ -13,7 +13,8 @@ Per seed, the built-in `benchmark_cocreation` graph builds one release per arm o
 stable-reflectivity subtasks (template slot-filling; the gold label follows from the template):
 
 - ``human_ai``: the model drafts (writes each item's scenario line); a **scripted stand-in for a
-  human reviewer** (`careful` profile) answers the gates.
+  human reviewer** (`careful` profile) answers the gates, and a second one, as lead, the gates
+  it escalates.
 - ``ai_only``: the model drafts; a model (`ModelReviewer`) answers the gates.
 - ``human_only``: a **scripted stand-in for human writers** writes the items (the same templates,
   with hand-written scenario lines below, no model); the scripted careful reviewer answers.
@@ -78,7 +79,8 @@ ARM_LABEL = {
     "human_only": "human-only",
 }
 WHO = {
-    "human_ai": "model drafts; gates answered by careful-N, a SCRIPTED STAND-IN for a person",
+    "human_ai": "model drafts; gates answered by careful-N, a SCRIPTED STAND-IN for a person "
+    "(escalations by lead-careful-N, another)",
     "ai_only": "model drafts; gates answered by a model (ModelReviewer)",
     "human_only": "items by stand-in-writer, a SCRIPTED STAND-IN for people (templates + "
     "hand-written scenario lines, no model); gates by careful-N (scripted stand-in)",
@@ -193,6 +195,11 @@ async def build_release(
     )
     reviewers: list[Any] = [
         ScriptedReviewer.from_profile_name("careful", id=f"careful-{seed}", seed=seed),
+        # the human arms' escalations (the careful profile escalates 2% of its gates) need a
+        # lead; without one an escalated release gate times out and the arm-seed has no release
+        ScriptedReviewer.from_profile_name(
+            "careful", id=f"lead-careful-{seed}", seed=seed, role="lead"
+        ),
         ModelReviewer(judge, id="judge", think_s=5.0),
     ]
     db = out / f"{arm}-s{seed}.db"
