@@ -85,6 +85,7 @@ from coimprove.agents.roles import (
     IdeaPayload,
     WriteupOutput,
     WriteupPayload,
+    disclose_fallback,
 )
 from coimprove.experiments import code_proposal, experiment_effect, merge_effect
 from coimprove.sandbox import GitWorkspace
@@ -589,11 +590,63 @@ class AnalysisAgent(ExecutionAnalysisAgent):
     async def build(
         self, output: ExecutionAnalysisOutput, state: Mapping[str, Any], ctx: Any
     ) -> Proposal:
+        warnings = analysis_warnings(output.outcome, state)
+        revising = getattr(ctx, "feedback", None) is not None
+        if warnings and revising:
+            # sent back, and still contradicting the sandbox: the outcome and summary come
+            # from the measurement, and the gate says so (the first reading is the model's
+            # own, so a reviewer's catch of it is measured)
+            fixed = output.model_copy(
+                update={"outcome": measured_outcome(state), "summary": measured_summary(state)}
+            )
+            proposal = await self.build(fixed, state, ctx)
+            for name in ("summary", "outcome"):
+                proposal = disclose_fallback(
+                    proposal,
+                    name,
+                    str(getattr(output, name)),
+                    "still contradicting the sandbox after a reviewer sent it back "
+                    f"({warnings[0]})",
+                    source="the sandbox's measurement",
+                )
+            return proposal
         proposal = await super().build(output, state, ctx)
         proposal = proposal.model_copy(
             update={"body": measured_line(state) + "\n\n" + proposal.body}
         )
-        return _flag(proposal, analysis_warnings(output.outcome, state))
+        return _flag(proposal, warnings)
+
+
+def expected_accuracy(state: Mapping[str, Any]) -> float | None:
+    """The held-out accuracy the approved design expected, or None."""
+    found = re.search(
+        r"about (-?[0-9.eE+-]+)", _approved(state, "design").get("expected_outcome") or ""
+    )
+    try:
+        return float(found.group(1)) if found else None
+    except ValueError:
+        return None
+
+
+def measured_outcome(state: Mapping[str, Any]) -> Literal["as_expected", "unexpected", "failed"]:
+    """The outcome the sandbox's measurement supports: failed (no usable result), as expected
+    (held-out accuracy within 0.15 of the design's expectation), else unexpected."""
+    if run_failed(state) is not None:
+        return "failed"
+    acc, target = measured(state)["metrics"].get("held_out_accuracy"), expected_accuracy(state)
+    if isinstance(acc, float) and target is not None and abs(acc - target) <= 0.15:
+        return "as_expected"
+    return "unexpected"
+
+
+def measured_summary(state: Mapping[str, Any]) -> str:
+    """What the sandbox measured, in one sentence (a fallback summary)."""
+    failed = run_failed(state)
+    if failed is not None:
+        return f"The run gave no usable result: {failed}."
+    target = expected_accuracy(state)
+    expected = f" ({_fmt(target)} was expected)" if target is not None else ""
+    return f"The run exited cleanly and measured {_accuracy_text(state)}{expected}."
 
 
 def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
@@ -608,14 +661,7 @@ def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
         return []
     if failed:
         return [f"the analysis calls the run as expected, but {failed}"]
-    expected = re.search(
-        r"about (-?[0-9.eE+-]+)", _approved(state, "design").get("expected_outcome") or ""
-    )
-    acc = measured(state)["metrics"].get("held_out_accuracy")
-    try:
-        target = float(expected.group(1)) if expected else None
-    except ValueError:
-        target = None
+    acc, target = measured(state)["metrics"].get("held_out_accuracy"), expected_accuracy(state)
     if target is not None and isinstance(acc, float) and abs(acc - target) > 0.15:
         return [
             f"the analysis calls the run as expected, but it measured held-out accuracy "
@@ -706,33 +752,79 @@ def ctx_identify(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def ctx_method(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"goal": _topic(state), "setting": _SETTING, "idea": _approved(state, "identify")}
+    return {"goal": _topic(state), "setting": _SETTING, "idea": _brief(state, "identify", "idea")}
 
 
 def ctx_design(state: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "idea": _approved(state, "identify"),
-        "method": (state.get("proposals") or {}).get("method", {}).get("body", ""),
+        "idea": _brief(state, "identify", "idea"),
+        "method": _brief(state, "method", "summary"),
     }
 
 
+_KEY_METRICS = (
+    "model",
+    "features",
+    "hidden_units",
+    "l2",
+    "learning_rate",
+    "epochs",
+    "epochs_run",
+    "diverged",
+    "train_accuracy",
+    "held_out_accuracy",
+    "held_out_loss",
+)
+
+
+def key_result(state: Mapping[str, Any], *, errors: bool = False) -> dict[str, Any]:
+    """What the later stages' prompts need of the run: how it ended and the headline metrics
+    with the baseline's held-out accuracy (and the error breakdown with `errors`). The whole
+    record made the write-up prompt ~2,000 tokens, which SmolLM2 on two cores reads in ~10 s."""
+    m = measured(state)
+    metrics = m["metrics"]
+    out: dict[str, Any] = {"exit_code": m["exit_code"], "ended_by": m["ended_by"]}
+    picked = {k: metrics[k] for k in _KEY_METRICS if k in metrics}
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, dict) and "held_out_accuracy" in baseline:
+        picked["baseline_held_out_accuracy"] = baseline["held_out_accuracy"]
+    if errors and metrics.get("errors"):
+        picked["errors"] = metrics["errors"]
+    out["metrics"] = picked
+    if m["metrics_error"]:
+        out["metrics_error"] = m["metrics_error"]
+    if m["stderr_tail"] and m["exit_code"] != 0:
+        out["stderr_tail"] = m["stderr_tail"][-200:]
+    return out
+
+
+def _brief(state: Mapping[str, Any], agent: str, *fields: str) -> dict[str, Any]:
+    approved = _approved(state, agent)
+    return {k: approved[k] for k in fields if approved.get(k) not in (None, "", [])}
+
+
 def ctx_analyse(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"experiment": _approved(state, "design"), "result": measured(state)}
+    return {
+        "experiment": _brief(state, "design", "env", "expected_outcome"),
+        "result": key_result(state),
+    }
 
 
 def ctx_diagnose(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"result": measured(state), "analysis": _approved(state, "analyse")}
+    return {
+        "result": key_result(state, errors=True),
+        "analysis": _brief(state, "analyse", "outcome", "summary"),
+    }
 
 
 def ctx_write(state: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "goal": _topic(state),
-        "idea": _approved(state, "identify"),
-        "method": (state.get("proposals") or {}).get("method", {}).get("body", ""),
-        "experiment": _approved(state, "design"),
-        "result": measured(state),
-        "analysis": _approved(state, "analyse"),
-        "error_analysis": _approved(state, "diagnose"),
+        "idea": _brief(state, "identify", "idea"),
+        "experiment": _brief(state, "design", "env", "expected_outcome"),
+        "result": key_result(state),
+        "analysis": _brief(state, "analyse", "outcome", "summary"),
+        "error_analysis": _brief(state, "diagnose", "summary"),
     }
 
 

@@ -1,7 +1,8 @@
-"""Run the demo's research_cycle step once per seed and print what each run showed.
+"""Run the demo once per seed, as `coimprove demo --seed N` does, and print what each showed.
 
     python scripts/demo_seeds.py --model fake --seeds 10          # quick (sandbox real)
-    python scripts/demo_seeds.py --model local --seeds 10 --runs 1
+    python scripts/demo_seeds.py --model local --seeds 10         # the demo's own settings
+    python scripts/demo_seeds.py --model local --seeds 10 --runs 1 --steps research_cycle
 
 Per seed: each reviewer's rubber-stamp and canary catch figures (do the careful and the
 rubber-stamping reviewer differ?), each cycle's approved method against the baseline, and the
@@ -32,23 +33,37 @@ def main() -> None:
     parser.add_argument("--model", default="fake")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--runs", type=int, default=2, help="research_cycle runs per demo")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="research_cycle runs per demo (the demo's: 3)"
+    )
+    parser.add_argument(
+        "--steps",
+        choices=["all", "research_cycle"],
+        default="all",
+        help="all: every step of the demo (its own settings); research_cycle: that step only",
+    )
     args = parser.parse_args()
-    step = next(s for s in STEPS if s.graph == "research_cycle")
+    steps = [s for s in STEPS if args.steps == "all" or s.graph == "research_cycle"]
     root = Path(tempfile.mkdtemp(prefix="coimprove-demo-seeds-"))
     cycles = beat = differ = 0
     one_title_runs = 0
+    times: list[float] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         # seeds of different demos must not overlap: demo seed s runs cycles s*runs ...
         settings = DemoSettings(
             model=args.model, out=root / f"seed-{seed}", runs=args.runs, seed=seed * args.runs
         )
         started = time.monotonic()
-        run_demo(settings, console=Console(file=io.StringIO(), width=120), steps=[step])
+        run_demo(settings, console=Console(file=io.StringIO(), width=120), steps=steps)
         seconds = time.monotonic() - started
+        times.append(seconds)
         with SqliteLedger(settings.db) as ledger:
             rows = {r.reviewer: r for r in reviewer_oversight(build_report(ledger))}
-            run_ids = [e.run_id for e in ledger.events(types=["run.started"]) if e.run_id]
+            run_ids = [
+                e.run_id
+                for e in ledger.events(types=["run.started"])
+                if e.run_id and e.data.get("graph") == "research_cycle"
+            ]
             finding = research_finding(ledger, run_ids)
             titles = {
                 rid: [
@@ -90,7 +105,9 @@ def main() -> None:
     print(
         f"\n{differ}/{args.seeds} demos: careful and rubber-stamper figures differ\n"
         f"{beat}/{cycles} cycles: approved method beat the baseline{ci_text}\n"
-        f"{one_title_runs} run(s) showed one title on every gate\nledgers under {root}"
+        f"{one_title_runs} run(s) showed one title on every gate\n"
+        f"demo time: median {sorted(times)[len(times) // 2]:.0f} s, longest {max(times):.0f} s\n"
+        f"ledgers under {root}"
     )
 
 

@@ -10,6 +10,7 @@ with a grammar compiled from the JSON schema, so even this tiny model emits pars
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -123,6 +124,16 @@ def _chat_handler(llama_cpp: Any, prompt_format: PromptFormat) -> Any:
     return formats.chat_formatter_to_chat_completion_handler(formatter)
 
 
+def generation_threads() -> int:
+    """Threads llama.cpp generates with: every core this process may run on. (llama.cpp's
+    own default is half the cores, which on a 2-core machine generates 1.7x slower: 120 tokens
+    of SmolLM2-135M took 3.4 s on one thread and 2.0 s on two.)"""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def shared_llama(
     path: Path,
     n_ctx: int,
@@ -142,6 +153,7 @@ def shared_llama(
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=n_ctx,
+                    n_threads=generation_threads(),
                     seed=0,
                     verbose=False,
                     chat_handler=_chat_handler(llama_cpp, prompt_format),

@@ -77,3 +77,41 @@ def test_short_titles_found_in_the_prompt_are_not_degenerate() -> None:
     assert degenerate_reason("learning  RATE is large", prompt=TOPIC, earlier={}) == (
         "copied from the prompt"
     )
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "The solution",
+        "A simple, yet effective, solution to the problem.",
+        "The answer to the question of why the solution to the problem is worth pursuing.",
+        "Failed",
+    ],
+)
+def test_titles_that_name_nothing_concrete_are_generic(title: str) -> None:
+    """SmolLM2's titles in the local demo before the check: each says nothing about its gate."""
+    assert degenerate_reason(title, prompt=TOPIC, earlier={}) == (
+        "generic (it names nothing concrete)"
+    )
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Warm-up fixes the divergence", "Failed: exit 1", "Method: MLP, 16 hidden units", "Run ok"],
+)
+def test_a_concrete_word_or_a_number_keeps_a_title(title: str) -> None:
+    expected = None if title != "Run ok" else "generic (it names nothing concrete)"
+    assert degenerate_reason(title, prompt=TOPIC, earlier={}) == expected
+
+
+async def test_an_idea_whose_text_is_generic_too_is_titled_from_its_problem() -> None:
+    """SmolLM2 in the local demo: title and idea both "A simple, yet effective, solution…"."""
+    vague = "A simple, yet effective, solution to the problem."
+    problem = "Our classifier on two concentric rings barely beats chance."
+    model = FakeChatModel(responses=[reply("idea", title=vague, idea=vague, problem=problem)])
+    proposal = await IdeaAgent(model, retry=FAST)({"topic": TOPIC}, Ctx())
+    assert proposal.title == "Idea: " + problem
+    assert "generic (it names nothing concrete)" in proposal.body.splitlines()[0]
+    model = FakeChatModel(responses=[reply("idea", title=vague, idea=vague, problem=vague)])
+    proposal = await IdeaAgent(model, retry=FAST)({"topic": TOPIC}, Ctx())
+    assert proposal.title == "Idea (the model's text names nothing concrete)"

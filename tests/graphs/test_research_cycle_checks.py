@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import sys
 from pathlib import Path
@@ -125,3 +126,50 @@ def test_a_linear_method_on_raw_coordinates_is_a_known_dead_end(rc: ModuleType) 
     assert rc.is_dead_end("mlp", 1, "raw")
     assert not rc.is_dead_end("logistic", 0, "quadratic")
     assert not rc.is_dead_end("mlp", 16, "raw")
+
+
+class _Ctx:
+    name = "analyse"
+    run_id = "r-1"
+
+    def __init__(self, feedback: Any = None) -> None:
+        self.feedback = feedback
+
+
+class _Feedback:
+    note = "the analysis contradicts the measurement"
+    gate_id = "r-1.results_gate.1"
+    previous = Proposal(kind="analysis", title="Failed", body="b", author="agent:analyse")
+
+
+def _analysis_reply(outcome: str) -> str:
+    return json.dumps(
+        {"title": "Failed", "outcome": outcome, "summary": "failed", "findings": [], "changes": ""}
+    )
+
+
+async def test_a_revision_that_still_contradicts_the_sandbox_takes_the_measured_outcome(
+    rc: ModuleType,
+) -> None:
+    from coimprove.agents import FakeChatModel
+
+    state = _state({"held_out_accuracy": 0.83, "train_accuracy": 0.82, "diverged": False})
+    model = FakeChatModel(responses=[_analysis_reply("failed")] * 2)
+    agent = rc.AnalysisAgent(model, retry=rc.RETRY)
+    first = await agent(state, _Ctx())  # the model's own reading: shown, and flagged
+    assert first.payload["outcome"] == "failed" and first.truth == "flawed"
+    assert "fallback:outcome" not in first.tags and "fallback:title" in first.tags  # "Failed"
+    revised = await agent(state, _Ctx(_Feedback()))
+    assert revised.payload["outcome"] == "as_expected"  # 0.83 is within 0.15 of 0.9
+    assert revised.payload["summary"] == (
+        "The run exited cleanly and measured held-out accuracy 0.830 (0.9 was expected)."
+    )
+    assert {"fallback:outcome", "fallback:summary"} <= set(revised.tags)
+    assert revised.truth is None and "revision" in revised.tags
+    assert "**Outcome written by coimprove, not the model:**" in revised.body
+    assert "built from the sandbox's measurement" in revised.body
+    # the measured outcome itself: unexpected when far from the expectation, failed when failed
+    assert rc.measured_outcome(_state({"held_out_accuracy": 0.55, "diverged": False})) == (
+        "unexpected"
+    )
+    assert rc.measured_outcome(_state({"held_out_accuracy": 0.5, "diverged": True})) == "failed"

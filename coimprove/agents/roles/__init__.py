@@ -10,7 +10,14 @@ from coimprove.agents.roles.analysis import (
     ExecutionAnalysisPayload,
     FailureMode,
 )
-from coimprove.agents.roles.base import AgentRole, ContextSpec, RoleOutput, render_context
+from coimprove.agents.roles.base import (
+    AgentRole,
+    ContextSpec,
+    RoleOutput,
+    degenerate_reason,
+    disclose_fallback,
+    render_context,
+)
 from coimprove.agents.roles.code import (
     CodeAgent,
     CodeOutput,
@@ -67,6 +74,8 @@ __all__ = [
     "WriteupOutput",
     "WriteupPayload",
     "critique",
+    "degenerate_reason",
+    "disclose_fallback",
     "render_context",
     "with_critique",
 ]

@@ -10,6 +10,7 @@ or ``wf.agent(name, role, kind=role.kind, payload=role.payload_model)``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -124,10 +125,78 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).strip().lower()
 
 
+GENERIC_WORDS = frozenset(
+    {
+        "answer",
+        "answers",
+        "approach",
+        "better",
+        "done",
+        "effective",
+        "efficient",
+        "failed",
+        "failure",
+        "good",
+        "idea",
+        "ideas",
+        "improve",
+        "improved",
+        "improvement",
+        "issue",
+        "method",
+        "outcome",
+        "problem",
+        "problems",
+        "proposal",
+        "pursuing",
+        "question",
+        "result",
+        "results",
+        "simple",
+        "solution",
+        "solutions",
+        "solve",
+        "solving",
+        "success",
+        "successful",
+        "task",
+        "that",
+        "this",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "with",
+        "work",
+        "works",
+        "worth",
+        "would",
+        "could",
+        "should",
+        "about",
+        "there",
+        "their",
+        "these",
+        "those",
+        "from",
+        "into",
+        "very",
+        "more",
+        "most",
+        "some",
+    }
+)
+"""Words that name nothing concrete: a title made only of these (and words of fewer than four
+letters) says nothing about the proposal ("The solution", "A simple, yet effective, solution
+to the problem.", "Failed")."""
+
+
 def degenerate_reason(text: str, *, prompt: str, earlier: Mapping[str, str]) -> str | None:
-    """Why a model's text is no use as written, or None: empty (no letters or digits),
-    the same as an earlier gate's text (`earlier`: where -> text), or copied from the prompt
-    (four words or more found verbatim in it)."""
+    """Why a model's text is no use as written, or None: empty (no letters or digits), the
+    same as an earlier gate's text (`earlier`: where -> text), copied from the prompt (four
+    words or more found verbatim in it), or generic (no digit, and no word of four letters or
+    more outside `GENERIC_WORDS`)."""
     norm = _norm(text)
     if len(norm) < 3 or not any(c.isalnum() for c in norm):
         return "empty"
@@ -136,6 +205,11 @@ def degenerate_reason(text: str, *, prompt: str, earlier: Mapping[str, str]) -> 
             return f"the same as the title at {where}"
     if len(norm.split()) >= 4 and norm in _norm(prompt):
         return "copied from the prompt"
+    words = re.findall(r"[^\W_]+", norm)
+    if not any(len(w) >= 4 and w not in GENERIC_WORDS for w in words) and not any(
+        c.isdigit() for c in norm
+    ):
+        return "generic (it names nothing concrete)"
     return None
 
 
@@ -151,14 +225,21 @@ def earlier_titles(state: Mapping[str, Any], ctx: AgentContextLike) -> dict[str,
     return out
 
 
-def disclose_fallback(proposal: Proposal, field: str, original: str, reason: str) -> Proposal:
+def disclose_fallback(
+    proposal: Proposal,
+    field: str,
+    original: str,
+    reason: str,
+    *,
+    source: str = "the values the model chose",
+) -> Proposal:
     """`proposal` with a note on top of its body saying that its `field` was written by
-    coimprove because the model's (`original`) was degenerate, and the tag
+    coimprove from `source` because the model's (`original`) was `reason`, and the tag
     ``fallback:<field>`` (the reviewer sees it; reports can count it)."""
     note = (
         f"**{field.capitalize()} written by coimprove, not the model:** the model's {field} "
         f"{json.dumps(original[:200], ensure_ascii=False)} was {reason}, so this {field} is "
-        "built from the values the model chose."
+        f"built from {source}."
     )
     body = note + ("\n\n" + proposal.body if proposal.body else "")
     tags = tuple(dict.fromkeys((*proposal.tags, f"fallback:{field}")))

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coimprove.agents.roles.base import AgentRole, RoleOutput
+from coimprove.agents.roles.base import AgentRole, RoleOutput, degenerate_reason
 
 
 def _clip(text: str, limit: int) -> str:
@@ -41,7 +41,11 @@ class IdeaAgent(AgentRole[IdeaOutput]):
     category = "problem_identification"
 
     def fallback_title(self, output: IdeaOutput, state: Mapping[str, Any]) -> str:
-        return "Idea: " + _clip(output.idea, 100)
+        """The idea's own text, else the problem's, whichever first names something concrete."""
+        for text in (output.idea, output.problem):
+            if degenerate_reason(text, prompt="", earlier={}) is None:
+                return "Idea: " + _clip(text, 100)
+        return "Idea (the model's text names nothing concrete)"
 
     def body(self, output: IdeaOutput) -> str:
         parts = [f"**Problem.** {output.problem}", f"**Idea.** {output.idea}"]
