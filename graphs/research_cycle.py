@@ -591,30 +591,33 @@ class AnalysisAgent(ExecutionAnalysisAgent):
         self, output: ExecutionAnalysisOutput, state: Mapping[str, Any], ctx: Any
     ) -> Proposal:
         warnings = analysis_warnings(output.outcome, state)
-        revising = getattr(ctx, "feedback", None) is not None
-        if warnings and revising:
+        model_output = output
+        if warnings and ctx.feedback is not None:
             # sent back, and still contradicting the sandbox: the outcome and summary come
-            # from the measurement, and the gate says so (the first reading is the model's
-            # own, so a reviewer's catch of it is measured)
-            fixed = output.model_copy(
+            # from the measurement (which `analysis_warnings` never flags), and the gate says
+            # so; the first reading stays the model's own, so a reviewer's catch of it is measured
+            output = output.model_copy(
                 update={"outcome": measured_outcome(state), "summary": measured_summary(state)}
             )
-            proposal = await self.build(fixed, state, ctx)
-            for name in ("summary", "outcome"):
-                proposal = disclose_fallback(
-                    proposal,
-                    name,
-                    str(getattr(output, name)),
-                    "still contradicting the sandbox after a reviewer sent it back "
-                    f"({warnings[0]})",
-                    source="the sandbox's measurement",
-                )
-            return proposal
         proposal = await super().build(output, state, ctx)
         proposal = proposal.model_copy(
             update={"body": measured_line(state) + "\n\n" + proposal.body}
         )
-        return _flag(proposal, warnings)
+        if output is model_output:
+            return _flag(proposal, warnings)
+        for name in ("summary", "outcome"):
+            proposal = disclose_fallback(
+                proposal,
+                name,
+                str(getattr(model_output, name)),
+                f"still contradicting the sandbox after a reviewer sent it back ({warnings[0]})",
+                source="the sandbox's measurement",
+            )
+        return proposal
+
+
+EXPECTED_TOLERANCE = 0.15
+"""How far held-out accuracy may be from the design's expectation and still be as expected."""
 
 
 def expected_accuracy(state: Mapping[str, Any]) -> float | None:
@@ -630,11 +633,11 @@ def expected_accuracy(state: Mapping[str, Any]) -> float | None:
 
 def measured_outcome(state: Mapping[str, Any]) -> Literal["as_expected", "unexpected", "failed"]:
     """The outcome the sandbox's measurement supports: failed (no usable result), as expected
-    (held-out accuracy within 0.15 of the design's expectation), else unexpected."""
+    (held-out accuracy within `EXPECTED_TOLERANCE` of the design's expectation), else unexpected."""
     if run_failed(state) is not None:
         return "failed"
     acc, target = measured(state)["metrics"].get("held_out_accuracy"), expected_accuracy(state)
-    if isinstance(acc, float) and target is not None and abs(acc - target) <= 0.15:
+    if isinstance(acc, float) and target is not None and abs(acc - target) <= EXPECTED_TOLERANCE:
         return "as_expected"
     return "unexpected"
 
@@ -662,7 +665,7 @@ def analysis_warnings(outcome: str, state: Mapping[str, Any]) -> list[str]:
     if failed:
         return [f"the analysis calls the run as expected, but {failed}"]
     acc, target = measured(state)["metrics"].get("held_out_accuracy"), expected_accuracy(state)
-    if target is not None and isinstance(acc, float) and abs(acc - target) > 0.15:
+    if target is not None and isinstance(acc, float) and abs(acc - target) > EXPECTED_TOLERANCE:
         return [
             f"the analysis calls the run as expected, but it measured held-out accuracy "
             f"{acc:.3f} where {_fmt(target)} was expected"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ def main() -> None:
         f"\n{differ}/{args.seeds} demos: careful and rubber-stamper figures differ\n"
         f"{beat}/{cycles} cycles: approved method beat the baseline{ci_text}\n"
         f"{one_title_runs} run(s) showed one title on every gate\n"
-        f"demo time: median {sorted(times)[len(times) // 2]:.0f} s, longest {max(times):.0f} s\n"
+        f"demo time: median {statistics.median(times):.0f} s, longest {max(times):.0f} s\n"
         f"ledgers under {root}"
     )
 
