@@ -251,6 +251,17 @@ def graph_canaries(step: DemoStep) -> CanarySource | None:
     return cast(CanarySource, source)
 
 
+def demo_run_ids(step: DemoStep, settings: DemoSettings) -> Callable[[int], str]:
+    """The i-th run's id: ``<graph>-s<seed>-<n>``, numbered on from the runs already in the
+    ledger. Scripted reviewers and canaries draw their random numbers per gate id, so a fresh
+    demo with the same seed and model decides the same gates the same way."""
+    taken = 0
+    if settings.db.exists():
+        with SqliteLedger(settings.db) as ledger:
+            taken = len(ledger.events(types=["run.started"]))
+    return lambda i: f"{step.graph}-s{settings.seed}-{taken + i + 1}"
+
+
 async def run_step_headless(
     step: DemoStep, settings: DemoSettings, console: Console
 ) -> list[RunInfo]:
@@ -269,6 +280,7 @@ async def run_step_headless(
             policy=settings.policy,
             seed=settings.seed,
             canaries=canaries,
+            run_ids=demo_run_ids(step, settings),
         )
     finally:
         stop.set()

@@ -233,7 +233,7 @@ async def test_under_strict_policy_code_and_experiments_need_two_reviewers(
     assert_every_effect_follows_an_approval_of_its_digest(db)
 
 
-async def test_under_a_canary_policy_planted_experiments_are_shown_and_never_run(
+async def test_under_a_canary_policy_every_gate_shows_planted_flaws_never_run_or_merged(
     workflow: Workflow,
     graph_module: ModuleType,
     tmp_path: Path,
@@ -253,11 +253,26 @@ async def test_under_a_canary_policy_planted_experiments_are_shown_and_never_run
     revealed = events(db, "canary.revealed")
     assert revealed, "no canary was planted"
     canary_gates = {e.gate_id for e in revealed}
-    # experiments get a wrong setting; analyses, error analyses, write-ups a misreported number
-    assert any(".experiment_gate." in g for g in canary_gates)
-    assert all(".code_gate." not in g and ".idea_gate." not in g for g in canary_gates)
+    # ideas a dead end, code a network call, experiments a wrong setting; analyses, error
+    # analyses and write-ups a misreported number: every gate the run passes shows one
+    gates = {g.split(".")[1] for g in canary_gates}
+    assert gates == {
+        "idea_gate",
+        "code_gate",
+        "experiment_gate",
+        "results_gate",
+        "conclusion_gate",
+        "writeup_gate",
+    }, gates
+    assert {e.data["mutation"] for e in revealed if ".code_gate." in e.gate_id} == {"network_call"}
     for e in events(db, "effect.started"):
         assert e.gate_id not in canary_gates
+    with SqliteLedger(db) as ledger:  # the planted commit is a real one, and never merged
+        planted = {load_gate(ledger, g).proposal.commit for g in canary_gates if ".code_gate." in g}
+    assert all(planted) and not planted & approved_commits(db)
+    (run_id,) = {g.rsplit(".", 2)[0] for g in canary_gates}
+    merged = {c.hexsha for c in branch_commits(tmp_path, run_id)}
+    assert not planted & merged
     (recorded,) = events(db, "experiment.recorded")
     assert recorded.data["metrics"]["learning_rate"] == 0.5
     assert_every_effect_follows_an_approval_of_its_digest(db)

@@ -103,7 +103,7 @@ def test_train_py_gets_exactly_the_proposed_method(rc: ModuleType) -> None:
     assert len(changed) == 4  # only the METHOD block differs
 
 
-def test_planted_flaws_touch_only_experiments_and_look_like_real_ones(rc: ModuleType) -> None:
+def test_planted_experiment_flaws_look_like_real_ones(rc: ModuleType) -> None:
     payload = rc.design_payload(0.5, 1000, 0, 0.9)
     real = Proposal(
         kind="experiment",
@@ -118,7 +118,45 @@ def test_planted_flaws_touch_only_experiments_and_look_like_real_ones(rc: Module
     assert name in {n for n, _, _ in rc.PlantedFlaws.FLAWS}
     assert canary.payload != real.payload and canary.risk == "high"
     assert canary.body.startswith("**Check before approving:**")
-    assert rc.canaries.mutate(real.model_copy(update={"kind": "idea"}), random.Random(1)) is None
+    assert (
+        rc.canaries.mutate(real.model_copy(update={"kind": "benchmark_item"}), random.Random(1))
+        is None
+    )
+
+
+def test_a_planted_idea_is_a_dead_end_laid_out_like_the_agents_own(rc: ModuleType) -> None:
+    payload = {
+        "problem": "A straight line cannot separate the disk from the ring.",
+        "idea": "Add x² and y² as features so a circle can separate them.",
+        "why_it_matters": "",
+        "first_step": "Train logistic regression on quadratic features.",
+    }
+    body = (
+        f"**Problem.** {payload['problem']}\n\n**Idea.** {payload['idea']}\n\n"
+        f"**First step.** {payload['first_step']}"
+    )
+    real = Proposal(
+        kind="idea", title="Quadratic features", body=body, payload=payload, author="agent:x"
+    )
+    seen = set()
+    for seed in range(20):
+        made = rc.canaries.mutate(real, random.Random(seed))
+        assert made is not None
+        canary, name = made
+        seen.add(name)
+        assert name in {"dead-end-idea", "held-out-selection"}
+        assert canary.payload["problem"] == payload["problem"]
+        assert canary.payload["idea"] != payload["idea"] and canary.digest != real.digest
+        # the body says what the payload says, in the agent's layout
+        assert f"**Idea.** {canary.payload['idea']}" in canary.body
+        assert f"**First step.** {canary.payload['first_step']}" in canary.body
+        assert payload["idea"] not in canary.body and canary.body.count("**Idea.**") == 1
+        assert canary.body.startswith(f"**Problem.** {payload['problem']}")
+        assert canary.title != real.title and canary.truth is None
+    assert seen == {"dead-end-idea", "held-out-selection"}
+    # a body without the agent's layout is left alone
+    odd = real.model_copy(update={"body": "free text"})
+    assert rc.canaries.mutate(odd, random.Random(0)) is None
 
 
 def test_a_linear_method_on_raw_coordinates_is_a_known_dead_end(rc: ModuleType) -> None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import docker
 import git
@@ -138,12 +139,9 @@ def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
 ) -> None:
     """Ten demos (different seeds, the graph's scripted model, real sandbox): every one prints
     per-reviewer figures with intervals in which the careful reviewer rubber-stamps fewer
-    approvals, and over the ten the careful reviewer catches more planted flaws; each
-    REPORT.md's numbers are the ledger's.
-
-    Canaries are counted over the ten, not per demo: the two runs of a demo share the reviewers'
-    random streams and interleave as their sandboxes finish, so how many canaries one demo
-    reaches varies from run to run (1 to 4 per reviewer were seen)."""
+    approvals and catches a larger share of the planted flaws, on at least five canaries each
+    (every gate may show one, so a run ended at its first gates still measures); over the ten
+    the gap is wide; each REPORT.md's numbers are the ledger's."""
     from coimprove.demo import run_demo
     from coimprove.demo_findings import research_finding
 
@@ -159,6 +157,8 @@ def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
             canaries[rid][0] += m["canary"]["caught"]
             canaries[rid][1] += m["canary"]["n"]
         assert careful["rubber_stamp_rate"] < stamper["rubber_stamp_rate"], seed
+        assert careful["canary"]["n"] >= 5 and stamper["canary"]["n"] >= 5, (seed, canaries)
+        assert careful["canary"]["catch_rate"] > stamper["canary"]["catch_rate"], seed
         for rid, m in (("careful-1", careful), ("rubber_stamper-2", stamper)):
             line = next(ln for ln in printed.splitlines() if ln.strip().startswith(rid + " "))
             assert f"{m['canary']['caught']}/{m['canary']['n']} " in line  # with its interval:
@@ -177,5 +177,36 @@ def test_ten_demos_show_the_careful_and_the_rubber_stamping_reviewer_differ(
             assert f"| {cycle.run_id} | {cycle.seed} |" in md
             assert f"| {cycle.held_out_accuracy:.4f} |" in md
     (caught_c, n_c), (caught_s, n_s) = canaries["careful-1"], canaries["rubber_stamper-2"]
-    assert n_c >= 10 and n_s >= 10, canaries
-    assert caught_c / n_c > caught_s / n_s + 0.2, canaries
+    assert n_c >= 50 and n_s >= 50, canaries
+    assert caught_c / n_c > caught_s / n_s + 0.4, canaries
+
+
+def test_a_seed_replays_the_same_demo(
+    tmp_path: Path, docker_client: docker.DockerClient, python_image: BuiltImage
+) -> None:
+    """Run ids follow from the seed, and reviewers and canaries draw per gate id: two fresh
+    demos with one seed decide the same gates the same way and print the same figures; a
+    second demo into the same ledger takes new run ids."""
+    from coimprove.demo import run_demo
+
+    step = next(s for s in STEPS if s.graph == "research_cycle")
+
+    def demo(out: Path) -> tuple[list[tuple[str | None, str | None, Any]], dict[str, Any]]:
+        settings = DemoSettings(model="fake", out=out, runs=2, seed=5)
+        report = run_demo(settings, console=Console(file=io.StringIO()), steps=[step])
+        with SqliteLedger(settings.db) as ledger:
+            decided = [
+                (e.gate_id, e.actor, e.data["verdict"])
+                for e in ledger.events(types=["gate.decided"])
+            ]
+        return decided, report["by_reviewer"]
+
+    first, again = demo(tmp_path / "a"), demo(tmp_path / "b")
+    assert first == again
+    assert {str(g).rsplit(".", 2)[0] for g, _, _ in first[0]} == {
+        "research_cycle-s5-1",
+        "research_cycle-s5-2",
+    }
+    more, _ = demo(tmp_path / "a")  # the same ledger: numbered on
+    runs = {str(g).rsplit(".", 2)[0] for g, _, _ in more}
+    assert "research_cycle-s5-3" in runs and "research_cycle-s5-4" in runs
