@@ -121,6 +121,8 @@ class CycleState(GatedState, total=False):
     seed: int
     workspace_root: str
     workspace: dict[str, str]
+    methods_sent_back: list[str]
+    """Methods a reviewer sent back in this run, oldest first (offered last on a revision)."""
     merged_code: dict[str, Any]
     experiment: dict[str, Any]
     published: dict[str, Any]
@@ -269,12 +271,23 @@ class MethodOutput(RoleOutput):
     )
 
 
-def method_order(seed: int) -> tuple[str, ...]:
+def method_order(seed: int, last: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The order the method options are offered in, shuffled by the run's seed: SmolLM2-135M
-    mostly takes the first option listed, so a fixed order would decide for it."""
+    mostly takes the first option listed, so a fixed order would decide for it. Methods in
+    `last` (those a reviewer sent back) come after the others: offered first again, a small
+    model would propose the method it was just asked to change."""
     order = list(METHODS)
     random.Random(f"research_cycle.method_order:{seed}").shuffle(order)
-    return tuple(order)
+    return tuple(sorted(order, key=lambda m: m in last))
+
+
+_CHOSEN = re.compile(r"\bmethod=(\w+)")
+
+
+def chosen_method(proposal: Proposal) -> str | None:
+    """The method a method proposal chose (from its payload summary), or None."""
+    found = _CHOSEN.search(str(proposal.payload.get("summary", "")))
+    return found.group(1) if found and found.group(1) in METHODS else None
 
 
 @lru_cache(maxsize=8)
@@ -323,14 +336,24 @@ class MethodAgent(AgentRole[MethodOutput]):
     category = "method_innovation"
     default_risk = "medium"
 
-    def __init__(self, model: Any = None, *, seed: int = 0, **kw: Any) -> None:
-        order = method_order(seed)
+    def __init__(
+        self, model: Any = None, *, seed: int = 0, sent_back: tuple[str, ...] = (), **kw: Any
+    ) -> None:
+        order = method_order(seed, sent_back)
         kw["instructions"] = method_options(order) + "\n\n" + kw.get("instructions", "")
         super().__init__(model, **kw)
         self.output_model = method_output(order)
+        self.sent_back = tuple(m for m in order if m in sent_back)
 
     def fallback_title(self, output: MethodOutput, state: Mapping[str, Any]) -> str:
         return f"Method: {method_label(output.method, output.hidden_units, output.l2)}"
+
+    def brief(self, proposal: Proposal) -> str:
+        """The sent-back method as its title, settings and rationale (not the diff: the
+        choice is what the model can change, and a short prompt keeps a revision fast)."""
+        body = re.sub(r"^\*\*Revision of .*?\n\n", "", proposal.body, flags=re.S)
+        kept = [p for p in body.split("\n\n") if p.startswith(("**Method.**", "**Rationale.**"))]
+        return "\n".join([f"title: {proposal.title}", *kept])
 
     async def build(self, output: MethodOutput, state: Mapping[str, Any], ctx: Any) -> Proposal:
         model, features = METHODS[output.method]
@@ -344,6 +367,11 @@ class MethodAgent(AgentRole[MethodOutput]):
             f"**Method.** {settings}\n\n**Rationale.** {output.rationale}\n\n"
             f"The diff changes only train.py's METHOD block. Check: `{COMMAND}`"
         )
+        if self.sent_back:
+            body += (
+                "\n\n(revision: the options were offered with the method(s) sent back, "
+                f"{', '.join(self.sent_back)}, listed last)"
+            )
         if model == "logistic" and output.hidden_units:
             body += (
                 f"\n\n(hidden_units={output.hidden_units} ignored: {output.method} has no "
@@ -983,10 +1011,22 @@ async def identify(state: CycleState, ctx: AgentContext) -> Proposal:
 
 async def method(state: CycleState, ctx: AgentContext) -> tuple[Proposal, dict[str, Any]]:
     info = ensure_workspace(state, ctx.run_id)
-    proposal = await team(model_spec(state), run_seed(state)).method(
-        {**state, "workspace": info}, ctx
-    )
-    return proposal, {"workspace": info}
+    sent_back = list(state.get("methods_sent_back") or [])
+    if ctx.feedback is not None and (m := chosen_method(ctx.feedback.previous)) is not None:
+        sent_back = [*(s for s in sent_back if s != m), m]
+    agent = method_agent(model_spec(state), run_seed(state), tuple(sent_back))
+    proposal = await agent({**state, "workspace": info}, ctx)
+    return proposal, {"workspace": info, "methods_sent_back": sent_back}
+
+
+@lru_cache(maxsize=64)
+def method_agent(spec: str, seed: int, sent_back: tuple[str, ...]) -> MethodAgent:
+    """The team's method agent, offering the methods a reviewer sent back last."""
+    first = team(spec, seed).method
+    if not sent_back:
+        return first
+    kw = {"context": ctx_method, "instructions": _stage("method"), "retry": RETRY}
+    return MethodAgent(first.model, seed=seed, sent_back=sent_back, **kw)
 
 
 async def design(state: CycleState, ctx: AgentContext) -> Proposal:

@@ -311,12 +311,17 @@ class AgentRole(Generic[OutT]):
                 "A human reviewer sent your previous proposal back and asked for changes.",
                 f"Reviewer's note: {fb.note}",
                 "Your previous proposal:",
-                proposal_brief(fb.previous),
+                self.brief(fb.previous),
                 "Write a revised proposal that addresses the note, and say in `changes` "
                 "what you changed.",
             ]
         task += ["## Output", json_instructions(self.output_model)]
         return [SystemMessage(content=system), HumanMessage(content="\n".join(task))]
+
+    def brief(self, proposal: Proposal) -> str:
+        """How a revision prompt shows the proposal that was sent back (default:
+        `proposal_brief`; override to show only what the model chose, e.g. without a diff)."""
+        return proposal_brief(proposal)
 
     # -- the agent function --------------------------------------------------------------------
 
