@@ -950,6 +950,11 @@ class Team:
     write: ReportAgent
 
 
+def kw(stage: str, context: Any) -> dict[str, Any]:
+    """What every agent of the team is built with: its context, stage instructions, retry."""
+    return {"context": context, "instructions": _stage(stage), "retry": RETRY}
+
+
 @lru_cache(maxsize=32)
 def team(spec: str, seed: int = 0) -> Team:
     """The agents for one model spec (``fake`` is this graph's scripted model) and sampling
@@ -960,9 +965,6 @@ def team(spec: str, seed: int = 0) -> Team:
     elif spec == "local":
         # shares the loaded weights with every other one; short strings keep a cycle fast
         model = LocalChatModel(seed=seed, grammar_max_string=LOCAL_MAX_STRING)
-
-    def kw(stage: str, context: Any) -> dict[str, Any]:
-        return {"context": context, "instructions": _stage(stage), "retry": RETRY}
 
     return Team(
         identify=IdeaAgent(model, **kw("identify", ctx_identify)),
@@ -1025,8 +1027,7 @@ def method_agent(spec: str, seed: int, sent_back: tuple[str, ...]) -> MethodAgen
     first = team(spec, seed).method
     if not sent_back:
         return first
-    kw = {"context": ctx_method, "instructions": _stage("method"), "retry": RETRY}
-    return MethodAgent(first.model, seed=seed, sent_back=sent_back, **kw)
+    return MethodAgent(first.model, seed=seed, sent_back=sent_back, **kw("method", ctx_method))
 
 
 async def design(state: CycleState, ctx: AgentContext) -> Proposal:
