@@ -37,6 +37,7 @@ from coimprove.agents.embedded import (
     smollm2_path,
 )
 from coimprove.agents.errors import MissingExtraError, ModelError
+from coimprove.agents.state_cache import PrefixStates
 
 log = get_logger("coimprove.agents.local")
 
@@ -46,6 +47,7 @@ __all__ = [
     "SMOLLM2_PACKAGE",
     "LocalChatModel",
     "grammar_safe_schema",
+    "prefix_states",
     "shared_llama",
     "smollm2_path",
 ]
@@ -160,10 +162,23 @@ def shared_llama(
                 )
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise ModelError(f"cannot load the local model {path}: {exc}") from exc
+            # agents take turns on this model: keep their evaluated prompts, not only the last
+            llm.set_cache(PrefixStates(STATE_CACHE_BYTES))
             load_seconds[key] = time.perf_counter() - started
             log.info("model.loaded", path=str(path), seconds=round(load_seconds[key], 3))
             _loaded[key] = llm
         return llm
+
+
+STATE_CACHE_BYTES = 512 << 20
+"""Memory for each shared model's saved prompt states (`PrefixStates`): SmolLM2-135M keeps
+about 23 KB per token, so some 30 prompts of 700 tokens."""
+
+
+def prefix_states(llm: Any) -> PrefixStates | None:
+    """The prompt-state cache of a model `shared_llama` loaded (None for another model)."""
+    cache = getattr(llm, "cache", None)
+    return cache if isinstance(cache, PrefixStates) else None
 
 
 GRAMMAR_MAX_REPEAT = 1000

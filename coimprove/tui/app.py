@@ -143,6 +143,7 @@ class ReviewApp(App[None]):
         self._detail_gate: str | None = None
         self._detail_record: GateRecord | None = None
         self._rendered: RenderedDetail | None = None
+        self._prerender_due = False  # a render-ahead waits for the next frame
         """The detail rendered last (shown, or prerendered for the gate on screen)."""
         self.loaded = asyncio.Event()
 
@@ -458,6 +459,7 @@ class ReviewApp(App[None]):
         if record is not None and self._detail_gate == record.gate_id:
             self._load_detail(record)
         elif record is not None:
+            self._prerender_due = True
             self.call_after_refresh(self._prerender)
 
     def on_detail_view_width_changed(self, message: DetailView.WidthChanged) -> None:
@@ -516,6 +518,7 @@ class ReviewApp(App[None]):
     def _prerender(self) -> None:
         """Render the detail of the gate on screen on a worker thread, before it is asked for:
         opening it is then only a repaint. Runs after the frame showing the gate is drawn."""
+        self._prerender_due = False
         record = self.shown_record()
         if record is None or self.detail_open:
             return
@@ -926,11 +929,15 @@ class ReviewApp(App[None]):
             self.call_from_thread(self.notify, message, severity=severity, timeout=10)
 
     async def settled(self) -> None:
-        """Wait until pending writes, resumes and refreshes are done (for tests and scripts)."""
+        """Wait until pending writes, resumes, refreshes and renders ahead are done (for tests
+        and scripts)."""
         while True:
             await self.writes.drained()
+            if self._prerender_due and self.is_running:  # due after the next frame is drawn
+                await asyncio.sleep(0.01)
+                continue
             await self.workers.wait_for_complete()
-            if not any(w.is_running for w in self.workers):
+            if not any(not w.is_finished for w in self.workers):
                 await self.writes.drained()
                 return
 

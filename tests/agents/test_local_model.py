@@ -113,3 +113,25 @@ def test_every_output_schema_compiles_to_a_llama_grammar(
         "Say something.", response_format=response_format(schema), max_tokens=4
     )
     assert isinstance(reply.content, str)
+
+
+def test_agents_taking_turns_resume_from_their_saved_prompts(spec: str, local_model: Any) -> None:
+    """A call that shares its system prompt with one made two turns earlier evaluates only the
+    rest of its prompt, and replies exactly as it did from scratch."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from coimprove.agents.local import prefix_states
+
+    cache = prefix_states(local_model.load())
+    assert cache is not None
+    system_a = "You review experiments. " + "Say which setting is risky and why. " * 12
+    system_b = "You write titles. " + "Name the method and the data set. " * 12
+    ask_a = [SystemMessage(content=system_a), HumanMessage(content="Learning rate 10, 1 epoch.")]
+    ask_b = [SystemMessage(content=system_b), HumanMessage(content="An MLP on two rings.")]
+    first = local_model.invoke(ask_a, max_tokens=24, temperature=0.0)
+    local_model.invoke(ask_b, max_tokens=24, temperature=0.0)
+    before = cache.stats.hits, cache.stats.reused_tokens
+    again = local_model.invoke(ask_a, max_tokens=24, temperature=0.0)
+    assert cache.stats.hits == before[0] + 1
+    assert cache.stats.reused_tokens - before[1] >= 100  # the system prompt, not only the template
+    assert again.content == first.content

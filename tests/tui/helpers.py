@@ -24,7 +24,8 @@ async def settle(pilot: Pilot[Any]) -> None:
     for _ in range(50):
         await app.settled()
         await pilot.pause()
-        if not app._refreshing and not any(w.is_running for w in app.workers):
+        busy = app._refreshing or app._prerender_due
+        if not busy and not any(not w.is_finished for w in app.workers):  # pending counts
             return
     raise AssertionError("the app did not settle")
 
