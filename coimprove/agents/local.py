@@ -163,16 +163,11 @@ def shared_llama(
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise ModelError(f"cannot load the local model {path}: {exc}") from exc
             # agents take turns on this model: keep their evaluated prompts, not only the last
-            llm.set_cache(PrefixStates(STATE_CACHE_BYTES))
+            llm.set_cache(PrefixStates())
             load_seconds[key] = time.perf_counter() - started
             log.info("model.loaded", path=str(path), seconds=round(load_seconds[key], 3))
             _loaded[key] = llm
         return llm
-
-
-STATE_CACHE_BYTES = 512 << 20
-"""Memory for each shared model's saved prompt states (`PrefixStates`): SmolLM2-135M keeps
-about 23 KB per token, so some 30 prompts of 700 tokens."""
 
 
 def prefix_states(llm: Any) -> PrefixStates | None:

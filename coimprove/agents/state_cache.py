@@ -26,7 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CacheStats", "PrefixStates"]
+__all__ = ["DEFAULT_CAPACITY_BYTES", "CacheStats", "PrefixStates"]
+
+DEFAULT_CAPACITY_BYTES = 512 << 20
+"""SmolLM2-135M keeps about 23 KB per evaluated token: some 30 prompts of 700 tokens."""
 
 
 @dataclass
@@ -56,7 +59,9 @@ class PrefixStates:
     """Saved llama.cpp context states by token sequence; the least recently used go first once
     `capacity_bytes` is passed. Not thread-safe: the caller holds the model's lock."""
 
-    def __init__(self, capacity_bytes: int = 512 << 20, *, min_prefix: int = 32) -> None:
+    def __init__(
+        self, capacity_bytes: int = DEFAULT_CAPACITY_BYTES, *, min_prefix: int = 32
+    ) -> None:
         if capacity_bytes <= 0:
             raise ValueError(f"capacity_bytes must be positive, not {capacity_bytes}")
         self.capacity_bytes = capacity_bytes
@@ -92,7 +97,7 @@ class PrefixStates:
             raise KeyError("no saved state shares a long enough prefix")
         key, n = found
         self.stats.hits += 1
-        self.stats.reused_tokens += min(n, len(tokens))
+        self.stats.reused_tokens += n
         self._states.move_to_end(key)
         return self._states[key]
 

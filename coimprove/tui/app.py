@@ -143,8 +143,8 @@ class ReviewApp(App[None]):
         self._detail_gate: str | None = None
         self._detail_record: GateRecord | None = None
         self._rendered: RenderedDetail | None = None
-        self._prerender_due = False  # a render-ahead waits for the next frame
         """The detail rendered last (shown, or prerendered for the gate on screen)."""
+        self._prerender_due = False  # a render-ahead waits for the next frame
         self.loaded = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
